@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md states it and CI runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# The vectors live in the steering repo's shared/ beside this checkout.
+export TIERFLOW_VECTORS="${TIERFLOW_VECTORS:-$(cd .. && pwd)/shared/vectors/of13}"
+[ -d "$TIERFLOW_VECTORS" ] || { echo "test: vectors not found at $TIERFLOW_VECTORS" >&2; exit 1; }
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+
+# The CLI end to end: every shared vector decodes and re-encodes exactly,
+# and a malformed file gives a one-line error and exit status 2.
+cargo build --quiet --bin tierflow
+tf=target/debug/tierflow
+"$tf" decode --roundtrip "$TIERFLOW_VECTORS"/*.packet > /dev/null
+bad=$(mktemp)
+printf '\x04\x0e\x00\x30\x00\x00\x00\x07' > "$bad"
+set +e
+err=$("$tf" decode "$bad" 2>&1 >/dev/null); rc=$?
+set -e
+rm -f "$bad"
+[ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || {
+    echo "test: malformed input gave exit $rc and: $err" >&2; exit 1; }
+echo "decode CLI: $(ls "$TIERFLOW_VECTORS"/*.packet | wc -l) vectors round-trip; malformed input -> exit 2: $err"
