@@ -1,0 +1,106 @@
+//! Starting and stopping the controller: binds the OpenFlow listener,
+//! spawns the connection acceptor and the periodic discovery task, and on
+//! shutdown drains every task through one cancellation token.
+
+use crate::config::{Config, Timers};
+use crate::control::ControlPlane;
+use crate::ofconn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A running controller.
+#[derive(Debug)]
+pub struct Running {
+    pub ctl: Arc<ControlPlane>,
+    /// The address the OpenFlow listener is bound to (useful with port 0).
+    pub openflow_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Binds and starts everything; returns once the listener is up.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.openflow)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for OpenFlow on {}: {e}", config.openflow))?;
+    let openflow_addr = listener.local_addr()?;
+    let lldp_every = Timers::secs(config.timers.lldp_interval);
+    let ctl = Arc::new(ControlPlane::new(config));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    tracker.spawn(ofconn::serve(
+        listener,
+        ctl.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    {
+        let ctl = ctl.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(lldp_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => ctl.lldp_round(),
+                }
+            }
+        });
+    }
+    tracing::info!("OpenFlow listener on {openflow_addr}");
+    Ok(Running {
+        ctl,
+        openflow_addr,
+        shutdown,
+        tracker,
+    })
+}
+
+impl Running {
+    /// Cancels every task and waits (bounded) for them to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some tasks did not stop within 5 s");
+        }
+    }
+
+    /// A token that stops the controller when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signalled() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,105 @@
+//! Run-time configuration: a TOML file, overridden by command-line flags
+//! (PRODUCT.md: `tierflow run [--config FILE] [--openflow ADDR] ...`).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// Everything `tierflow run` needs. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// OpenFlow listener.
+    pub openflow: SocketAddr,
+    /// REST API listener.
+    pub api: SocketAddr,
+    /// Redis URL.
+    pub redis: String,
+    /// OVSDB endpoints (`unix:/path` or `tcp:host:port`).
+    pub ovsdb: Vec<String>,
+    /// API bearer token (the environment's `TIERFLOW_API_TOKEN` wins).
+    pub api_token: Option<String>,
+    /// Timers of the switch connections and of topology discovery.
+    pub timers: Timers,
+}
+
+/// Connection and discovery timers, in seconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timers {
+    /// Send an echo request after this long without hearing from a switch.
+    pub echo_interval: f64,
+    /// Drop a switch that has been silent this long.
+    pub dead_after: f64,
+    /// How long to wait for a reply to a request (barrier, multipart, ...).
+    pub request_timeout: f64,
+    /// Handshake (HELLO, FEATURES) deadline.
+    pub handshake_timeout: f64,
+    /// LLDP probe period on every port.
+    pub lldp_interval: f64,
+    /// A link not seen for this long is gone.
+    pub link_timeout: f64,
+    /// Idle timeout of forwarding flows.
+    pub flow_idle_timeout: u16,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            echo_interval: 5.0,
+            dead_after: 15.0,
+            request_timeout: 5.0,
+            handshake_timeout: 10.0,
+            lldp_interval: 1.0,
+            link_timeout: 3.5,
+            flow_idle_timeout: 60,
+        }
+    }
+}
+
+impl Timers {
+    pub fn secs(v: f64) -> Duration {
+        Duration::from_secs_f64(v.max(0.001))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            openflow: SocketAddr::from(([0, 0, 0, 0], 6653)),
+            api: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            redis: "redis://127.0.0.1:6379".into(),
+            ovsdb: vec!["unix:/var/run/openvswitch/db.sock".into()],
+            api_token: None,
+            timers: Timers::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are an error naming the key.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_rejects_unknown_keys() {
+        let c: Config =
+            toml::from_str("openflow = \"127.0.0.1:7000\"\n[timers]\necho_interval = 2.5\n")
+                .expect("valid config");
+        assert_eq!(c.openflow.port(), 7000);
+        assert_eq!(c.api.port(), 8080);
+        assert!((c.timers.echo_interval - 2.5).abs() < f64::EPSILON);
+        assert!((c.timers.dead_after - 15.0).abs() < f64::EPSILON);
+        let err = toml::from_str::<Config>("openflw = \"x\"").expect_err("unknown key");
+        assert!(err.to_string().contains("openflw"), "{err}");
+    }
+}

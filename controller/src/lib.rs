@@ -1,0 +1,15 @@
+//! `tierflow`: the control plane of the Tierflow controller (switch
+//! connections, topology, forwarding) and its command-line tools. The
+//! binary in `main.rs` is a thin CLI over this library.
+
+pub mod app;
+pub mod config;
+pub mod control;
+pub mod cookie;
+pub mod decode;
+pub mod forwarding;
+pub mod lldp;
+pub mod ofconn;
+pub mod stats;
+pub mod switch;
+pub mod topology;

@@ -1,0 +1,324 @@
+//! Switch connections: the OpenFlow listener and one task per switch.
+//!
+//! Each connection reads into a `BytesMut` and splits whole messages off it
+//! with `openflow::framing` (a partial message just waits for more bytes);
+//! a companion writer flushes everything the controller queued for that
+//! switch in one write call. A slow, silent or hostile switch only ever
+//! blocks its own task: it is dropped after `dead_after` of silence, when
+//! it stops reading (outbound buffer or write timeout), or on a framing
+//! error, and its state is cleaned up.
+
+use crate::config::Timers;
+use crate::control::ControlPlane;
+use crate::switch::{SETUP_XID_BIT, Switch};
+use bytes::BytesMut;
+use openflow::framing::next_frame;
+use openflow::message::{HelloElem, encode_versioned};
+use openflow::{ErrorMsg, ErrorType, Header, Message, MsgType, OFP_VERSION, hello_failed};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// Read buffer size; OVS batches many packet-ins per segment.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Accepts switches until `shutdown` is cancelled; every connection runs in
+/// its own task tracked by `tracker`, so shutdown can wait for them all.
+pub async fn serve(
+    listener: TcpListener,
+    ctl: Arc<ControlPlane>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let ctl = ctl.clone();
+                let shutdown = shutdown.clone();
+                let span = info_span!("switch", %peer);
+                tracker.spawn(
+                    async move {
+                        if let Err(e) = handle(stream, peer, ctl, shutdown).await {
+                            info!("connection ended: {e}");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off rather than spin.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("switch closed the connection")]
+    Eof,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("handshake: {0}")]
+    Handshake(String),
+    #[error("unframeable input: {0}")]
+    Framing(openflow::DecodeError),
+    #[error("silent for {0:?}")]
+    Silent(Duration),
+    #[error("shutting down")]
+    Shutdown,
+    #[error("dropped: not reading what we send")]
+    Stuck,
+}
+
+struct Reader {
+    rd: OwnedReadHalf,
+    buf: BytesMut,
+}
+
+impl Reader {
+    /// Next whole message, reading as needed; partial input is not an error.
+    async fn next(&mut self) -> Result<bytes::Bytes, ConnError> {
+        loop {
+            if let Some(frame) = next_frame(&mut self.buf).map_err(ConnError::Framing)? {
+                return Ok(frame);
+            }
+            self.buf.reserve(READ_CHUNK);
+            if self.rd.read_buf(&mut self.buf).await? == 0 {
+                return Err(ConnError::Eof);
+            }
+        }
+    }
+}
+
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctl: Arc<ControlPlane>,
+    shutdown: CancellationToken,
+) -> Result<(), ConnError> {
+    let timers = ctl.timers();
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = Reader {
+        rd,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+    };
+    let deadline = Timers::secs(timers.handshake_timeout);
+    let features = tokio::select! {
+        _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
+        r = tokio::time::timeout(deadline, handshake(&mut reader, &mut wr)) => match r {
+            Ok(r) => r?,
+            Err(_) => return Err(ConnError::Handshake(format!("no answer within {deadline:?}"))),
+        },
+    };
+    let sw = Arc::new(Switch::new(
+        features,
+        peer,
+        Timers::secs(timers.request_timeout),
+    ));
+    let dpid = sw.dpid;
+    tracing::Span::current().record("dpid", format_args!("{dpid:016x}"));
+    info!(dpid = format_args!("{dpid:016x}"), "switch connected");
+
+    let writer = tokio::spawn(write_loop(sw.clone(), wr, Timers::secs(timers.dead_after)));
+    ctl.switch_connected(&sw);
+    let result = read_loop(&mut reader, &sw, &ctl, &shutdown, &timers).await;
+    sw.close();
+    ctl.switch_disconnected(&sw);
+    let _ = writer.await;
+    info!(dpid = format_args!("{dpid:016x}"), "switch disconnected");
+    result
+}
+
+/// HELLO both ways (with version bitmaps), then FEATURES. A switch that
+/// cannot speak 1.3 gets HELLO_FAILED/INCOMPATIBLE and is closed.
+async fn handshake(
+    reader: &mut Reader,
+    wr: &mut OwnedWriteHalf,
+) -> Result<openflow::FeaturesReply, ConnError> {
+    let mut out = Vec::with_capacity(64);
+    let hello = Message::Hello {
+        elements: vec![HelloElem::of13_only()],
+    };
+    encode_versioned(OFP_VERSION, 1, &hello, &mut out)
+        .map_err(|e| ConnError::Handshake(e.to_string()))?;
+    wr.write_all(&out).await?;
+
+    let frame = reader.next().await?;
+    let (header, msg) =
+        openflow::decode(&frame).map_err(|e| ConnError::Handshake(format!("bad HELLO: {e}")))?;
+    let Message::Hello { elements } = msg else {
+        return Err(ConnError::Handshake(format!(
+            "expected HELLO, got {}",
+            header.msg_type
+        )));
+    };
+    if !speaks_13(&header, &elements) {
+        let text = b"tierflow speaks OpenFlow 1.3 (0x04) only";
+        let err = Message::Error(ErrorMsg::new(
+            ErrorType::HelloFailed,
+            hello_failed::INCOMPATIBLE,
+            text,
+        ));
+        out.clear();
+        // Answer in the switch's own version so it can read the error.
+        let _ = encode_versioned(header.version.min(OFP_VERSION), header.xid, &err, &mut out);
+        wr.write_all(&out).await?;
+        return Err(ConnError::Handshake(format!(
+            "switch offers no OpenFlow 1.3 (version 0x{:02x})",
+            header.version
+        )));
+    }
+
+    out.clear();
+    let _ = openflow::encode(2, &Message::FeaturesRequest, &mut out);
+    wr.write_all(&out).await?;
+    loop {
+        let frame = reader.next().await?;
+        let Ok((h, msg)) = openflow::decode(&frame) else {
+            continue;
+        };
+        match msg {
+            Message::FeaturesReply(f) => return Ok(f),
+            Message::EchoRequest { data } => {
+                out.clear();
+                let _ = openflow::encode(h.xid, &Message::EchoReply { data }, &mut out);
+                wr.write_all(&out).await?;
+            }
+            Message::Error(e) => return Err(ConnError::Handshake(format!("switch error {e}"))),
+            _ => debug!("ignoring {} before FEATURES_REPLY", h.msg_type),
+        }
+    }
+}
+
+/// Version negotiation (spec 7.5.1): with a bitmap, 1.3 must be in it;
+/// without one, the switch's highest version must be at least 1.3.
+fn speaks_13(header: &Header, elements: &[HelloElem<'_>]) -> bool {
+    let bitmap = elements.iter().find_map(|e| match e {
+        HelloElem::VersionBitmap { bitmaps } => Some(bitmaps),
+        HelloElem::Unknown { .. } => None,
+    });
+    match bitmap {
+        Some(words) => words.first().is_some_and(|w| w & (1 << OFP_VERSION) != 0),
+        None => header.version >= OFP_VERSION,
+    }
+}
+
+async fn read_loop(
+    reader: &mut Reader,
+    sw: &Arc<Switch>,
+    ctl: &Arc<ControlPlane>,
+    shutdown: &CancellationToken,
+    timers: &Timers,
+) -> Result<(), ConnError> {
+    let echo_every = Timers::secs(timers.echo_interval);
+    let dead_after = Timers::secs(timers.dead_after);
+    let mut tick = tokio::time::interval(echo_every.min(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_rx = Instant::now();
+    let mut echo_sent: Option<Instant> = None;
+    loop {
+        let frame = tokio::select! {
+            _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
+            _ = sw.closed().cancelled() => return Err(ConnError::Stuck),
+            _ = tick.tick() => {
+                let idle = last_rx.elapsed();
+                if idle > dead_after {
+                    return Err(ConnError::Silent(idle));
+                }
+                if idle >= echo_every && echo_sent.is_none_or(|t| t.elapsed() >= echo_every) {
+                    sw.send(&Message::EchoRequest { data: b"tierflow"[..].into() });
+                    echo_sent = Some(Instant::now());
+                }
+                continue;
+            }
+            f = reader.next() => f?,
+        };
+        last_rx = Instant::now();
+        dispatch(sw, ctl, &frame);
+    }
+}
+
+/// Handles one message from a switch.
+fn dispatch(sw: &Arc<Switch>, ctl: &Arc<ControlPlane>, frame: &bytes::Bytes) {
+    let (h, msg) = match openflow::decode(frame) {
+        Ok(x) => x,
+        Err(e) => {
+            ctl.stats.decode_errors.inc();
+            warn!(
+                "undecodable {} from switch: {e}",
+                openflow::Header::peek(frame).map_or(MsgType::Unknown(0), |h| h.msg_type)
+            );
+            // Tell the switch, with the start of the offending message, as
+            // the spec asks; the stream stays in sync so the connection lives.
+            let (t, code) = e.kind.ofp_error();
+            let data = frame.get(..frame.len().min(64)).unwrap_or_default();
+            let xid = openflow::Header::peek(frame).map_or(0, |h| h.xid);
+            sw.send_xid(xid, &Message::Error(ErrorMsg::new(t, code, data)));
+            return;
+        }
+    };
+    match msg {
+        Message::PacketIn(pi) => ctl.packet_in(sw, frame, &pi),
+        Message::BarrierReply if h.xid & SETUP_XID_BIT != 0 => ctl.setup_barrier(sw, h.xid),
+        Message::EchoRequest { data } => {
+            sw.send_xid(h.xid, &Message::EchoReply { data });
+        }
+        Message::EchoReply { .. } | Message::Hello { .. } => {}
+        Message::PortStatus(ps) => ctl.port_status(sw, &ps),
+        Message::FlowRemoved(fr) => ctl.flow_removed(sw, &fr),
+        Message::Error(e) => {
+            ctl.switch_error(sw, h.xid, &e);
+            sw.complete(h.xid, Message::Error(e));
+        }
+        other => {
+            let t = other.msg_type();
+            if !sw.complete(h.xid, other) {
+                debug!("unsolicited {t} xid {}", h.xid);
+            }
+        }
+    }
+}
+
+async fn write_loop(sw: Arc<Switch>, mut wr: OwnedWriteHalf, write_timeout: Duration) {
+    let mut spare = BytesMut::with_capacity(64 << 10);
+    loop {
+        let closing = tokio::select! {
+            _ = sw.wait_for_output() => false,
+            _ = sw.closed().cancelled() => true,
+        };
+        sw.take_out(&mut spare);
+        if !spare.is_empty() {
+            match tokio::time::timeout(write_timeout, wr.write_all(&spare)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!("write failed: {e}");
+                    sw.closed().cancel();
+                    break;
+                }
+                Err(_) => {
+                    warn!("switch has not read for {write_timeout:?}; dropping it");
+                    sw.closed().cancel();
+                    break;
+                }
+            }
+        }
+        if closing {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

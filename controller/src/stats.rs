@@ -1,0 +1,47 @@
+//! Counters the controller keeps about itself (exported as metrics later,
+//! logged as one JSON line at shutdown).
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Serialize for Counter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.get())
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub switches_connected: Counter,
+    pub packet_ins: Counter,
+    /// Path setups confirmed by barrier on every switch and released.
+    pub setups_completed: Counter,
+    /// Setups abandoned (a switch never confirmed, or went away).
+    pub setups_abandoned: Counter,
+    pub flow_mods_sent: Counter,
+    pub floods: Counter,
+    /// Flood copies suppressed because the same frame was just flooded.
+    pub floods_suppressed: Counter,
+    /// OFPT_ERROR messages received from switches.
+    pub switch_errors: Counter,
+    /// Messages from switches that could not be decoded.
+    pub decode_errors: Counter,
+    pub links_added: Counter,
+    pub links_removed: Counter,
+}

@@ -1,0 +1,364 @@
+//! A connected switch as the rest of the controller sees it: identity,
+//! features and ports, an outbound buffer that its connection task flushes
+//! in batches, and a request/reply API keyed by xid (barrier, multipart with
+//! MORE-flag reassembly, timeouts), so callers can write
+//! `switch.flow_stats(req).await`.
+
+use bytes::BytesMut;
+use openflow::message::encode;
+use openflow::multipart::{
+    FlowStats, FlowStatsRequest, MeterFeatures, MultipartReplyBody, MultipartRequestBody,
+};
+use openflow::{FeaturesReply, Message, MultipartReply, MultipartRequest, Port};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Outbound bytes a switch may leave unread before it is dropped: a switch
+/// that stops reading must not make the controller buffer without bound.
+pub const MAX_PENDING_OUT: usize = 16 << 20;
+
+/// Controller-chosen xids use the low 31 bits; xids with the top bit set
+/// belong to path setups (see `forwarding`), whose barrier replies are
+/// routed without a pending-request entry.
+pub const SETUP_XID_BIT: u32 = 1 << 31;
+
+/// Why a request to a switch failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("switch {dpid:016x} did not answer within {timeout:?}")]
+    Timeout { dpid: u64, timeout: Duration },
+    #[error("switch {dpid:016x} disconnected")]
+    Closed { dpid: u64 },
+    #[error("switch {dpid:016x} answered with error {error}")]
+    Switch { dpid: u64, error: String },
+    #[error("switch {dpid:016x} answered with an unexpected {got}")]
+    Unexpected { dpid: u64, got: String },
+    #[error("request could not be encoded: {0}")]
+    Encode(String),
+}
+
+type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
+
+enum Pending {
+    One(Reply<Message<'static>>),
+    Multipart {
+        parts: Vec<MultipartReply<'static>>,
+        tx: Reply<Vec<MultipartReply<'static>>>,
+    },
+}
+
+/// What the handshake learned about the switch.
+#[derive(Debug, Clone, Default)]
+pub struct SwitchInfo {
+    pub ports: BTreeMap<u32, Port>,
+    pub mfr_desc: String,
+    pub hw_desc: String,
+    pub sw_desc: String,
+    pub meter_features: Option<MeterFeatures>,
+}
+
+/// A connected switch. Shared (`Arc`) between its connection task, the
+/// control plane and API readers.
+pub struct Switch {
+    pub dpid: u64,
+    pub features: FeaturesReply,
+    pub peer: SocketAddr,
+    pub info: RwLock<SwitchInfo>,
+    out: Mutex<BytesMut>,
+    wake: Notify,
+    next_xid: AtomicU32,
+    pending: Mutex<HashMap<u32, Pending>>,
+    closed: CancellationToken,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switch")
+            .field("dpid", &format_args!("{:016x}", self.dpid))
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl Switch {
+    pub fn new(features: FeaturesReply, peer: SocketAddr, request_timeout: Duration) -> Self {
+        Switch {
+            dpid: features.datapath_id,
+            features,
+            peer,
+            info: RwLock::new(SwitchInfo::default()),
+            out: Mutex::new(BytesMut::with_capacity(64 << 10)),
+            wake: Notify::new(),
+            next_xid: AtomicU32::new(1),
+            pending: Mutex::new(HashMap::new()),
+            closed: CancellationToken::new(),
+            request_timeout,
+        }
+    }
+
+    /// A fresh controller xid (never 0, never with the setup bit).
+    pub fn next_xid(&self) -> u32 {
+        loop {
+            let x = self.next_xid.fetch_add(1, Ordering::Relaxed) & !SETUP_XID_BIT;
+            if x != 0 {
+                return x;
+            }
+        }
+    }
+
+    /// Queues `msg` with a fresh xid; returns the xid.
+    pub fn send(&self, msg: &Message<'_>) -> u32 {
+        let xid = self.next_xid();
+        self.send_xid(xid, msg);
+        xid
+    }
+
+    /// Queues `msg` with `xid`. Encodes straight into the outbound buffer
+    /// (no intermediate allocation); the connection task writes everything
+    /// queued in one call. Returns false if the switch is gone or stuck.
+    pub fn send_xid(&self, xid: u32, msg: &Message<'_>) -> bool {
+        self.batch(|b| b.push(xid, msg))
+    }
+
+    /// Queues several messages under one lock and one wake-up.
+    pub fn batch<R>(&self, f: impl FnOnce(&mut Batch<'_>) -> R) -> R
+    where
+        R: BatchResult,
+    {
+        if self.closed.is_cancelled() {
+            return R::failed();
+        }
+        let mut out = self.out.lock();
+        if out.len() > MAX_PENDING_OUT {
+            drop(out);
+            tracing::warn!(
+                dpid = format_args!("{:016x}", self.dpid),
+                "switch is not reading; dropping it"
+            );
+            self.closed.cancel();
+            return R::failed();
+        }
+        let before = out.len();
+        let r = f(&mut Batch {
+            out: &mut out,
+            dpid: self.dpid,
+        });
+        let wrote = out.len() > before;
+        drop(out);
+        if wrote {
+            self.wake.notify_one();
+        }
+        r
+    }
+
+    /// Takes everything queued so far, swapping in `spare` (cleared, with
+    /// its capacity kept) so steady-state writing allocates nothing.
+    pub(crate) fn take_out(&self, spare: &mut BytesMut) {
+        spare.clear();
+        std::mem::swap(&mut *self.out.lock(), spare);
+    }
+
+    pub(crate) async fn wait_for_output(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Cancelled when the connection closes.
+    pub fn closed(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    pub fn is_connected(&self) -> bool {
+        !self.closed.is_cancelled()
+    }
+
+    /// Fails every outstanding request; called when the connection ends.
+    pub(crate) fn close(&self) {
+        self.closed.cancel();
+        self.pending.lock().clear();
+    }
+
+    /// Sends a request and waits for the reply with the same xid.
+    pub async fn request(&self, msg: &Message<'_>) -> Result<Message<'static>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        let xid = self.next_xid();
+        self.pending.lock().insert(xid, Pending::One(tx));
+        self.finish_request(xid, msg, rx).await
+    }
+
+    /// Sends a multipart request and waits for every part of the reply.
+    pub async fn multipart(
+        &self,
+        body: MultipartRequestBody<'_>,
+    ) -> Result<Vec<MultipartReply<'static>>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        let xid = self.next_xid();
+        self.pending.lock().insert(
+            xid,
+            Pending::Multipart {
+                parts: Vec::new(),
+                tx,
+            },
+        );
+        let msg = Message::MultipartRequest(MultipartRequest { flags: 0, body });
+        self.finish_request(xid, &msg, rx).await
+    }
+
+    async fn finish_request<T>(
+        &self,
+        xid: u32,
+        msg: &Message<'_>,
+        rx: oneshot::Receiver<Result<T, RequestError>>,
+    ) -> Result<T, RequestError> {
+        if !self.send_xid(xid, msg) {
+            self.pending.lock().remove(&xid);
+            return Err(RequestError::Closed { dpid: self.dpid });
+        }
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(RequestError::Closed { dpid: self.dpid }),
+            Err(_) => {
+                self.pending.lock().remove(&xid);
+                Err(RequestError::Timeout {
+                    dpid: self.dpid,
+                    timeout: self.request_timeout,
+                })
+            }
+        }
+    }
+
+    /// BARRIER: returns once the switch has processed everything sent before.
+    pub async fn barrier(&self) -> Result<(), RequestError> {
+        match self.request(&Message::BarrierRequest).await? {
+            Message::BarrierReply => Ok(()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Flow statistics (all parts).
+    pub async fn flow_stats(
+        &self,
+        req: FlowStatsRequest<'_>,
+    ) -> Result<Vec<FlowStats<'static>>, RequestError> {
+        let mut out = Vec::new();
+        for part in self.multipart(MultipartRequestBody::Flow(req)).await? {
+            match part.body {
+                MultipartReplyBody::Flow(f) => out.extend(f),
+                other => return Err(self.unexpected_mp(&other)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The switch's ports (PORT_DESC).
+    pub async fn port_desc(&self) -> Result<Vec<Port>, RequestError> {
+        let mut out = Vec::new();
+        for part in self.multipart(MultipartRequestBody::PortDesc).await? {
+            match part.body {
+                MultipartReplyBody::PortDesc(p) => out.extend(p),
+                other => return Err(self.unexpected_mp(&other)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn unexpected(&self, got: &Message<'_>) -> RequestError {
+        RequestError::Unexpected {
+            dpid: self.dpid,
+            got: got.msg_type().to_string(),
+        }
+    }
+
+    fn unexpected_mp(&self, got: &MultipartReplyBody<'_>) -> RequestError {
+        RequestError::Unexpected {
+            dpid: self.dpid,
+            got: format!("{} reply", got.multipart_type()),
+        }
+    }
+
+    /// Routes a reply (or an error) to the request waiting for `xid`.
+    /// Returns false when nothing was waiting for it.
+    pub(crate) fn complete(&self, xid: u32, msg: Message<'_>) -> bool {
+        let mut pending = self.pending.lock();
+        let Some(entry) = pending.remove(&xid) else {
+            return false;
+        };
+        match (entry, msg) {
+            (Pending::One(tx), Message::Error(e)) => {
+                let _ = tx.send(Err(RequestError::Switch {
+                    dpid: self.dpid,
+                    error: e.to_string(),
+                }));
+            }
+            (Pending::Multipart { tx, .. }, Message::Error(e)) => {
+                let _ = tx.send(Err(RequestError::Switch {
+                    dpid: self.dpid,
+                    error: e.to_string(),
+                }));
+            }
+            (Pending::One(tx), m) => {
+                let _ = tx.send(Ok(m.into_owned()));
+            }
+            (Pending::Multipart { mut parts, tx }, Message::MultipartReply(r)) => {
+                let more = r.flags & openflow::MULTIPART_MORE != 0;
+                parts.push(r.into_owned());
+                if more {
+                    pending.insert(xid, Pending::Multipart { parts, tx });
+                } else {
+                    let _ = tx.send(Ok(parts));
+                }
+            }
+            (Pending::Multipart { tx, .. }, other) => {
+                let _ = tx.send(Err(self.unexpected(&other)));
+            }
+        }
+        true
+    }
+
+    /// The port's record, if the switch has it.
+    pub fn port(&self, port_no: u32) -> Option<Port> {
+        self.info.read().ports.get(&port_no).cloned()
+    }
+}
+
+/// Messages queued under one lock of a switch's outbound buffer.
+#[derive(Debug)]
+pub struct Batch<'b> {
+    out: &'b mut BytesMut,
+    dpid: u64,
+}
+
+impl Batch<'_> {
+    /// Encodes one message into the buffer. Returns false (and logs) if the
+    /// message cannot be encoded, which only an over-long message causes.
+    pub fn push(&mut self, xid: u32, msg: &Message<'_>) -> bool {
+        self.out.reserve(msg.buffer_len());
+        match encode(xid, msg, self.out) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(dpid = format_args!("{:016x}", self.dpid), "not sent: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Lets `Switch::batch` report "not queued" in the caller's result type.
+pub trait BatchResult {
+    fn failed() -> Self;
+}
+
+impl BatchResult for bool {
+    fn failed() -> Self {
+        false
+    }
+}
+
+impl BatchResult for () {
+    fn failed() -> Self {}
+}

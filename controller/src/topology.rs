@@ -1,0 +1,305 @@
+//! What the controller knows of the network: links found by LLDP (they
+//! expire when probes stop arriving), where hosts attach (learned from
+//! packet-ins on edge ports), and shortest paths between switches over a
+//! `petgraph` graph rebuilt when links change.
+
+use openflow::MacAddr;
+use petgraph::graphmap::DiGraphMap;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One end of a link: (datapath id, port number).
+pub type PortRef = (u64, u32);
+
+/// A switch path: (dpid, port towards the next switch) per switch.
+pub type SwitchPath = Arc<[(u64, u32)]>;
+
+/// A hop of a path: leave switch `dpid` through `out_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hop {
+    pub dpid: u64,
+    pub out_port: u32,
+}
+
+/// Where a host attaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub mac: MacAddr,
+    pub at: PortRef,
+    pub ips: Vec<IpAddr>,
+    pub last_seen: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LinkEnd {
+    peer: PortRef,
+    last_seen: Instant,
+}
+
+/// Links, hosts and the switch graph.
+#[derive(Debug, Default)]
+pub struct Topology {
+    /// Directed: the probe left `key` and arrived at `peer`.
+    links: HashMap<PortRef, LinkEnd>,
+    hosts: HashMap<MacAddr, Host>,
+    /// Edge a -> b weighted with a's port towards b.
+    graph: DiGraphMap<u64, u32>,
+    /// Switch-to-switch paths, cleared whenever the graph changes.
+    paths: HashMap<(u64, u64), Option<SwitchPath>>,
+}
+
+/// What an update changed, for the caller to act on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub links_added: Vec<(PortRef, PortRef)>,
+    pub links_removed: Vec<(PortRef, PortRef)>,
+    pub hosts_removed: Vec<MacAddr>,
+}
+
+impl Change {
+    pub fn is_empty(&self) -> bool {
+        self.links_added.is_empty()
+            && self.links_removed.is_empty()
+            && self.hosts_removed.is_empty()
+    }
+}
+
+impl Topology {
+    /// An LLDP probe sent from `from` arrived at `to`.
+    pub fn link_seen(&mut self, from: PortRef, to: PortRef, now: Instant) -> Change {
+        let mut change = Change::default();
+        let prev = self.links.insert(
+            from,
+            LinkEnd {
+                peer: to,
+                last_seen: now,
+            },
+        );
+        if prev.is_some_and(|p| p.peer == to) {
+            return change;
+        }
+        if let Some(p) = prev {
+            change.links_removed.push((from, p.peer));
+        }
+        change.links_added.push((from, to));
+        // A port that carries a link has no hosts: anything learned there
+        // (before discovery finished) was a copy in transit.
+        for end in [from, to] {
+            self.remove_hosts_at(end, &mut change);
+        }
+        self.rebuild_graph();
+        change
+    }
+
+    /// Drops links whose probes stopped arriving.
+    pub fn expire_links(&mut self, now: Instant, timeout: Duration) -> Change {
+        let stale: Vec<PortRef> = self
+            .links
+            .iter()
+            .filter(|(_, l)| now.saturating_duration_since(l.last_seen) > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        self.remove_links(|from, _| stale.contains(&from))
+    }
+
+    /// Drops every link touching `port` (port down or deleted).
+    pub fn port_down(&mut self, port: PortRef) -> Change {
+        let mut change = self.remove_links(|from, to| from == port || to == port);
+        self.remove_hosts_at(port, &mut change);
+        change
+    }
+
+    /// Drops everything about a switch that went away.
+    pub fn switch_gone(&mut self, dpid: u64) -> Change {
+        let mut change = self.remove_links(|from, to| from.0 == dpid || to.0 == dpid);
+        let gone: Vec<MacAddr> = self
+            .hosts
+            .values()
+            .filter(|h| h.at.0 == dpid)
+            .map(|h| h.mac)
+            .collect();
+        for mac in gone {
+            self.hosts.remove(&mac);
+            change.hosts_removed.push(mac);
+        }
+        self.graph.remove_node(dpid);
+        change
+    }
+
+    fn remove_links(&mut self, mut doomed: impl FnMut(PortRef, PortRef) -> bool) -> Change {
+        let mut change = Change::default();
+        self.links.retain(|from, l| {
+            let drop = doomed(*from, l.peer);
+            if drop {
+                change.links_removed.push((*from, l.peer));
+            }
+            !drop
+        });
+        if !change.links_removed.is_empty() {
+            self.rebuild_graph();
+        }
+        change
+    }
+
+    fn remove_hosts_at(&mut self, at: PortRef, change: &mut Change) {
+        let gone: Vec<MacAddr> = self
+            .hosts
+            .values()
+            .filter(|h| h.at == at)
+            .map(|h| h.mac)
+            .collect();
+        for mac in gone {
+            self.hosts.remove(&mac);
+            change.hosts_removed.push(mac);
+        }
+    }
+
+    fn rebuild_graph(&mut self) {
+        let mut g = DiGraphMap::new();
+        for (&(a, pa), l) in &self.links {
+            let (b, pb) = l.peer;
+            // One direction seen is enough: the ports of both ends are known.
+            g.add_edge(a, b, pa);
+            g.add_edge(b, a, pb);
+        }
+        self.graph = g;
+        self.paths.clear();
+    }
+
+    /// Whether `port` carries a link to another switch.
+    pub fn is_link_port(&self, port: PortRef) -> bool {
+        self.links.contains_key(&port) || self.links.values().any(|l| l.peer == port)
+    }
+
+    /// All link ports of a switch.
+    pub fn link_ports(&self, dpid: u64) -> impl Iterator<Item = u32> + '_ {
+        self.links
+            .iter()
+            .flat_map(|(from, l)| [*from, l.peer])
+            .filter(move |p| p.0 == dpid)
+            .map(|p| p.1)
+    }
+
+    /// Learns (or refreshes) a host. Returns the previous attachment when the
+    /// host moved, so the caller can tear down paths towards the old place.
+    pub fn learn_host(
+        &mut self,
+        mac: MacAddr,
+        at: PortRef,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Option<PortRef> {
+        match self.hosts.get_mut(&mac) {
+            Some(h) => {
+                h.last_seen = now;
+                if let Some(ip) = ip.filter(|ip| !h.ips.contains(ip)) {
+                    h.ips.push(ip);
+                }
+                (h.at != at).then(|| std::mem::replace(&mut h.at, at))
+            }
+            None => {
+                self.hosts.insert(
+                    mac,
+                    Host {
+                        mac,
+                        at,
+                        ips: ip.into_iter().collect(),
+                        last_seen: now,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    pub fn host(&self, mac: &MacAddr) -> Option<&Host> {
+        self.hosts.get(mac)
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.values()
+    }
+
+    /// Links as (from, to) pairs, one entry per direction seen.
+    pub fn links(&self) -> impl Iterator<Item = (PortRef, PortRef)> + '_ {
+        self.links.iter().map(|(k, l)| (*k, l.peer))
+    }
+
+    /// Shortest switch path from `src` to `dst` as (dpid, port towards the
+    /// next switch); empty when src == dst; None when unreachable.
+    pub fn path(&mut self, src: u64, dst: u64) -> Option<SwitchPath> {
+        if src == dst {
+            return Some(Arc::from([]));
+        }
+        if let Some(p) = self.paths.get(&(src, dst)) {
+            return p.clone();
+        }
+        let found = petgraph::algo::astar(&self.graph, src, |n| n == dst, |_| 1u32, |_| 0).map(
+            |(_, nodes)| {
+                nodes
+                    .windows(2)
+                    .filter_map(|w| match w {
+                        [a, b] => self.graph.edge_weight(*a, *b).map(|p| (*a, *p)),
+                        _ => None,
+                    })
+                    .collect::<Arc<[_]>>()
+            },
+        );
+        self.paths.insert((src, dst), found.clone());
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(t: &mut Topology, now: Instant) {
+        // 1 -2- 2 -3- 3 -4- 4 -1- 1 (ports: 10 towards next, 11 towards previous)
+        for (a, b) in [(1, 2), (2, 3), (3, 4), (4, 1)] {
+            t.link_seen((a, 10), (b, 11), now);
+            t.link_seen((b, 11), (a, 10), now);
+        }
+    }
+
+    #[test]
+    fn shortest_path_on_a_ring_and_reroute_after_cut() {
+        let mut t = Topology::default();
+        let now = Instant::now();
+        ring(&mut t, now);
+        assert_eq!(&*t.path(1, 2).expect("path"), &[(1, 10)]);
+        assert_eq!(&*t.path(1, 4).expect("path"), &[(1, 11)]);
+        assert_eq!(t.path(1, 3).expect("path").len(), 2);
+        assert_eq!(&*t.path(2, 2).expect("path"), &[]);
+        let change = t.port_down((1, 10));
+        assert_eq!(change.links_removed.len(), 2);
+        assert_eq!(&*t.path(1, 2).expect("path"), &[(1, 11), (4, 11), (3, 11)]);
+        assert!(t.is_link_port((1, 11)));
+        assert!(!t.is_link_port((1, 10)));
+    }
+
+    #[test]
+    fn links_expire_and_hosts_move() {
+        let mut t = Topology::default();
+        let t0 = Instant::now();
+        ring(&mut t, t0);
+        let later = t0 + Duration::from_secs(10);
+        t.link_seen((1, 10), (2, 11), later);
+        let change = t.expire_links(later, Duration::from_secs(3));
+        // Only the freshly seen direction of 1-2 survives, which still connects 1 and 2.
+        assert_eq!(change.links_removed.len(), 7);
+        assert!(t.path(1, 2).is_some());
+        assert!(t.path(1, 3).is_none());
+
+        let mac = MacAddr([0, 0, 0, 0, 0, 1]);
+        assert_eq!(t.learn_host(mac, (1, 1), None, t0), None);
+        assert_eq!(t.learn_host(mac, (1, 1), "10.0.0.1".parse().ok(), t0), None);
+        assert_eq!(t.learn_host(mac, (2, 5), None, t0), Some((1, 1)));
+        assert_eq!(t.host(&mac).map(|h| (h.at, h.ips.len())), Some(((2, 5), 1)));
+        // Discovering a link on a host's port forgets the host.
+        let change = t.link_seen((2, 5), (3, 9), t0);
+        assert_eq!(change.hosts_removed, vec![mac]);
+    }
+}
