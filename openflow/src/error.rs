@@ -112,19 +112,21 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// The error nom carries while parsing a structure: the kind plus how many input bytes
-/// were left when it was raised, turned into an offset at the top level.
+/// The error nom carries while parsing a structure: the kind plus the
+/// address of the input where it was raised. Nested structures parse
+/// sub-slices, so only the address (not the bytes left) locates the error
+/// within the whole message; `finish` turns it into an offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PErr {
     pub kind: ErrorKind,
-    pub remaining: usize,
+    addr: usize,
 }
 
 impl PErr {
     pub(crate) fn at(input: &[u8], kind: ErrorKind) -> nom::Err<PErr> {
         nom::Err::Error(PErr {
             kind,
-            remaining: input.len(),
+            addr: input.as_ptr() as usize,
         })
     }
 }
@@ -133,7 +135,7 @@ impl<'a> nom::error::ParseError<&'a [u8]> for PErr {
     fn from_error_kind(input: &'a [u8], _kind: nom::error::ErrorKind) -> Self {
         PErr {
             kind: ErrorKind::Truncated,
-            remaining: input.len(),
+            addr: input.as_ptr() as usize,
         }
     }
     fn append(_input: &'a [u8], _kind: nom::error::ErrorKind, other: Self) -> Self {
@@ -148,7 +150,10 @@ pub(crate) fn finish(whole: &[u8], e: nom::Err<PErr>) -> DecodeError {
     match e {
         nom::Err::Error(p) | nom::Err::Failure(p) => DecodeError {
             kind: p.kind,
-            offset: whole.len().saturating_sub(p.remaining),
+            offset: p
+                .addr
+                .saturating_sub(whole.as_ptr() as usize)
+                .min(whole.len()),
         },
         // Only streaming parsers return Incomplete; ours are all `complete`.
         nom::Err::Incomplete(_) => DecodeError {
