@@ -27,6 +27,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 /// Read buffer size; OVS batches many packet-ins per segment.
 const READ_CHUNK: usize = 64 << 10;
+/// How long the final flush of a closing connection may wait for the switch.
+const CLOSING_FLUSH: Duration = Duration::from_secs(1);
 
 /// Accepts switches until `shutdown` is cancelled; every connection runs in
 /// its own task tracked by `tracker`, so shutdown can wait for them all.
@@ -46,7 +48,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let ctl = ctl.clone();
                 let shutdown = shutdown.clone();
-                let span = info_span!("switch", %peer);
+                let span = info_span!("switch", %peer, dpid = tracing::field::Empty);
                 tracker.spawn(
                     async move {
                         if let Err(e) = handle(stream, peer, ctl, shutdown).await {
@@ -82,6 +84,8 @@ pub enum ConnError {
     Shutdown,
     #[error("dropped: not reading what we send")]
     Stuck,
+    #[error("replaced by a newer connection of the same datapath")]
+    Replaced,
 }
 
 struct Reader {
@@ -233,7 +237,10 @@ async fn read_loop(
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
-            _ = sw.closed().cancelled() => return Err(ConnError::Stuck),
+            _ = sw.closed().cancelled() => {
+                let replaced = ctl.switch(sw.dpid).is_some_and(|cur| !Arc::ptr_eq(&cur, sw));
+                return Err(if replaced { ConnError::Replaced } else { ConnError::Stuck });
+            }
             _ = tick.tick() => {
                 let idle = last_rx.elapsed();
                 if idle > dead_after {
@@ -302,7 +309,23 @@ async fn write_loop(sw: Arc<Switch>, mut wr: OwnedWriteHalf, write_timeout: Dura
         };
         sw.take_out(&mut spare);
         if !spare.is_empty() {
-            match tokio::time::timeout(write_timeout, wr.write_all(&spare)).await {
+            // Once the connection is being closed (dropped, or shutdown), a
+            // switch that does not read must not hold this task, and with it
+            // `handle` and `Running::stop`, for a whole write timeout: a
+            // write in progress is abandoned, the last flush gets a grace.
+            let limit = if closing {
+                write_timeout.min(CLOSING_FLUSH)
+            } else {
+                write_timeout
+            };
+            let written = tokio::select! {
+                r = tokio::time::timeout(limit, wr.write_all(&spare)) => r,
+                _ = sw.closed().cancelled(), if !closing => {
+                    debug!("closing with {} bytes unwritten", spare.len());
+                    break;
+                }
+            };
+            match written {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     debug!("write failed: {e}");
