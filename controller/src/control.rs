@@ -83,9 +83,9 @@ impl ControlPlane {
                     miss_send_len: openflow::CML_NO_BUFFER,
                 }),
             );
-            b.push(sw.next_xid(), &Message::FlowMod(delete_ours()));
-            b.push(sw.next_xid(), &Message::FlowMod(table_miss()));
-            b.push(sw.next_xid(), &Message::FlowMod(lldp_to_controller()));
+            b.push(sw.next_xid(), &delete_ours());
+            b.push(sw.next_xid(), &table_miss());
+            b.push(sw.next_xid(), &lldp_to_controller());
         });
         self.stats.flow_mods_sent.add(3);
         let ctl = self.clone();

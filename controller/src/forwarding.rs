@@ -410,18 +410,12 @@ impl Forwarding {
             let Some(sw) = ctl.switch(dpid) else { continue };
             let queued = sw.batch(|b| {
                 for h in fwd.iter().filter(|h| h.dpid == dpid) {
-                    b.push(
-                        0,
-                        &Message::FlowMod(path_flow(fwd_cookie, src, dst, h.out_port, idle)),
-                    );
+                    b.push(0, &path_flow(fwd_cookie, src, dst, h.out_port, idle));
                     ctl.stats.flow_mods_sent.inc();
                 }
                 if let (Some(rev), Some(c)) = (&rev, rev_cookie) {
                     for h in rev.iter().filter(|h| h.dpid == dpid) {
-                        b.push(
-                            0,
-                            &Message::FlowMod(path_flow(c, dst, src, h.out_port, idle)),
-                        );
+                        b.push(0, &path_flow(c, dst, src, h.out_port, idle));
                         ctl.stats.flow_mods_sent.inc();
                     }
                 }
@@ -530,7 +524,7 @@ impl Forwarding {
 }
 
 fn delete_flows(ctl: &ControlPlane, id: u64, r: &PathRec) {
-    let del = Message::FlowMod(delete_path(cookie::cookie(Kind::Path, id)));
+    let del = delete_path(cookie::cookie(Kind::Path, id));
     for h in &r.hops {
         if let Some(sw) = ctl.switch(h.dpid) {
             sw.send(&del);

@@ -9,7 +9,7 @@ use openflow::message::encode;
 use openflow::multipart::{
     FlowStats, FlowStatsRequest, MeterFeatures, MultipartReplyBody, MultipartRequestBody,
 };
-use openflow::{FeaturesReply, Message, MultipartReply, MultipartRequest, Port};
+use openflow::{Body, FeaturesReply, Message, MultipartReply, MultipartRequest, Port};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -113,7 +113,7 @@ impl Switch {
     }
 
     /// Queues `msg` with a fresh xid; returns the xid.
-    pub fn send(&self, msg: &Message<'_>) -> u32 {
+    pub fn send<M: Body + ?Sized>(&self, msg: &M) -> u32 {
         let xid = self.next_xid();
         self.send_xid(xid, msg);
         xid
@@ -122,7 +122,7 @@ impl Switch {
     /// Queues `msg` with `xid`. Encodes straight into the outbound buffer
     /// (no intermediate allocation); the connection task writes everything
     /// queued in one call. Returns false if the switch is gone or stuck.
-    pub fn send_xid(&self, xid: u32, msg: &Message<'_>) -> bool {
+    pub fn send_xid<M: Body + ?Sized>(&self, xid: u32, msg: &M) -> bool {
         self.batch(|b| b.push(xid, msg))
     }
 
@@ -336,8 +336,7 @@ pub struct Batch<'b> {
 impl Batch<'_> {
     /// Encodes one message into the buffer. Returns false (and logs) if the
     /// message cannot be encoded, which only an over-long message causes.
-    pub fn push(&mut self, xid: u32, msg: &Message<'_>) -> bool {
-        self.out.reserve(msg.buffer_len());
+    pub fn push<M: Body + ?Sized>(&mut self, xid: u32, msg: &M) -> bool {
         match encode(xid, msg, self.out) {
             Ok(_) => true,
             Err(e) => {

@@ -388,7 +388,7 @@ async fn handshake_installs_infra_flows_learns_the_switch_and_probes_its_ports()
         .iter()
         .enumerate()
         .filter_map(|(i, (_, m))| match m {
-            Message::FlowMod(f) => Some((i, f)),
+            Message::FlowMod(f) => Some((i, &**f)),
             _ => None,
         })
         .collect();

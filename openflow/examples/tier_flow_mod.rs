@@ -2,7 +2,7 @@
 //! match the session's 5-tuple, meter it, mark DSCP, pick the tier's queue,
 //! forward. Used by the demo to show Open vSwitch decoding Tierflow's bytes.
 
-use openflow::{Action, FlowMod, Instruction, Match, Message, Oxm, PortNo};
+use openflow::{Action, FlowMod, Instruction, Match, Oxm, PortNo};
 use std::io::Write;
 use std::net::Ipv4Addr;
 
@@ -35,6 +35,6 @@ fn main() -> std::io::Result<()> {
         .collect(),
         ..FlowMod::default()
     };
-    let bytes = openflow::to_vec(7, &Message::FlowMod(flow)).map_err(std::io::Error::other)?;
+    let bytes = openflow::to_vec(7, &flow).map_err(std::io::Error::other)?;
     std::io::stdout().write_all(&bytes)
 }

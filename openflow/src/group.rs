@@ -4,7 +4,7 @@ use crate::action::{Actions, actions_into_owned, actions_len, emit_actions, pars
 use crate::consts::{GroupModCommand, GroupType, PortNo};
 use crate::error::PResult;
 use crate::parse::{be_u8, be_u16, be_u32, bounded, many, pad};
-use bytes::BufMut;
+use crate::sink::Sink;
 use serde::Serialize;
 
 /// One bucket of a group.
@@ -21,7 +21,7 @@ impl<'a> Bucket<'a> {
         16 + actions_len(&self.actions)
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.buffer_len() as u16);
         buf.put_u16(self.weight);
         buf.put_u32(self.watch_port.value());
@@ -81,11 +81,7 @@ pub struct GroupMod<'a> {
 }
 
 impl<'a> GroupMod<'a> {
-    pub fn buffer_len(&self) -> usize {
-        8 + buckets_len(&self.buckets)
-    }
-
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.command.value());
         buf.put_u8(self.group_type.value());
         buf.put_u8(0);

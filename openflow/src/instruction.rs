@@ -4,7 +4,7 @@ use crate::action::{Actions, actions_into_owned, actions_len, emit_actions, pars
 use crate::enum_with_unknown;
 use crate::error::{ErrorKind, PErr, PResult};
 use crate::parse::{be_u8, be_u16, be_u32, be_u64, bounded, take};
-use bytes::BufMut;
+use crate::sink::Sink;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use smallvec::SmallVec;
@@ -86,9 +86,10 @@ impl<'a> Instruction<'a> {
         }
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
+        let start = buf.written();
         buf.put_u16(self.instruction_type().value());
-        buf.put_u16(self.buffer_len() as u16);
+        buf.put_u16(0);
         match self {
             Instruction::GotoTable { table_id } => {
                 buf.put_u8(*table_id);
@@ -107,13 +108,14 @@ impl<'a> Instruction<'a> {
                 emit_actions(actions, buf);
             }
             Instruction::ClearActions => buf.put_bytes(0, 4),
-            Instruction::Meter { meter_id } => buf.put_u32(*meter_id),
+            Instruction::Meter { meter_id } => buf.put_slice(&meter_id.to_be_bytes()),
             Instruction::Experimenter { experimenter, data } => {
                 buf.put_u32(*experimenter);
                 buf.put_slice(data);
             }
             Instruction::Unknown { data, .. } => buf.put_slice(data),
         }
+        crate::sink::finish(buf, start, 2);
     }
 
     pub fn parse(input: &'a [u8]) -> PResult<'a, Self> {
@@ -268,7 +270,7 @@ pub fn instructions_len(ins: &[Instruction<'_>]) -> usize {
     ins.iter().map(Instruction::buffer_len).sum()
 }
 
-pub fn emit_instructions<B: BufMut>(ins: &[Instruction<'_>], buf: &mut B) {
+pub fn emit_instructions<B: Sink>(ins: &[Instruction<'_>], buf: &mut B) {
     for i in ins {
         i.emit(buf);
     }

@@ -8,8 +8,9 @@
 //! `encode(decode(bytes)) == bytes`.
 //!
 //! Layout follows smoltcp's `wire`: one module per protocol structure, each
-//! type with `parse`, `buffer_len` and `emit` (into any `bytes::BufMut`,
-//! so hot messages encode straight into a connection's write buffer).
+//! type with `parse`, `buffer_len` and `emit` (into a [`sink::Sink`]: a
+//! `Vec<u8>` or `BytesMut`, so hot messages encode straight into a
+//! connection's write buffer, lengths patched in once their TLV is written).
 
 #![deny(
     clippy::indexing_slicing,
@@ -34,6 +35,7 @@ pub mod oxm;
 mod parse;
 pub mod port;
 pub mod queue;
+pub mod sink;
 pub mod types;
 
 pub use action::{Action, ActionType, Actions};
@@ -42,12 +44,13 @@ pub use error::{DecodeError, ErrorKind};
 pub use group::{Bucket, GroupMod};
 pub use instruction::{Instruction, InstructionType, Instructions};
 pub use message::{
-    AsyncConfig, EncodeError, ErrorMsg, Experimenter, FeaturesReply, FlowMod, FlowRemoved, Header,
-    HelloElem, Message, PacketIn, PacketOut, QueueGetConfigReply, Role, SwitchConfig, TableMod,
-    decode, encode, encode_versioned, to_json, to_vec,
+    AsyncConfig, Body, EncodeError, ErrorMsg, Experimenter, FeaturesReply, FlowMod, FlowRemoved,
+    Header, HelloElem, Message, PacketIn, PacketOut, QueueGetConfigReply, Role, SwitchConfig,
+    TableMod, decode, encode, encode_versioned, to_json, to_vec,
 };
 pub use meter::{MeterBand, MeterBandType, MeterMod};
 pub use multipart::{MultipartReply, MultipartRequest};
 pub use oxm::{Match, Oxm, RawOxm};
 pub use port::{Port, PortMod, PortStatus};
+pub use sink::Sink;
 pub use types::{FixedStr, MacAddr};

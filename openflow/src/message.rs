@@ -17,7 +17,7 @@ use crate::oxm::Match;
 use crate::parse::{be_u8, be_u16, be_u32, be_u64, bounded, done, many, pad, pad8, take};
 use crate::port::{PortMod, PortStatus};
 use crate::queue::PacketQueue;
-use bytes::BufMut;
+use crate::sink::Sink;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::borrow::Cow;
@@ -84,7 +84,7 @@ impl<'a> HelloElem<'a> {
         n + pad8(n)
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         let n = self.unpadded_len();
         match self {
             HelloElem::VersionBitmap { bitmaps } => {
@@ -204,7 +204,7 @@ impl<'a> ErrorMsg<'a> {
         4 + if self.is_experimenter() { 4 } else { 0 } + self.data.len()
     }
 
-    fn emit<B: BufMut>(&self, buf: &mut B) {
+    fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.err_type.value());
         buf.put_u16(self.code);
         if self.is_experimenter() {
@@ -409,10 +409,16 @@ pub struct AsyncConfig {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Message<'a> {
-    Hello { elements: Vec<HelloElem<'a>> },
+    Hello {
+        elements: Vec<HelloElem<'a>>,
+    },
     Error(ErrorMsg<'a>),
-    EchoRequest { data: Cow<'a, [u8]> },
-    EchoReply { data: Cow<'a, [u8]> },
+    EchoRequest {
+        data: Cow<'a, [u8]>,
+    },
+    EchoReply {
+        data: Cow<'a, [u8]>,
+    },
     Experimenter(Experimenter<'a>),
     FeaturesRequest,
     FeaturesReply(FeaturesReply),
@@ -423,7 +429,10 @@ pub enum Message<'a> {
     FlowRemoved(FlowRemoved<'a>),
     PortStatus(PortStatus),
     PacketOut(PacketOut<'a>),
-    FlowMod(FlowMod<'a>),
+    /// Boxed: a FLOW_MOD with its inline match and instructions is the
+    /// largest body, and every decoded message would pay for its size;
+    /// encode one without a box through [`Body`].
+    FlowMod(Box<FlowMod<'a>>),
     GroupMod(GroupMod<'a>),
     PortMod(PortMod),
     TableMod(TableMod),
@@ -431,7 +440,9 @@ pub enum Message<'a> {
     MultipartReply(MultipartReply<'a>),
     BarrierRequest,
     BarrierReply,
-    QueueGetConfigRequest { port: PortNo },
+    QueueGetConfigRequest {
+        port: PortNo,
+    },
     QueueGetConfigReply(QueueGetConfigReply<'a>),
     RoleRequest(Role),
     RoleReply(Role),
@@ -439,6 +450,12 @@ pub enum Message<'a> {
     GetAsyncReply(AsyncConfig),
     SetAsync(AsyncConfig),
     MeterMod(MeterMod<'a>),
+}
+
+impl<'a> From<FlowMod<'a>> for Message<'a> {
+    fn from(f: FlowMod<'a>) -> Self {
+        Message::FlowMod(Box::new(f))
+    }
 }
 
 /// Why a message could not be encoded.
@@ -516,9 +533,9 @@ impl<'a> Message<'a> {
             Message::PacketIn(p) => 16 + p.match_.buffer_len() + 2 + p.data.len(),
             Message::FlowRemoved(f) => 40 + f.match_.buffer_len(),
             Message::PortStatus(_) => PortStatus::LEN,
-            Message::PacketOut(p) => 16 + actions_len(&p.actions) + p.data.len(),
-            Message::FlowMod(f) => 40 + f.match_.buffer_len() + instructions_len(&f.instructions),
-            Message::GroupMod(g) => g.buffer_len(),
+            Message::PacketOut(p) => p.body_len(),
+            Message::FlowMod(f) => f.body_len(),
+            Message::GroupMod(g) => g.body_len(),
             Message::PortMod(_) => PortMod::LEN,
             Message::TableMod(_) => 8,
             Message::MultipartRequest(m) => m.buffer_len(),
@@ -529,7 +546,7 @@ impl<'a> Message<'a> {
             }
             Message::RoleRequest(_) | Message::RoleReply(_) => 16,
             Message::GetAsyncReply(_) | Message::SetAsync(_) => 24,
-            Message::MeterMod(m) => m.buffer_len(),
+            Message::MeterMod(m) => m.body_len(),
         }
     }
 
@@ -538,7 +555,7 @@ impl<'a> Message<'a> {
         HEADER_LEN + self.body_len()
     }
 
-    fn emit_body<B: BufMut>(&self, buf: &mut B) {
+    fn emit_body<B: Sink>(&self, buf: &mut B) {
         match self {
             Message::Hello { elements } => elements.iter().for_each(|e| e.emit(buf)),
             Message::Error(e) => e.emit(buf),
@@ -590,30 +607,8 @@ impl<'a> Message<'a> {
                 f.match_.emit(buf);
             }
             Message::PortStatus(p) => p.emit(buf),
-            Message::PacketOut(p) => {
-                buf.put_u32(p.buffer_id);
-                buf.put_u32(p.in_port.value());
-                buf.put_u16(actions_len(&p.actions) as u16);
-                buf.put_bytes(0, 6);
-                emit_actions(&p.actions, buf);
-                buf.put_slice(&p.data);
-            }
-            Message::FlowMod(f) => {
-                buf.put_u64(f.cookie);
-                buf.put_u64(f.cookie_mask);
-                buf.put_u8(f.table_id);
-                buf.put_u8(f.command.value());
-                buf.put_u16(f.idle_timeout);
-                buf.put_u16(f.hard_timeout);
-                buf.put_u16(f.priority);
-                buf.put_u32(f.buffer_id);
-                buf.put_u32(f.out_port.value());
-                buf.put_u32(f.out_group);
-                buf.put_u16(f.flags);
-                buf.put_bytes(0, 2);
-                f.match_.emit(buf);
-                emit_instructions(&f.instructions, buf);
-            }
+            Message::PacketOut(p) => p.emit_body(buf),
+            Message::FlowMod(f) => f.emit_body(buf),
             Message::GroupMod(g) => g.emit(buf),
             Message::PortMod(p) => p.emit(buf),
             Message::TableMod(t) => {
@@ -792,7 +787,7 @@ impl<'a> Message<'a> {
                 let (r, flags) = be_u16(r)?;
                 let (r, ()) = pad(r, 2)?;
                 let (r, match_) = Match::parse(r)?;
-                Message::FlowMod(FlowMod {
+                Message::FlowMod(Box::new(FlowMod {
                     cookie,
                     cookie_mask,
                     table_id,
@@ -806,7 +801,7 @@ impl<'a> Message<'a> {
                     flags,
                     match_,
                     instructions: parse_instructions(r)?,
-                })
+                }))
             }
             MsgType::GroupMod => Message::GroupMod(GroupMod::parse(b)?.1),
             MsgType::PortMod => {
@@ -920,11 +915,14 @@ impl<'a> Message<'a> {
                 data: own(p.data),
                 ..p
             }),
-            Message::FlowMod(f) => Message::FlowMod(FlowMod {
-                match_: f.match_.into_owned(),
-                instructions: instructions_into_owned(f.instructions),
-                ..f
-            }),
+            Message::FlowMod(f) => {
+                let f = *f;
+                Message::FlowMod(Box::new(FlowMod {
+                    match_: f.match_.into_owned(),
+                    instructions: instructions_into_owned(f.instructions),
+                    ..f
+                }))
+            }
             Message::GroupMod(g) => Message::GroupMod(g.into_owned()),
             Message::PortMod(p) => Message::PortMod(p),
             Message::TableMod(t) => Message::TableMod(t),
@@ -987,34 +985,154 @@ pub fn decode(buf: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
     Ok((header, msg))
 }
 
+/// A message body that encodes on its own: [`Message`], and the bodies
+/// the controller sends on its hot paths (FLOW_MOD, PACKET_OUT, METER_MOD,
+/// GROUP_MOD), which can be encoded without building a `Message`.
+pub trait Body {
+    fn msg_type(&self) -> MsgType;
+    /// Encoded length of everything after the 8-byte header.
+    fn body_len(&self) -> usize;
+    /// Writes everything after the 8-byte header.
+    fn emit_body<B: Sink>(&self, buf: &mut B);
+    /// Encoded length of the whole message.
+    fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.body_len()
+    }
+}
+
+impl Body for Message<'_> {
+    fn msg_type(&self) -> MsgType {
+        Message::msg_type(self)
+    }
+    fn body_len(&self) -> usize {
+        Message::body_len(self)
+    }
+    fn emit_body<B: Sink>(&self, buf: &mut B) {
+        Message::emit_body(self, buf)
+    }
+}
+
+impl Body for FlowMod<'_> {
+    fn msg_type(&self) -> MsgType {
+        MsgType::FlowMod
+    }
+    fn body_len(&self) -> usize {
+        40 + self.match_.buffer_len() + instructions_len(&self.instructions)
+    }
+    fn emit_body<B: Sink>(&self, buf: &mut B) {
+        // The 40 fixed bytes in one write: this is the hottest encode.
+        let mut fixed = [0u8; 40];
+        let fields: [&[u8]; 11] = [
+            &self.cookie.to_be_bytes(),
+            &self.cookie_mask.to_be_bytes(),
+            &[self.table_id, self.command.value()],
+            &self.idle_timeout.to_be_bytes(),
+            &self.hard_timeout.to_be_bytes(),
+            &self.priority.to_be_bytes(),
+            &self.buffer_id.to_be_bytes(),
+            &self.out_port.value().to_be_bytes(),
+            &self.out_group.to_be_bytes(),
+            &self.flags.to_be_bytes(),
+            &[0, 0],
+        ];
+        let mut at = 0;
+        for f in fields {
+            if let Some(dst) = fixed.get_mut(at..at + f.len()) {
+                dst.copy_from_slice(f);
+            }
+            at += f.len();
+        }
+        buf.put_slice(&fixed);
+        self.match_.emit(buf);
+        emit_instructions(&self.instructions, buf);
+    }
+}
+
+impl Body for PacketOut<'_> {
+    fn msg_type(&self) -> MsgType {
+        MsgType::PacketOut
+    }
+    fn body_len(&self) -> usize {
+        16 + actions_len(&self.actions) + self.data.len()
+    }
+    fn emit_body<B: Sink>(&self, buf: &mut B) {
+        buf.put_u32(self.buffer_id);
+        buf.put_u32(self.in_port.value());
+        let at = buf.written();
+        buf.put_u16(0);
+        buf.put_bytes(0, 6);
+        emit_actions(&self.actions, buf);
+        let len = buf.written().saturating_sub(at + 8);
+        buf.patch_u16(at, len as u16);
+        buf.put_slice(&self.data);
+    }
+}
+
+impl Body for MeterMod<'_> {
+    fn msg_type(&self) -> MsgType {
+        MsgType::MeterMod
+    }
+    fn body_len(&self) -> usize {
+        8 + crate::meter::bands_len(&self.bands)
+    }
+    fn emit_body<B: Sink>(&self, buf: &mut B) {
+        self.emit(buf)
+    }
+}
+
+impl Body for GroupMod<'_> {
+    fn msg_type(&self) -> MsgType {
+        MsgType::GroupMod
+    }
+    fn body_len(&self) -> usize {
+        8 + crate::group::buckets_len(&self.buckets)
+    }
+    fn emit_body<B: Sink>(&self, buf: &mut B) {
+        self.emit(buf)
+    }
+}
+
 /// Encodes `msg` with transaction id `xid` into `buf` (OpenFlow 1.3
 /// header). Writes nothing when the message is too long to encode.
-pub fn encode<B: BufMut>(xid: u32, msg: &Message<'_>, buf: &mut B) -> Result<usize, EncodeError> {
+pub fn encode<M: Body + ?Sized, B: Sink>(
+    xid: u32,
+    msg: &M,
+    buf: &mut B,
+) -> Result<usize, EncodeError> {
     encode_versioned(OFP_VERSION, xid, msg, buf)
 }
 
 /// Like [`encode`] with another header version: only meaningful for HELLO,
 /// which is exchanged before a version is agreed (and to re-encode a
 /// decoded HELLO exactly).
-pub fn encode_versioned<B: BufMut>(
+pub fn encode_versioned<M: Body + ?Sized, B: Sink>(
     version: u8,
     xid: u32,
-    msg: &Message<'_>,
+    msg: &M,
     buf: &mut B,
 ) -> Result<usize, EncodeError> {
-    let length = msg.buffer_len();
-    let wire_len = u16::try_from(length).map_err(|_| EncodeError::TooLong { length })?;
+    let start = buf.written();
     buf.put_u8(version);
     buf.put_u8(msg.msg_type().value());
-    buf.put_u16(wire_len);
+    buf.put_u16(0);
     buf.put_u32(xid);
     msg.emit_body(buf);
-    Ok(length)
+    let length = buf.written().saturating_sub(start);
+    match u16::try_from(length) {
+        Ok(wire_len) => {
+            buf.patch_u16(start + 2, wire_len);
+            Ok(length)
+        }
+        Err(_) => {
+            buf.truncate_to(start);
+            Err(EncodeError::TooLong { length })
+        }
+    }
 }
 
 /// Encodes into a new vector.
-pub fn to_vec(xid: u32, msg: &Message<'_>) -> Result<Vec<u8>, EncodeError> {
-    let mut v = Vec::with_capacity(msg.buffer_len());
+pub fn to_vec<M: Body + ?Sized>(xid: u32, msg: &M) -> Result<Vec<u8>, EncodeError> {
+    let mut v = Vec::with_capacity(256);
     encode(xid, msg, &mut v)?;
     Ok(v)
 }
@@ -1045,7 +1163,7 @@ pub fn to_json(header: &Header, msg: &Message<'_>) -> serde_json::Value {
         Message::FlowRemoved(f) => serde_json::to_value(f).unwrap_or(Value::Null),
         Message::PortStatus(p) => serde_json::to_value(p).unwrap_or(Value::Null),
         Message::PacketOut(p) => serde_json::to_value(p).unwrap_or(Value::Null),
-        Message::FlowMod(f) => serde_json::to_value(f).unwrap_or(Value::Null),
+        Message::FlowMod(f) => serde_json::to_value(&**f).unwrap_or(Value::Null),
         Message::GroupMod(g) => serde_json::to_value(g).unwrap_or(Value::Null),
         Message::PortMod(p) => serde_json::to_value(p).unwrap_or(Value::Null),
         Message::TableMod(t) => serde_json::to_value(t).unwrap_or(Value::Null),

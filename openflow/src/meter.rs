@@ -4,7 +4,7 @@ use crate::consts::MeterModCommand;
 use crate::enum_with_unknown;
 use crate::error::PResult;
 use crate::parse::{be_u8, be_u16, be_u32, bounded, many, take};
-use bytes::BufMut;
+use crate::sink::Sink;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::borrow::Cow;
@@ -80,7 +80,7 @@ impl<'a> MeterBand<'a> {
         }
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         let (rate, burst) = self.rate_burst();
         buf.put_u16(self.band_type().value());
         buf.put_u16(self.buffer_len() as u16);
@@ -227,11 +227,7 @@ pub struct MeterMod<'a> {
 }
 
 impl<'a> MeterMod<'a> {
-    pub fn buffer_len(&self) -> usize {
-        8 + bands_len(&self.bands)
-    }
-
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.command.value());
         buf.put_u16(self.flags);
         buf.put_u32(self.meter_id);

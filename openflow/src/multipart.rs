@@ -16,8 +16,8 @@ use crate::meter::{MeterBand, bands_len, parse_bands};
 use crate::oxm::{Match, OxmId};
 use crate::parse::{array, be_u8, be_u16, be_u32, be_u64, bounded, done, many, pad, pad8, take};
 use crate::port::Port;
+use crate::sink::Sink;
 use crate::types::FixedStr;
-use bytes::BufMut;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::borrow::Cow;
@@ -61,7 +61,7 @@ impl<'a> FlowStatsRequest<'a> {
         32 + self.match_.buffer_len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u8(self.table_id);
         buf.put_bytes(0, 3);
         buf.put_u32(self.out_port.value());
@@ -110,7 +110,7 @@ pub struct PortStatsRequest {
 impl PortStatsRequest {
     pub const LEN: usize = 8;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.port_no.value());
         buf.put_bytes(0, 4);
     }
@@ -138,7 +138,7 @@ pub struct QueueStatsRequest {
 impl QueueStatsRequest {
     pub const LEN: usize = 8;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.port_no.value());
         buf.put_u32(self.queue_id);
     }
@@ -166,7 +166,7 @@ pub struct GroupStatsRequest {
 impl GroupStatsRequest {
     pub const LEN: usize = 8;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.group_id);
         buf.put_bytes(0, 4);
     }
@@ -188,7 +188,7 @@ pub struct MeterMultipartRequest {
 impl MeterMultipartRequest {
     pub const LEN: usize = 8;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.meter_id);
         buf.put_bytes(0, 4);
     }
@@ -215,7 +215,7 @@ impl<'a> ExperimenterMultipart<'a> {
         8 + self.data.len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.experimenter);
         buf.put_u32(self.exp_type);
         buf.put_slice(&self.data);
@@ -259,7 +259,7 @@ pub struct Desc {
 impl Desc {
     pub const LEN: usize = 1056;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_slice(&self.mfr_desc.0);
         buf.put_slice(&self.hw_desc.0);
         buf.put_slice(&self.sw_desc.0);
@@ -311,7 +311,7 @@ impl<'a> FlowStats<'a> {
         Self::FIXED + self.match_.buffer_len() + instructions_len(&self.instructions)
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         // Lengths above 64 KiB are rejected when the message is encoded.
         buf.put_u16(self.buffer_len() as u16);
         buf.put_u8(self.table_id);
@@ -386,7 +386,7 @@ pub struct AggregateStats {
 impl AggregateStats {
     pub const LEN: usize = 24;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u64(self.packet_count);
         buf.put_u64(self.byte_count);
         buf.put_u32(self.flow_count);
@@ -421,7 +421,7 @@ pub struct TableStats {
 impl TableStats {
     pub const LEN: usize = 24;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u8(self.table_id);
         buf.put_bytes(0, 3);
         buf.put_u32(self.active_count);
@@ -487,7 +487,7 @@ impl PortStats {
         ]
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.port_no.value());
         buf.put_bytes(0, 4);
         for v in self.counters() {
@@ -550,7 +550,7 @@ pub struct QueueStats {
 impl QueueStats {
     pub const LEN: usize = 40;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.port_no.value());
         buf.put_u32(self.queue_id);
         buf.put_u64(self.tx_bytes);
@@ -591,7 +591,7 @@ pub struct BucketCounter {
 impl BucketCounter {
     pub const LEN: usize = 16;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u64(self.packet_count);
         buf.put_u64(self.byte_count);
     }
@@ -628,7 +628,7 @@ impl GroupStats {
         Self::FIXED + BucketCounter::LEN * self.bucket_stats.len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.buffer_len() as u16);
         buf.put_bytes(0, 2);
         buf.put_u32(self.group_id);
@@ -685,7 +685,7 @@ impl<'a> GroupDesc<'a> {
         Self::FIXED + buckets_len(&self.buckets)
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.buffer_len() as u16);
         buf.put_u8(self.group_type.value());
         buf.put_u8(0);
@@ -737,7 +737,7 @@ pub struct GroupFeatures {
 impl GroupFeatures {
     pub const LEN: usize = 40;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.types);
         buf.put_u32(self.capabilities);
         for v in self.max_groups.iter().chain(&self.actions) {
@@ -779,7 +779,7 @@ pub struct MeterBandStats {
 impl MeterBandStats {
     pub const LEN: usize = 16;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u64(self.packet_band_count);
         buf.put_u64(self.byte_band_count);
     }
@@ -816,7 +816,7 @@ impl MeterStats {
         Self::FIXED + MeterBandStats::LEN * self.band_stats.len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.meter_id);
         buf.put_u16(self.buffer_len() as u16);
         buf.put_bytes(0, 6);
@@ -872,7 +872,7 @@ impl<'a> MeterConfig<'a> {
         Self::FIXED + bands_len(&self.bands)
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.buffer_len() as u16);
         buf.put_u16(self.flags);
         buf.put_u32(self.meter_id);
@@ -921,7 +921,7 @@ pub struct MeterFeatures {
 impl MeterFeatures {
     pub const LEN: usize = 16;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.max_meter);
         buf.put_u32(self.band_types);
         buf.put_u32(self.capabilities);
@@ -990,7 +990,7 @@ impl<'a> InstructionId<'a> {
         4 + self.data.len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.instruction_type.value());
         buf.put_u16(self.buffer_len() as u16);
         buf.put_slice(&self.data);
@@ -1046,7 +1046,7 @@ impl<'a> ActionId<'a> {
         4 + self.data.len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.action_type.value());
         buf.put_u16(self.buffer_len() as u16);
         buf.put_slice(&self.data);
@@ -1189,7 +1189,7 @@ impl<'a> TableFeatureProp<'a> {
         n + pad8(n)
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         let n = self.unpadded_len();
         buf.put_u16(self.prop_type().value());
         buf.put_u16(n as u16);
@@ -1430,7 +1430,7 @@ impl<'a> TableFeatures<'a> {
                 .sum::<usize>()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.buffer_len() as u16);
         buf.put_u8(self.table_id);
         buf.put_bytes(0, 5);
@@ -1553,7 +1553,7 @@ impl<'a> MultipartRequestBody<'a> {
         }
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         use MultipartRequestBody as R;
         match self {
             R::Desc
@@ -1688,7 +1688,7 @@ impl<'a> MultipartReplyBody<'a> {
         }
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         use MultipartReplyBody as R;
         match self {
             R::Desc(d) => d.emit(buf),
@@ -1766,7 +1766,7 @@ fn parse_header(b: &[u8]) -> PResult<'_, (u16, u16)> {
     Ok((b, (mp_type, flags)))
 }
 
-fn emit_header<B: BufMut>(buf: &mut B, mp_type: MultipartType, flags: u16) {
+fn emit_header<B: Sink>(buf: &mut B, mp_type: MultipartType, flags: u16) {
     buf.put_u16(mp_type.value());
     buf.put_u16(flags);
     buf.put_bytes(0, 4);
@@ -1790,7 +1790,7 @@ impl<'a> MultipartRequest<'a> {
         MULTIPART_HEADER_LEN + self.body.buffer_len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         emit_header(buf, self.multipart_type(), self.flags);
         self.body.emit(buf);
     }
@@ -1828,7 +1828,7 @@ impl<'a> MultipartReply<'a> {
         MULTIPART_HEADER_LEN + self.body.buffer_len()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         emit_header(buf, self.multipart_type(), self.flags);
         self.body.emit(buf);
     }
@@ -1948,6 +1948,7 @@ mod tests {
     use super::*;
     use crate::error::finish;
     use crate::oxm::Oxm;
+    use bytes::BufMut;
 
     fn req(b: &[u8]) -> MultipartRequest<'_> {
         let (rest, m) = MultipartRequest::parse(b)

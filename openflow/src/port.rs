@@ -3,8 +3,8 @@
 use crate::consts::{PortNo, PortReason};
 use crate::error::PResult;
 use crate::parse::{array, be_u8, be_u32, pad};
+use crate::sink::Sink;
 use crate::types::{FixedStr, MacAddr};
-use bytes::BufMut;
 use serde::Serialize;
 
 /// `ofp_port_config` bits.
@@ -46,7 +46,7 @@ impl Port {
         self.config & config::PORT_DOWN == 0 && self.state & state::LINK_DOWN == 0
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.port_no.value());
         buf.put_bytes(0, 4);
         buf.put_slice(&self.hw_addr.0);
@@ -107,7 +107,7 @@ pub struct PortStatus {
 impl PortStatus {
     pub const LEN: usize = 8 + Port::LEN;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u8(self.reason.value());
         buf.put_bytes(0, 7);
         self.desc.emit(buf);
@@ -140,7 +140,7 @@ pub struct PortMod {
 impl PortMod {
     pub const LEN: usize = 32;
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.port_no.value());
         buf.put_bytes(0, 4);
         buf.put_slice(&self.hw_addr.0);

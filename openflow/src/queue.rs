@@ -5,7 +5,7 @@ use crate::consts::PortNo;
 use crate::enum_with_unknown;
 use crate::error::PResult;
 use crate::parse::{be_u16, be_u32, bounded, many, pad, take};
-use bytes::BufMut;
+use crate::sink::Sink;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use std::borrow::Cow;
@@ -59,7 +59,7 @@ impl<'a> QueueProp<'a> {
         }
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u16(self.prop_type().value());
         buf.put_u16(self.buffer_len() as u16);
         buf.put_bytes(0, 4);
@@ -163,7 +163,7 @@ impl<'a> PacketQueue<'a> {
             .sum::<usize>()
     }
 
-    pub fn emit<B: BufMut>(&self, buf: &mut B) {
+    pub fn emit<B: Sink>(&self, buf: &mut B) {
         buf.put_u32(self.queue_id);
         buf.put_u32(self.port.value());
         buf.put_u16(self.buffer_len() as u16);

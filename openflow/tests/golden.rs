@@ -137,7 +137,7 @@ fn tier_actions() -> openflow::Actions<'static> {
 }
 
 fn flow_mod_add_repr() -> Message<'static> {
-    Message::FlowMod(FlowMod {
+    Message::from(FlowMod {
         cookie: 0x5449_4552_0000_0001,
         priority: 1000,
         flags: openflow::consts::flow_mod_flags::SEND_FLOW_REM,
@@ -240,7 +240,7 @@ static FLOW_MOD_DELETE: [u8; 56] = [
 ];
 
 fn flow_mod_delete_repr() -> Message<'static> {
-    Message::FlowMod(FlowMod {
+    Message::from(FlowMod {
         cookie: 0x5449_4552_0000_0000,
         cookie_mask: 0xffff_ffff_0000_0000,
         table_id: openflow::consts::TABLE_ALL,

@@ -97,7 +97,7 @@ fn mp(body: MultipartRequestBody<'static>) -> Message<'static> {
 
 /// The flow a tier installs for a SIP session: meter, DSCP EF, queue, output.
 fn tier_flow_mod() -> Message<'static> {
-    Message::FlowMod(FlowMod {
+    Message::from(FlowMod {
         cookie: 0x5449_4552_0000_0001,
         priority: 1000,
         idle_timeout: 30,
@@ -127,7 +127,7 @@ fn tier_flow_mod() -> Message<'static> {
 /// Masked and VLAN fields, and every other instruction type, so that OVS
 /// checks the encoding of each.
 fn rich_flow_mod() -> Message<'static> {
-    Message::FlowMod(FlowMod {
+    Message::from(FlowMod {
         table_id: 1,
         priority: 10,
         hard_timeout: 60,
@@ -174,7 +174,7 @@ fn rich_flow_mod() -> Message<'static> {
 }
 
 fn delete_flow_mod() -> Message<'static> {
-    Message::FlowMod(FlowMod {
+    Message::from(FlowMod {
         cookie: 0x5449_4552_0000_0000,
         cookie_mask: 0xffff_ffff_0000_0000,
         table_id: openflow::consts::TABLE_ALL,

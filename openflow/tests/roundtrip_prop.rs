@@ -585,7 +585,7 @@ fn flow_message() -> impl Strategy<Value = Message<'static>> {
         packet_in().prop_map(Message::PacketIn),
         flow_removed().prop_map(Message::FlowRemoved),
         packet_out().prop_map(Message::PacketOut),
-        flow_mod().prop_map(Message::FlowMod),
+        flow_mod().prop_map(|f| Message::FlowMod(Box::new(f))),
         group_mod().prop_map(Message::GroupMod),
         meter_mod().prop_map(Message::MeterMod),
     ]
