@@ -204,26 +204,23 @@ macro_rules! oxm_fields {
                 }
             }
 
-            fn parse_basic(field: u8, hasmask: bool, payload: &'a [u8]) -> Option<PResult<'a, Self>> {
+            /// Parses a basic field's payload, checking its length, in one
+            /// dispatch on the field number. `None` for an unknown field.
+            fn parse_basic(field: u8, hasmask: bool, payload: &'a [u8]) -> Option<Result<Self, ()>> {
                 match field {
                     $( $id => Some((|| {
-                        let (r, v) = <$t as OxmValue>::parse(payload)?;
-                        let (r, m) = if hasmask {
-                            let (r, m) = <$t as OxmValue>::parse(r)?;
-                            (r, Some(m))
+                        const LEN: usize = <$t as OxmValue>::LEN;
+                        if payload.len() != if hasmask { 2 * LEN } else { LEN } {
+                            return Err(());
+                        }
+                        let (r, v) = <$t as OxmValue>::parse(payload).map_err(|_| ())?;
+                        let m = if hasmask {
+                            Some(<$t as OxmValue>::parse(r).map_err(|_| ())?.1)
                         } else {
-                            (r, None)
+                            None
                         };
-                        Ok((r, Oxm::$variant(v, m)))
+                        Ok(Oxm::$variant(v, m))
                     })()), )+
-                    _ => None,
-                }
-            }
-
-            /// Expected payload length of a basic field, if known.
-            fn basic_len(field: u8, hasmask: bool) -> Option<usize> {
-                match field {
-                    $( $id => Some(<$t as OxmValue>::LEN * if hasmask { 2 } else { 1 }), )+
                     _ => None,
                 }
             }
@@ -333,14 +330,12 @@ impl<'a> Oxm<'a> {
         let (rest, payload) = take(rest, usize::from(length))
             .map_err(|_| PErr::at(input, ErrorKind::BadOxmLength { field, length }))?;
         if class == CLASS_OPENFLOW_BASIC {
-            if let Some(expected) = Self::basic_len(field, hasmask) {
-                if expected != usize::from(length) {
+            match Self::parse_basic(field, hasmask, payload) {
+                Some(Ok(oxm)) => return Ok((rest, oxm)),
+                Some(Err(())) => {
                     return Err(PErr::at(input, ErrorKind::BadOxmLength { field, length }));
                 }
-                if let Some(res) = Self::parse_basic(field, hasmask, payload) {
-                    let (_, oxm) = res?;
-                    return Ok((rest, oxm));
-                }
+                None => {}
             }
         } else if class == CLASS_EXPERIMENTER && length < 4 {
             // The experimenter class must carry its 32-bit experimenter id.
