@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Installs what Tierflow's tests and demo need on a fresh Debian 12 machine
-# (run as root) and starts the services they use. Idempotent: packages
+# (run as root, no stdin, no systemd needed) and starts the services they
+# use: Open vSwitch (userspace datapath) and Redis. Idempotent: packages
 # already present are not reinstalled, running services are left alone.
+# Stale Mininet state is not cleaned here: the end-to-end tests run `mn -c`
+# before each topology they build.
 set -euo pipefail
 
-# Debian packages the tests need. openvswitch-common provides ovs-ofctl,
-# which the codec tests use as an independent decoder.
-PACKAGES=(openvswitch-common)
+# Debian packages the tests need:
+# - openvswitch-common: ovs-ofctl, the codec tests' independent decoder;
+# - openvswitch-switch, mininet, iproute2, iputils-ping, ethtool, iperf3,
+#   tcpdump: the Mininet end-to-end tests (tests/e2e) against real OVS;
+# - redis-server (brings redis-cli): the CRM store;
+# - python3-pytest: runs tests/e2e with Debian's /usr/bin/python3, the
+#   interpreter that has the mininet module.
+PACKAGES=(openvswitch-common openvswitch-switch mininet iproute2 iputils-ping
+    ethtool iperf3 tcpdump redis-server python3-pytest)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -16,8 +25,54 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Package scripts try to start services through invoke-rc.d; in a
+    # container without an init system that may fail, and setup starts
+    # the services itself below, so a policy-rc.d refusal is harmless.
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
-command -v ovs-ofctl >/dev/null || { echo "setup: ovs-ofctl still missing after install" >&2; exit 1; }
-echo "setup: ready ($(ovs-ofctl --version | head -n1))"
+for cmd in ovs-ofctl ovs-vsctl mn ethtool ping redis-server redis-cli; do
+    command -v "$cmd" >/dev/null || { echo "setup: $cmd still missing after install" >&2; exit 1; }
+done
+/usr/bin/python3 -c 'import mininet.net, pytest' ||
+    { echo "setup: /usr/bin/python3 lacks mininet or pytest" >&2; exit 1; }
+
+# Open vSwitch. ovs-ctl works without systemd; on a kernel without module
+# support it skips the openvswitch module, and Mininet switches use the
+# userspace datapath anyway. If the module cannot be loaded on a kernel that
+# has module support, ovs-ctl refuses to start ovs-vswitchd: start it by
+# hand then, which is all the userspace datapath needs.
+ovs_ctl=/usr/share/openvswitch/scripts/ovs-ctl
+if ! "$ovs_ctl" status >/dev/null 2>&1 || ! timeout 5 ovs-vsctl show >/dev/null 2>&1; then
+    echo "setup: starting Open vSwitch"
+    if ! "$ovs_ctl" start --system-id=random >/dev/null; then
+        "$ovs_ctl" start --no-ovs-vswitchd --system-id=random >/dev/null
+        pgrep -x ovs-vswitchd >/dev/null || ovs-vswitchd unix:/var/run/openvswitch/db.sock \
+            -vconsole:emer -vsyslog:err -vfile:info --mlockall --no-chdir \
+            --log-file=/var/log/openvswitch/ovs-vswitchd.log \
+            --pidfile=/var/run/openvswitch/ovs-vswitchd.pid --detach --monitor
+    fi
+fi
+timeout 10 ovs-vsctl show >/dev/null || { echo "setup: ovs-vsctl cannot reach ovsdb" >&2; exit 1; }
+ovs-vsctl get Open_vSwitch . datapath_types | grep -q netdev ||
+    { echo "setup: ovs-vswitchd has no userspace (netdev) datapath" >&2; exit 1; }
+
+# Redis, with Debian's configuration (loopback only, data in /var/lib/redis);
+# the init script needs no systemd. Without an answer from it, run the
+# server directly.
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
+if ! redis_up; then
+    echo "setup: starting Redis"
+    mkdir -p /run/redis /var/log/redis /var/lib/redis
+    chown redis:redis /run/redis /var/log/redis /var/lib/redis 2>/dev/null || true
+    /etc/init.d/redis-server start >/dev/null 2>&1 || true
+    for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+    if ! redis_up; then
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 \
+            --dir /var/lib/redis --logfile /var/log/redis/redis-server.log
+        for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+    fi
+    redis_up || { echo "setup: Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
+fi
+
+echo "setup: ready ($(ovs-vswitchd --version | head -n1), $(redis-server --version | cut -d' ' -f1-3))"

@@ -27,3 +27,8 @@ rm -f "$bad"
 [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || {
     echo "test: malformed input gave exit $rc and: $err" >&2; exit 1; }
 echo "decode CLI: $(ls "$TIERFLOW_VECTORS"/*.packet | wc -l) vectors round-trip; malformed input -> exit 2: $err"
+
+# End to end: the controller against real Open vSwitch (userspace datapath)
+# in Mininet, with Debian's python3 (it has the mininet module). Needs root;
+# setup.sh installed and started what it needs.
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e

@@ -188,6 +188,25 @@ impl ControlPlane {
             }
             return;
         };
+        if on_link {
+            // A packet in transit on a path we installed: OVS revalidates its
+            // datapath flow cache asynchronously, so a packet released just
+            // after the barriers can still miss at a downstream switch. Send
+            // it along the existing path; re-routing from here would replace
+            // the pair's whole path with a truncated one.
+            if let Some(out_port) = self.forwarding.hop_on_path((f.src, f.dst), sw.dpid) {
+                drop(topo);
+                let out = PacketOut {
+                    buffer_id: openflow::NO_BUFFER,
+                    in_port: PortNo::from(in_port),
+                    actions: [Action::output(out_port)].into_iter().collect(),
+                    data: Cow::Borrowed(&pi.data),
+                };
+                sw.send_xid(0, &out);
+                self.stats.transit_forwarded.inc();
+                return;
+            }
+        }
         let src_at = if on_link {
             topo.host(&f.src).map(|h| h.at)
         } else {
@@ -515,6 +534,14 @@ impl Forwarding {
         if !removed.is_empty() {
             debug!("removed {} paths", removed.len());
         }
+    }
+
+    /// Where the installed path of `pair` leaves switch `dpid`, if it
+    /// crosses it.
+    fn hop_on_path(&self, pair: (MacAddr, MacAddr), dpid: u64) -> Option<u32> {
+        let t = self.paths.lock();
+        let rec = t.by_pair.get(&pair).and_then(|id| t.by_id.get(id))?;
+        rec.hops.iter().find(|h| h.dpid == dpid).map(|h| h.out_port)
     }
 
     /// Number of installed paths (for tests and the API).

@@ -35,6 +35,9 @@ pub struct Stats {
     /// Setups abandoned (a switch never confirmed, or went away).
     pub setups_abandoned: Counter,
     pub flow_mods_sent: Counter,
+    /// Packets that missed at a transit switch of an installed path (the
+    /// datapath's flow cache lagging) and were sent along it.
+    pub transit_forwarded: Counter,
     pub floods: Counter,
     /// Flood copies suppressed because the same frame was just flooded.
     pub floods_suppressed: Counter,
