@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tierflow::bench;
 use tierflow::config::Config;
 use tierflow::decode;
 
@@ -31,6 +32,33 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// OpenFlow 1.3 load tool: emulated switches send packet-ins for new
+    /// flows; prints a final JSON line with setups per second and latencies.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The controller's OpenFlow address (host:port; port 6653 if omitted).
+    #[arg(long)]
+    controller: String,
+    /// throughput: a window of outstanding packet-ins per switch;
+    /// latency: one outstanding setup at a time across all switches.
+    #[arg(long, value_enum, default_value_t = bench::Mode::Throughput)]
+    mode: bench::Mode,
+    /// Emulated switches.
+    #[arg(long, default_value_t = 16)]
+    switches: usize,
+    /// Switches per path: 1 = standalone switches with two hosts each;
+    /// K > 1 = chains of K switches (--switches a multiple of K), hosts at the ends.
+    #[arg(long, default_value_t = 1)]
+    hops: usize,
+    /// Measurement length in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Outstanding packet-ins per sending switch in throughput mode.
+    #[arg(long, default_value_t = 128)]
+    window: usize,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +84,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode { roundtrip, files } => decode::run(&files, roundtrip),
+        Command::Bench(args) => bench_main(args),
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -75,6 +104,30 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn bench_main(args: BenchArgs) -> ExitCode {
+    init_logging();
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration < 1e9) {
+        eprintln!("tierflow bench: --duration must be a positive number of seconds");
+        return ExitCode::FAILURE;
+    }
+    let mut opts = bench::Options::new(args.controller);
+    opts.mode = args.mode;
+    opts.switches = args.switches;
+    opts.hops = args.hops;
+    opts.duration = std::time::Duration::from_secs_f64(args.duration);
+    opts.window = args.window;
+    match bench::run_blocking(&opts) {
+        Ok(report) => {
+            println!("{}", report.to_json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tierflow bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
