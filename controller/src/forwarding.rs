@@ -28,7 +28,9 @@ use parking_lot::Mutex;
 use slab::Slab;
 use smallvec::SmallVec;
 use std::borrow::Cow;
-use std::collections::HashMap;
+// ahash: keys come off the wire (MACs), so a DoS-resistant hash, but
+// several times cheaper than std's SipHash on this hot path.
+use ahash::AHashMap as HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +50,17 @@ struct PathRec {
     src: MacAddr,
     dst: MacAddr,
     hops: SmallVec<[Hop; 8]>,
+    /// The encoded FLOW_MOD of each hop, in `hops` order. A path's flows
+    /// never change while it exists, and a pair is set up again each time
+    /// its flows idle out: encoding them once at registration takes the
+    /// building and encoding of FLOW_MODs off every later setup. One
+    /// allocation per new path, none per setup.
+    flows: Vec<u8>,
 }
+
+/// Encoded size of a `path_flow`: header 8, fixed part 40, match with
+/// eth_src and eth_dst 24, apply-actions with one output 24.
+const PATH_FLOW_LEN: usize = 96;
 
 #[derive(Debug, Default)]
 struct PathTable {
@@ -334,6 +346,15 @@ fn path_flow(
     }
 }
 
+/// Points a `path_flow` at another output port.
+fn set_output(flow: &mut FlowMod<'_>, port: u32) {
+    if let Some(Instruction::ApplyActions { actions }) = flow.instructions.first_mut()
+        && let Some(Action::Output { port: p, .. }) = actions.first_mut()
+    {
+        *p = PortNo::from(port);
+    }
+}
+
 fn delete_path(cookie: u64) -> FlowMod<'static> {
     FlowMod {
         command: FlowModCommand::Delete,
@@ -347,8 +368,13 @@ fn delete_path(cookie: u64) -> FlowMod<'static> {
 impl Forwarding {
     /// Registers the path of a pair, returning its id; when the pair had a
     /// different path, the old flows are deleted first.
-    fn register(&self, ctl: &ControlPlane, pair: (MacAddr, MacAddr), hops: &[Hop]) -> u64 {
-        let mut t = self.paths.lock();
+    fn register(
+        t: &mut PathTable,
+        ctl: &ControlPlane,
+        pair: (MacAddr, MacAddr),
+        hops: &[Hop],
+        idle: u16,
+    ) -> u64 {
         if let Some(&id) = t.by_pair.get(&pair) {
             match t.by_id.get(&id) {
                 Some(rec) if rec.hops.as_slice() == hops => return id,
@@ -363,15 +389,34 @@ impl Forwarding {
         t.next_id = t.next_id.wrapping_add(1) & 0xff_ffff_ffff;
         let id = t.next_id;
         t.by_pair.insert(pair, id);
+        let mut flow = path_flow(cookie::cookie(Kind::Path, id), pair.0, pair.1, 0, idle);
+        let mut flows = Vec::with_capacity(hops.len() * PATH_FLOW_LEN);
+        for h in hops {
+            set_output(&mut flow, h.out_port);
+            // Cannot fail: a path flow is 96 bytes.
+            let _ = openflow::encode(0, &flow, &mut flows);
+        }
         t.by_id.insert(
             id,
             PathRec {
                 src: pair.0,
                 dst: pair.1,
                 hops: hops.iter().copied().collect(),
+                flows,
             },
         );
         id
+    }
+
+    /// The encoded flows of path `id` on switch `dpid`.
+    fn flows_on<'t>(t: &'t PathTable, id: u64, dpid: u64) -> impl Iterator<Item = &'t [u8]> + 't {
+        t.by_id.get(&id).into_iter().flat_map(move |rec| {
+            rec.hops
+                .iter()
+                .zip(rec.flows.chunks(PATH_FLOW_LEN))
+                .filter(move |(h, _)| h.dpid == dpid)
+                .map(|(_, f)| f)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -386,10 +431,13 @@ impl Forwarding {
         rev: Option<SmallVec<[Hop; 8]>>,
     ) {
         let idle = ctl.timers().flow_idle_timeout;
-        let fwd_cookie = cookie::cookie(Kind::Path, self.register(ctl, (src, dst), &fwd));
-        let rev_cookie = rev
+        // Held across the batches below: lock order is paths, then a
+        // switch's output buffer (as in `register`'s deletes), never reverse.
+        let mut table = self.paths.lock();
+        let fwd_id = Self::register(&mut table, ctl, (src, dst), &fwd, idle);
+        let rev_id = rev
             .as_ref()
-            .map(|r| cookie::cookie(Kind::Path, self.register(ctl, (dst, src), r)));
+            .map(|r| Self::register(&mut table, ctl, (dst, src), r, idle));
         let Some(first) = fwd.first().copied() else {
             return;
         };
@@ -425,23 +473,24 @@ impl Forwarding {
         }
         let xid = SETUP_XID_BIT | (u32::from(generation) << 24) | slot as u32;
         let mut sent = 0u32;
+        let mut flow_mods = 0u64;
         for dpid in switches {
             let Some(sw) = ctl.switch(dpid) else { continue };
             let queued = sw.batch(|b| {
-                for h in fwd.iter().filter(|h| h.dpid == dpid) {
-                    b.push(0, &path_flow(fwd_cookie, src, dst, h.out_port, idle));
-                    ctl.stats.flow_mods_sent.inc();
-                }
-                if let (Some(rev), Some(c)) = (&rev, rev_cookie) {
-                    for h in rev.iter().filter(|h| h.dpid == dpid) {
-                        b.push(0, &path_flow(c, dst, src, h.out_port, idle));
-                        ctl.stats.flow_mods_sent.inc();
-                    }
+                for f in Self::flows_on(&table, fwd_id, dpid).chain(
+                    rev_id
+                        .into_iter()
+                        .flat_map(|id| Self::flows_on(&table, id, dpid)),
+                ) {
+                    b.push_raw(f);
+                    flow_mods += 1;
                 }
                 b.push(xid, &Message::BarrierRequest)
             });
             sent += u32::from(queued);
         }
+        drop(table);
+        ctl.stats.flow_mods_sent.add(flow_mods);
         let ready = {
             let mut s = self.setups.lock();
             match s.slab.get_mut(slot) {

@@ -91,6 +91,9 @@ pub enum ConnError {
 struct Reader {
     rd: OwnedReadHalf,
     buf: BytesMut,
+    /// When bytes last arrived: one clock read per socket read, not per
+    /// message (a read carries hundreds of packet-ins under load).
+    last_read: Instant,
 }
 
 impl Reader {
@@ -104,6 +107,7 @@ impl Reader {
             if self.rd.read_buf(&mut self.buf).await? == 0 {
                 return Err(ConnError::Eof);
             }
+            self.last_read = Instant::now();
         }
     }
 }
@@ -119,6 +123,7 @@ async fn handle(
     let mut reader = Reader {
         rd,
         buf: BytesMut::with_capacity(READ_CHUNK),
+        last_read: Instant::now(),
     };
     let deadline = Timers::secs(timers.handshake_timeout);
     let features = tokio::select! {
@@ -232,7 +237,6 @@ async fn read_loop(
     let dead_after = Timers::secs(timers.dead_after);
     let mut tick = tokio::time::interval(echo_every.min(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_rx = Instant::now();
     let mut echo_sent: Option<Instant> = None;
     loop {
         let frame = tokio::select! {
@@ -242,7 +246,7 @@ async fn read_loop(
                 return Err(if replaced { ConnError::Replaced } else { ConnError::Stuck });
             }
             _ = tick.tick() => {
-                let idle = last_rx.elapsed();
+                let idle = reader.last_read.elapsed();
                 if idle > dead_after {
                     return Err(ConnError::Silent(idle));
                 }
@@ -254,7 +258,6 @@ async fn read_loop(
             }
             f = reader.next() => f?,
         };
-        last_rx = Instant::now();
         dispatch(sw, ctl, &frame);
     }
 }

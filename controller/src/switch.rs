@@ -347,6 +347,13 @@ impl Batch<'_> {
     }
 }
 
+impl Batch<'_> {
+    /// Queues bytes that already hold whole encoded messages.
+    pub fn push_raw(&mut self, encoded: &[u8]) {
+        self.out.extend_from_slice(encoded);
+    }
+}
+
 /// Lets `Switch::batch` report "not queued" in the caller's result type.
 pub trait BatchResult {
     fn failed() -> Self;

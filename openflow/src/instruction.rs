@@ -55,8 +55,9 @@ pub enum Instruction<'a> {
     },
 }
 
-/// Inline capacity: meter + apply-actions (+ goto) without allocating.
-pub type Instructions<'a> = SmallVec<[Instruction<'a>; 3]>;
+/// Inline capacity: meter + apply-actions without allocating (every
+/// FLOW_MOD moves its instruction list by value, so kept small).
+pub type Instructions<'a> = SmallVec<[Instruction<'a>; 2]>;
 
 impl<'a> Instruction<'a> {
     pub fn instruction_type(&self) -> InstructionType {
