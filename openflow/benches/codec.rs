@@ -6,10 +6,7 @@
 
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use openflow::{
-    Action, Body, FlowMod, Instruction, Match, Message, NO_BUFFER, Oxm, PacketOut, PortNo, decode,
-    encode, framing,
-};
+use openflow::{Action, Body, Message, NO_BUFFER, PacketOut, PortNo, decode, encode, framing};
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -31,6 +28,10 @@ Call-ID: a84b4c76e66710@10.0.0.1\r\n\
 CSeq: 314159 INVITE\r\n\
 Contact: <sip:alice@10.0.0.1:5060>\r\n\
 Content-Length: 0\r\n\r\n";
+
+#[path = "../examples/support/tier_flow.rs"]
+mod tier_flow;
+use tier_flow::tier_flow_mod;
 
 fn ipv4_checksum(header: &[u8]) -> u16 {
     let sum: u32 = header
@@ -93,40 +94,6 @@ fn packet_in_bytes(xid: u32, in_port: u32) -> Vec<u8> {
     m.extend_from_slice(&frame[..FRAME_LEN]);
     assert_eq!(m.len(), PACKET_IN_LEN);
     m
-}
-
-/// The FLOW_MOD a tier installs for one session direction: five-field
-/// match, meter, DSCP mark, queue, two outputs.
-fn tier_flow_mod() -> FlowMod<'static> {
-    FlowMod {
-        cookie: 0x7466_0000_0000_0001,
-        priority: 40_000,
-        idle_timeout: 60,
-        match_: Match::new()
-            .with(Oxm::InPort(PortNo::from(1), None))
-            .with(Oxm::EthType(0x0800, None))
-            .with(Oxm::IpProto(17, None))
-            .with(Oxm::Ipv4Src(Ipv4Addr::new(10, 0, 0, 1), None))
-            .with(Oxm::UdpDst(5060, None)),
-        instructions: [
-            Instruction::Meter { meter_id: 7 },
-            Instruction::ApplyActions {
-                actions: [
-                    Action::SetField {
-                        field: Oxm::IpDscp(46, None),
-                    },
-                    Action::SetQueue { queue_id: 1 },
-                    Action::output(2),
-                    Action::output(3),
-                ]
-                .into_iter()
-                .collect(),
-            },
-        ]
-        .into_iter()
-        .collect(),
-        ..FlowMod::default()
-    }
 }
 
 fn packet_out(frame: &[u8]) -> Message<'_> {

@@ -3,42 +3,13 @@
 //! a tier FLOW_MOD N times. Instruction counts from callgrind are
 //! repeatable where wall-clock benchmarks on a shared machine are not.
 
-use openflow::{Action, FlowMod, Instruction, Match, Message, Oxm, PacketIn, PortNo};
+use openflow::{Match, Message, Oxm, PacketIn, PortNo};
 use std::borrow::Cow;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 
-fn tier_flow_mod() -> FlowMod<'static> {
-    FlowMod {
-        cookie: 0x7466_0300_0000_0001,
-        priority: 40_000,
-        idle_timeout: 60,
-        match_: Match::new()
-            .with(Oxm::InPort(PortNo::from(1), None))
-            .with(Oxm::EthType(0x0800, None))
-            .with(Oxm::IpProto(17, None))
-            .with(Oxm::Ipv4Src(Ipv4Addr::new(10, 0, 0, 1), None))
-            .with(Oxm::UdpDst(5060, None)),
-        instructions: [
-            Instruction::Meter { meter_id: 7 },
-            Instruction::ApplyActions {
-                actions: [
-                    Action::SetField {
-                        field: Oxm::IpDscp(46, None),
-                    },
-                    Action::SetQueue { queue_id: 1 },
-                    Action::output(2),
-                    Action::output(3),
-                ]
-                .into_iter()
-                .collect(),
-            },
-        ]
-        .into_iter()
-        .collect(),
-        ..FlowMod::default()
-    }
-}
+#[path = "support/tier_flow.rs"]
+mod tier_flow;
+use tier_flow::tier_flow_mod;
 
 fn packet_in_128() -> Vec<u8> {
     let frame = [0x5au8; 86];

@@ -8,13 +8,9 @@
 //! dhat allows one profiler per process, so everything is one `#[test]`.
 
 use bytes::BytesMut;
-use openflow::{
-    Action, FlowMod, Instruction, Match, Message, NO_BUFFER, Oxm, PacketOut, PortNo, decode,
-    encode, framing,
-};
+use openflow::{Action, Message, NO_BUFFER, PacketOut, PortNo, decode, encode, framing};
 use std::borrow::Cow;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -29,6 +25,13 @@ const IN_PORT: u32 = 3;
 /// A 128-byte table-miss PACKET_IN as Open vSwitch sends it: NO_BUFFER,
 /// reason NO_MATCH, table 0, a match with only `in_port`, then the start
 /// of an Ethernet/IPv4/UDP frame carrying a SIP INVITE.
+#[path = "../examples/support/tier_flow.rs"]
+mod tier_flow;
+
+fn tier_flow_mod() -> Message<'static> {
+    Message::from(tier_flow::tier_flow_mod())
+}
+
 fn packet_in_bytes(xid: u32) -> Vec<u8> {
     let sip = b"INVITE sip:bob@10.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060\r\n";
     let mut frame = vec![
@@ -62,38 +65,6 @@ fn packet_in_bytes(xid: u32) -> Vec<u8> {
     );
     assert_eq!(m.len(), PACKET_IN_LEN);
     m
-}
-
-fn tier_flow_mod() -> Message<'static> {
-    Message::from(FlowMod {
-        cookie: 0x7466_0000_0000_0001,
-        priority: 40_000,
-        idle_timeout: 60,
-        match_: Match::new()
-            .with(Oxm::InPort(PortNo::from(1), None))
-            .with(Oxm::EthType(0x0800, None))
-            .with(Oxm::IpProto(17, None))
-            .with(Oxm::Ipv4Src(Ipv4Addr::new(10, 0, 0, 1), None))
-            .with(Oxm::UdpDst(5060, None)),
-        instructions: [
-            Instruction::Meter { meter_id: 7 },
-            Instruction::ApplyActions {
-                actions: [
-                    Action::SetField {
-                        field: Oxm::IpDscp(46, None),
-                    },
-                    Action::SetQueue { queue_id: 1 },
-                    Action::output(2),
-                    Action::output(3),
-                ]
-                .into_iter()
-                .collect(),
-            },
-        ]
-        .into_iter()
-        .collect(),
-        ..FlowMod::default()
-    })
 }
 
 fn total_blocks() -> u64 {
