@@ -41,7 +41,7 @@ struct LinkEnd {
 }
 
 /// Links, hosts and the switch graph.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Topology {
     /// Directed: the probe left `key` and arrived at `peer`.
     links: HashMap<PortRef, LinkEnd>,
@@ -50,6 +50,21 @@ pub struct Topology {
     graph: DiGraphMap<u64, u32>,
     /// Switch-to-switch paths, cleared whenever the graph changes.
     paths: HashMap<(u64, u64), Option<SwitchPath>>,
+    /// The path from a switch to itself, shared so that looking it up (every
+    /// single-switch setup) allocates nothing.
+    here: SwitchPath,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            links: HashMap::default(),
+            hosts: HashMap::default(),
+            graph: DiGraphMap::new(),
+            paths: HashMap::default(),
+            here: Arc::from([]),
+        }
+    }
 }
 
 /// What an update changed, for the caller to act on.
@@ -233,7 +248,7 @@ impl Topology {
     /// next switch); empty when src == dst; None when unreachable.
     pub fn path(&mut self, src: u64, dst: u64) -> Option<SwitchPath> {
         if src == dst {
-            return Some(Arc::from([]));
+            return Some(self.here.clone());
         }
         if let Some(p) = self.paths.get(&(src, dst)) {
             return p.clone();
