@@ -236,6 +236,8 @@ impl ControlPlane {
         }
     }
 
+    /// Path flows idle out on their own and are set up again on the next
+    /// packet, so nothing needs doing yet; sessions (their meters) hook here.
     pub fn flow_removed(&self, _sw: &Switch, _fr: &FlowRemoved<'_>) {}
 
     /// OFPT_ERROR from a switch: counted and logged with what it refers to.

@@ -504,7 +504,7 @@ impl Forwarding {
             }
         };
         if let Some(s) = ready {
-            ctl.release_ready(s);
+            ctl.release(s);
         }
     }
 
@@ -592,11 +592,6 @@ impl Forwarding {
         let rec = t.by_pair.get(&pair).and_then(|id| t.by_id.get(id))?;
         rec.hops.iter().find(|h| h.dpid == dpid).map(|h| h.out_port)
     }
-
-    /// Number of installed paths (for tests and the API).
-    pub fn path_count(&self) -> usize {
-        self.paths.lock().by_id.len()
-    }
 }
 
 fn delete_flows(ctl: &ControlPlane, id: u64, r: &PathRec) {
@@ -605,11 +600,5 @@ fn delete_flows(ctl: &ControlPlane, id: u64, r: &PathRec) {
         if let Some(sw) = ctl.switch(h.dpid) {
             sw.send(&del);
         }
-    }
-}
-
-impl ControlPlane {
-    fn release_ready(&self, s: Setup) {
-        self.release(s);
     }
 }

@@ -8,6 +8,7 @@ use petgraph::graphmap::DiGraphMap;
 // ahash: keys come off the wire (MACs), so a DoS-resistant hash, but
 // several times cheaper than std's SipHash on this hot path.
 use ahash::AHashMap as HashMap;
+use ahash::AHashSet as HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,9 @@ pub struct Topology {
     /// The path from a switch to itself, shared so that looking it up (every
     /// single-switch setup) allocates nothing.
     here: SwitchPath,
+    /// Both ends of every link, rebuilt with the graph: every packet-in asks
+    /// whether it arrived on a link, and that must not scan the links.
+    link_ends: HashSet<PortRef>,
 }
 
 impl Default for Topology {
@@ -63,6 +67,7 @@ impl Default for Topology {
             graph: DiGraphMap::new(),
             paths: HashMap::default(),
             here: Arc::from([]),
+            link_ends: HashSet::default(),
         }
     }
 }
@@ -183,18 +188,22 @@ impl Topology {
         }
         self.graph = g;
         self.paths.clear();
+        self.link_ends = self
+            .links
+            .iter()
+            .flat_map(|(from, l)| [*from, l.peer])
+            .collect();
     }
 
     /// Whether `port` carries a link to another switch.
     pub fn is_link_port(&self, port: PortRef) -> bool {
-        self.links.contains_key(&port) || self.links.values().any(|l| l.peer == port)
+        self.link_ends.contains(&port)
     }
 
     /// All link ports of a switch.
     pub fn link_ports(&self, dpid: u64) -> impl Iterator<Item = u32> + '_ {
-        self.links
+        self.link_ends
             .iter()
-            .flat_map(|(from, l)| [*from, l.peer])
             .filter(move |p| p.0 == dpid)
             .map(|p| p.1)
     }
