@@ -1,4 +1,5 @@
-//! `tierflow-api`: the REST API (axum) and its OpenAPI document.
-//!
-//! Knows nothing of the OpenFlow wire format; it talks to the control plane
-//! through plain Rust types and traits. Built in the REST API issue.
+//! `tierflow-api`: the REST API of Tierflow (axum) and its OpenAPI
+//! document (utoipa), and the resource types it shares with the control
+//! plane. Knows nothing of the OpenFlow wire format.
+
+pub mod model;

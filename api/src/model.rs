@@ -1,0 +1,729 @@
+//! The resources of PRODUCT.md as plain Rust types: tiers, customers,
+//! promotions, services, policy, sessions and the explanation of a
+//! decision. They are what the CRM stores in Redis (as JSON), what
+//! `tierflow crm load` reads, and what the REST API exchanges, so the
+//! control plane and the API meet on them without either knowing the
+//! other's transport. Validation lives here too, so the API and the
+//! loader reject the same things with the same field names.
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use utoipa::ToSchema;
+
+/// A QoS tier. Rates are per session: every session of the tier gets them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Unique name, `[a-z0-9_-]`, 1..=32 characters.
+    #[schema(example = "gold")]
+    pub name: String,
+    /// The least expected benefit that earns this tier.
+    #[schema(example = 5000.0)]
+    pub min_benefit: f64,
+    /// Per-session meter rate, kbit/s, > 0.
+    #[schema(example = 50000)]
+    pub rate_kbps: u32,
+    /// Per-session meter burst, kbit, > 0.
+    #[schema(example = 5000)]
+    pub burst_kbits: u32,
+    /// DSCP marked at the ingress edge, 0..=63.
+    #[schema(example = 46)]
+    pub dscp: u8,
+    /// The OVS queue the tier's traffic is put in (`set_queue`).
+    #[schema(example = 1)]
+    pub queue_id: u32,
+    /// Guaranteed rate of the tier's queue, kbit/s, <= `rate_kbps`.
+    #[serde(default)]
+    #[schema(example = 20000)]
+    pub queue_min_kbps: u32,
+    /// Per-session rate while a call is on hold, kbit/s, > 0.
+    #[serde(default = "default_hold_rate")]
+    #[schema(example = 64)]
+    pub hold_rate_kbps: u32,
+}
+
+fn default_hold_rate() -> u32 {
+    64
+}
+
+/// A CRM record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    #[schema(example = "c-1001")]
+    pub id: String,
+    #[serde(default)]
+    #[schema(example = "Acme Corp")]
+    pub name: String,
+    /// E.164 numbers (`+` and 8..=15 digits).
+    #[serde(default)]
+    #[schema(example = json!(["+14155550100"]))]
+    pub phones: Vec<String>,
+    /// Addresses or prefixes the customer's clients come from.
+    #[serde(default)]
+    #[schema(example = json!(["10.0.0.1"]))]
+    pub ips: Vec<String>,
+    #[serde(default)]
+    pub lifetime_value: f64,
+    #[serde(default)]
+    pub annual_revenue: f64,
+    /// 0..=100.
+    #[serde(default)]
+    pub margin_pct: f64,
+    #[serde(default)]
+    pub open_opportunity_value: f64,
+    /// 0..=1.
+    #[serde(default)]
+    pub win_probability: f64,
+    /// 0..=1.
+    #[serde(default)]
+    pub churn_risk: f64,
+    #[serde(default)]
+    #[schema(example = "enterprise")]
+    pub segment: String,
+}
+
+/// A promotional code (or password) a client can give.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    #[schema(example = "SPRING")]
+    pub code: String,
+    #[serde(default)]
+    #[schema(example = 2500.0)]
+    pub benefit_boost: f64,
+    /// When set, the least tier the code grants.
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// After this instant the code no longer counts.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2027-03-31T00:00:00Z")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Promotion {
+    pub fn valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn ip_proto(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    Sip,
+    Web,
+    Other,
+}
+
+/// A contact-center endpoint: traffic to it is a session request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[schema(example = "sip")]
+    pub name: String,
+    /// An address or a prefix (`10.0.1.0/24`).
+    #[schema(example = "10.0.0.100")]
+    pub ip: String,
+    pub proto: Proto,
+    #[schema(example = 5060)]
+    pub port: u16,
+    pub kind: ServiceKind,
+}
+
+impl Service {
+    /// `ip` as a prefix (an address is a /32 or /128).
+    pub fn net(&self) -> Option<IpNet> {
+        parse_net(&self.ip)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    #[serde(default = "one")]
+    pub margin: f64,
+    #[serde(default = "one")]
+    pub opportunity: f64,
+    #[serde(default = "one")]
+    pub retention: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            margin: 1.0,
+            opportunity: 1.0,
+            retention: 1.0,
+        }
+    }
+}
+
+/// The expected-benefit weights and the tier of unknown clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub weights: Weights,
+    #[schema(example = "best-effort")]
+    pub default_tier: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            weights: Weights::default(),
+            default_tier: "best-effort".into(),
+        }
+    }
+}
+
+/// Everything `tierflow crm load` takes (the API's shapes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrmFile {
+    #[serde(default)]
+    pub tiers: Vec<Tier>,
+    #[serde(default)]
+    pub customers: Vec<Customer>,
+    #[serde(default)]
+    pub promotions: Vec<Promotion>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub policy: Option<Policy>,
+}
+
+/// What is known about the client behind a session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "10.0.0.1")]
+    pub ip: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "00:00:00:00:00:01")]
+    pub mac: Option<String>,
+    /// E.164.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "+14155550100")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promo_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Where the data came from (`sip`, `ivr`, `web-form`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// Why a session has its tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The benefit reached the tier's `min_benefit`.
+    Automatic,
+    /// A promotion's tier floor lifted it.
+    Promotion,
+    /// No customer matched: the policy's default tier.
+    Default,
+    /// An operator chose the tier.
+    ManualOverride,
+    /// The call is on hold (the tier's hold rate applies).
+    Hold,
+}
+
+/// The terms of the expected-benefit sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Terms {
+    pub margin: f64,
+    pub opportunity: f64,
+    pub retention: f64,
+    pub promotion: f64,
+}
+
+/// A decision and everything it was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Explanation {
+    /// The client data the decision saw.
+    pub inputs: ClientData,
+    /// The customer matched, and by what (`phone` or `ip`).
+    pub customer_id: Option<String>,
+    pub matched_by: Option<String>,
+    pub promotion: Option<String>,
+    pub weights: Weights,
+    pub terms: Terms,
+    pub benefit: f64,
+    pub tier: String,
+    pub reason: Reason,
+    /// One sentence for people.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Admitted, tier flows installed.
+    Active,
+    /// A call on hold: the tier's hold rate applies.
+    Hold,
+    /// Ended (idle, deleted, BYE); kept for a while for inspection.
+    Ended,
+}
+
+/// A live session as the control plane keeps it (and Redis stores it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    #[schema(example = "s-00000001")]
+    pub id: String,
+    pub service: String,
+    #[schema(value_type = String, example = "10.0.0.1")]
+    pub client_ip: IpAddr,
+    #[schema(value_type = String, example = "10.0.0.100")]
+    pub server_ip: IpAddr,
+    pub state: SessionState,
+    /// The tier in force (the override's when there is one).
+    pub tier: String,
+    /// A tier set by hand, winning over the automatic choice.
+    pub override_tier: Option<String>,
+    pub customer_id: Option<String>,
+    pub explanation: Explanation,
+    /// Datapath ids the session's traffic crosses, client side first.
+    pub path: Vec<String>,
+    /// Why the state is what it is (`sip re-INVITE sendonly`, `cti`, ...).
+    #[serde(default)]
+    pub state_reason: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A rejected field: which one and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+type Check = Result<(), FieldError>;
+
+/// Names and ids: `[A-Za-z0-9_.-]`, 1..=64 characters.
+pub fn check_name(field: &str, v: &str) -> Check {
+    if v.is_empty() || v.len() > 64 {
+        return Err(FieldError::new(field, "must be 1 to 64 characters"));
+    }
+    if !v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(FieldError::new(
+            field,
+            "may hold only letters, digits, '_', '-' and '.'",
+        ));
+    }
+    Ok(())
+}
+
+/// `+` then 8..=15 digits, the first not 0.
+pub fn is_e164(v: &str) -> bool {
+    v.strip_prefix('+').is_some_and(|d| {
+        (8..=15).contains(&d.len())
+            && d.bytes().all(|b| b.is_ascii_digit())
+            && !d.starts_with('0')
+    })
+}
+
+/// An address (`10.0.0.1`) or a prefix (`10.0.1.0/24`).
+pub fn parse_net(v: &str) -> Option<IpNet> {
+    v.parse::<IpNet>()
+        .ok()
+        .map(|n| n.trunc())
+        .or_else(|| v.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn finite(field: &str, v: f64) -> Check {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, "must be a finite number"))
+    }
+}
+
+fn non_negative(field: &str, v: f64) -> Check {
+    finite(field, v)?;
+    if v < 0.0 {
+        return Err(FieldError::new(field, "must not be negative"));
+    }
+    Ok(())
+}
+
+fn unit(field: &str, v: f64) -> Check {
+    finite(field, v)?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(FieldError::new(field, "must be between 0 and 1"));
+    }
+    Ok(())
+}
+
+impl Tier {
+    pub fn validate(&self) -> Check {
+        check_name("name", &self.name)?;
+        finite("min_benefit", self.min_benefit)?;
+        if self.rate_kbps == 0 {
+            return Err(FieldError::new("rate_kbps", "must be greater than 0"));
+        }
+        if self.burst_kbits == 0 {
+            return Err(FieldError::new("burst_kbits", "must be greater than 0"));
+        }
+        if self.dscp > 63 {
+            return Err(FieldError::new("dscp", "must be between 0 and 63"));
+        }
+        if self.queue_min_kbps > self.rate_kbps {
+            return Err(FieldError::new(
+                "queue_min_kbps",
+                "must not exceed rate_kbps",
+            ));
+        }
+        if self.hold_rate_kbps == 0 {
+            return Err(FieldError::new("hold_rate_kbps", "must be greater than 0"));
+        }
+        if self.queue_id > 0xffff_fffe {
+            return Err(FieldError::new("queue_id", "must be below 4294967295"));
+        }
+        Ok(())
+    }
+}
+
+impl Customer {
+    pub fn validate(&self) -> Check {
+        check_name("id", &self.id)?;
+        for (i, p) in self.phones.iter().enumerate() {
+            if !is_e164(p) {
+                return Err(FieldError::new(
+                    format!("phones[{i}]"),
+                    "must be an E.164 number such as +14155550100",
+                ));
+            }
+        }
+        for (i, ip) in self.ips.iter().enumerate() {
+            if parse_net(ip).is_none() {
+                return Err(FieldError::new(
+                    format!("ips[{i}]"),
+                    "must be an IP address or prefix",
+                ));
+            }
+        }
+        non_negative("lifetime_value", self.lifetime_value)?;
+        non_negative("annual_revenue", self.annual_revenue)?;
+        non_negative("open_opportunity_value", self.open_opportunity_value)?;
+        non_negative("margin_pct", self.margin_pct)?;
+        if self.margin_pct > 100.0 {
+            return Err(FieldError::new("margin_pct", "must be between 0 and 100"));
+        }
+        unit("win_probability", self.win_probability)?;
+        unit("churn_risk", self.churn_risk)?;
+        Ok(())
+    }
+}
+
+impl Promotion {
+    pub fn validate(&self) -> Check {
+        check_name("code", &self.code)?;
+        finite("benefit_boost", self.benefit_boost)?;
+        if let Some(t) = &self.tier {
+            check_name("tier", t)?;
+        }
+        Ok(())
+    }
+}
+
+impl Service {
+    pub fn validate(&self) -> Check {
+        check_name("name", &self.name)?;
+        if self.net().is_none() {
+            return Err(FieldError::new("ip", "must be an IP address or prefix"));
+        }
+        if self.port == 0 {
+            return Err(FieldError::new("port", "must be between 1 and 65535"));
+        }
+        Ok(())
+    }
+}
+
+impl Policy {
+    pub fn validate(&self) -> Check {
+        finite("weights.margin", self.weights.margin)?;
+        finite("weights.opportunity", self.weights.opportunity)?;
+        finite("weights.retention", self.weights.retention)?;
+        check_name("default_tier", &self.default_tier)
+    }
+}
+
+impl ClientData {
+    pub fn validate(&self) -> Check {
+        if let Some(p) = &self.phone
+            && !is_e164(p)
+        {
+            return Err(FieldError::new(
+                "phone",
+                "must be an E.164 number such as +14155550100",
+            ));
+        }
+        if let Some(c) = &self.promo_code {
+            check_name("promo_code", c)?;
+        }
+        if let Some(a) = &self.account_id {
+            check_name("account_id", a)?;
+        }
+        Ok(())
+    }
+}
+
+impl CrmFile {
+    /// Every record valid, and every tier a record names exists here or
+    /// is listed in `known_tiers`.
+    pub fn validate(&self, known_tiers: &[String]) -> Check {
+        let has_tier =
+            |t: &str| self.tiers.iter().any(|x| x.name == t) || known_tiers.iter().any(|k| k == t);
+        for (i, t) in self.tiers.iter().enumerate() {
+            t.validate().map_err(|e| prefix(&format!("tiers[{i}]"), e))?;
+        }
+        for (i, c) in self.customers.iter().enumerate() {
+            c.validate()
+                .map_err(|e| prefix(&format!("customers[{i}]"), e))?;
+        }
+        for (i, p) in self.promotions.iter().enumerate() {
+            p.validate()
+                .map_err(|e| prefix(&format!("promotions[{i}]"), e))?;
+            if let Some(t) = &p.tier
+                && !has_tier(t)
+            {
+                return Err(FieldError::new(
+                    format!("promotions[{i}].tier"),
+                    format!("no tier named {t:?}"),
+                ));
+            }
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            s.validate()
+                .map_err(|e| prefix(&format!("services[{i}]"), e))?;
+        }
+        if let Some(p) = &self.policy {
+            p.validate().map_err(|e| prefix("policy", e))?;
+            if !has_tier(&p.default_tier) {
+                return Err(FieldError::new(
+                    "policy.default_tier",
+                    format!("no tier named {:?}", p.default_tier),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn prefix(p: &str, e: FieldError) -> FieldError {
+    FieldError::new(format!("{p}.{}", e.field), e.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gold() -> Tier {
+        Tier {
+            name: "gold".into(),
+            min_benefit: 5000.0,
+            rate_kbps: 50_000,
+            burst_kbits: 5000,
+            dscp: 46,
+            queue_id: 1,
+            queue_min_kbps: 20_000,
+            hold_rate_kbps: 64,
+        }
+    }
+
+    #[test]
+    fn product_md_shapes_parse() {
+        let t: Tier = serde_json::from_str(
+            r#"{"name": "gold", "min_benefit": 5000.0, "rate_kbps": 50000, "burst_kbits": 5000,
+ "dscp": 46, "queue_id": 1, "queue_min_kbps": 20000, "hold_rate_kbps": 64}"#,
+        )
+        .expect("tier");
+        assert_eq!(t, gold());
+        let c: Customer = serde_json::from_str(
+            r#"{"id": "c-1001", "name": "Acme Corp", "phones": ["+14155550100"], "ips": ["10.0.0.1"],
+ "lifetime_value": 250000.0, "annual_revenue": 80000.0, "margin_pct": 22.5,
+ "open_opportunity_value": 40000.0, "win_probability": 0.35, "churn_risk": 0.1,
+ "segment": "enterprise"}"#,
+        )
+        .expect("customer");
+        assert_eq!(c.validate(), Ok(()));
+        let p: Promotion = serde_json::from_str(
+            r#"{"code": "SPRING", "benefit_boost": 2500.0, "tier": null, "expires_at": "2027-03-31T00:00:00Z"}"#,
+        )
+        .expect("promotion");
+        assert!(p.valid_at("2027-03-30T23:59:59Z".parse().expect("time")));
+        assert!(!p.valid_at("2027-03-31T00:00:00Z".parse().expect("time")));
+        let s: Service = serde_json::from_str(
+            r#"{"name": "sip", "ip": "10.0.0.100", "proto": "udp", "port": 5060, "kind": "sip"}"#,
+        )
+        .expect("service");
+        assert_eq!(s.net().map(|n| n.prefix_len()), Some(32));
+        let pol: Policy = serde_json::from_str(
+            r#"{"weights": {"margin": 1.0, "opportunity": 1.0, "retention": 1.0}, "default_tier": "best-effort"}"#,
+        )
+        .expect("policy");
+        assert_eq!(pol, Policy::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = serde_json::from_str::<Tier>(
+            r#"{"name":"g","min_benefit":0,"rate_kbps":1,"burst_kbits":1,"dscp":0,"queue_id":0,"colour":"red"}"#,
+        )
+        .expect_err("unknown field");
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn tier_ranges_name_the_field() {
+        let field = |t: Tier| t.validate().expect_err("invalid").field;
+        assert_eq!(gold().validate(), Ok(()));
+        assert_eq!(field(Tier { dscp: 64, ..gold() }), "dscp");
+        assert_eq!(field(Tier { rate_kbps: 0, ..gold() }), "rate_kbps");
+        assert_eq!(field(Tier { burst_kbits: 0, ..gold() }), "burst_kbits");
+        assert_eq!(
+            field(Tier {
+                queue_min_kbps: 50_001,
+                ..gold()
+            }),
+            "queue_min_kbps"
+        );
+        assert_eq!(
+            field(Tier {
+                name: "no spaces".into(),
+                ..gold()
+            }),
+            "name"
+        );
+        assert_eq!(
+            field(Tier {
+                min_benefit: f64::NAN,
+                ..gold()
+            }),
+            "min_benefit"
+        );
+        assert_eq!(
+            Tier {
+                dscp: 63,
+                queue_min_kbps: 50_000,
+                ..gold()
+            }
+            .validate(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn e164_and_prefixes() {
+        assert!(is_e164("+14155550100"));
+        assert!(is_e164("+4930123456"));
+        assert!(!is_e164("14155550100"));
+        assert!(!is_e164("+0123456789"));
+        assert!(!is_e164("+1415555010012345"));
+        assert!(!is_e164("+1415-555"));
+        assert_eq!(parse_net("10.0.1.7/24").map(|n| n.to_string()), Some("10.0.1.0/24".into()));
+        assert!(parse_net("fe80::1").is_some());
+        assert!(parse_net("10.0.0.300").is_none());
+    }
+
+    #[test]
+    fn customer_ranges_name_the_field() {
+        let base: Customer = serde_json::from_str(r#"{"id":"c-1"}"#).expect("minimal customer");
+        assert_eq!(base.validate(), Ok(()));
+        let field = |c: Customer| c.validate().expect_err("invalid").field;
+        assert_eq!(
+            field(Customer {
+                win_probability: 1.5,
+                ..base.clone()
+            }),
+            "win_probability"
+        );
+        assert_eq!(
+            field(Customer {
+                churn_risk: -0.1,
+                ..base.clone()
+            }),
+            "churn_risk"
+        );
+        assert_eq!(
+            field(Customer {
+                phones: vec!["+14155550100".into(), "555-0100".into()],
+                ..base.clone()
+            }),
+            "phones[1]"
+        );
+        assert_eq!(
+            field(Customer {
+                ips: vec!["10.0.0.0/33".into()],
+                ..base.clone()
+            }),
+            "ips[0]"
+        );
+    }
+
+    #[test]
+    fn crm_file_checks_tier_references() {
+        let f = CrmFile {
+            tiers: vec![gold()],
+            policy: Some(Policy {
+                default_tier: "bronze".into(),
+                ..Policy::default()
+            }),
+            ..CrmFile::default()
+        };
+        assert_eq!(
+            f.validate(&[]).expect_err("missing tier").field,
+            "policy.default_tier"
+        );
+        assert_eq!(f.validate(&["bronze".into()]), Ok(()));
+    }
+}
