@@ -365,9 +365,7 @@ pub fn check_name(field: &str, v: &str) -> Check {
 /// `+` then 8..=15 digits, the first not 0.
 pub fn is_e164(v: &str) -> bool {
     v.strip_prefix('+').is_some_and(|d| {
-        (8..=15).contains(&d.len())
-            && d.bytes().all(|b| b.is_ascii_digit())
-            && !d.starts_with('0')
+        (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
     })
 }
 
@@ -524,7 +522,8 @@ impl CrmFile {
         let has_tier =
             |t: &str| self.tiers.iter().any(|x| x.name == t) || known_tiers.iter().any(|k| k == t);
         for (i, t) in self.tiers.iter().enumerate() {
-            t.validate().map_err(|e| prefix(&format!("tiers[{i}]"), e))?;
+            t.validate()
+                .map_err(|e| prefix(&format!("tiers[{i}]"), e))?;
         }
         for (i, c) in self.customers.iter().enumerate() {
             c.validate()
@@ -628,8 +627,20 @@ mod tests {
         let field = |t: Tier| t.validate().expect_err("invalid").field;
         assert_eq!(gold().validate(), Ok(()));
         assert_eq!(field(Tier { dscp: 64, ..gold() }), "dscp");
-        assert_eq!(field(Tier { rate_kbps: 0, ..gold() }), "rate_kbps");
-        assert_eq!(field(Tier { burst_kbits: 0, ..gold() }), "burst_kbits");
+        assert_eq!(
+            field(Tier {
+                rate_kbps: 0,
+                ..gold()
+            }),
+            "rate_kbps"
+        );
+        assert_eq!(
+            field(Tier {
+                burst_kbits: 0,
+                ..gold()
+            }),
+            "burst_kbits"
+        );
         assert_eq!(
             field(Tier {
                 queue_min_kbps: 50_001,
@@ -670,7 +681,10 @@ mod tests {
         assert!(!is_e164("+0123456789"));
         assert!(!is_e164("+1415555010012345"));
         assert!(!is_e164("+1415-555"));
-        assert_eq!(parse_net("10.0.1.7/24").map(|n| n.to_string()), Some("10.0.1.0/24".into()));
+        assert_eq!(
+            parse_net("10.0.1.7/24").map(|n| n.to_string()),
+            Some("10.0.1.0/24".into())
+        );
         assert!(parse_net("fe80::1").is_some());
         assert!(parse_net("10.0.0.300").is_none());
     }
