@@ -12,6 +12,7 @@ pub mod forwarding;
 pub mod lldp;
 pub mod ofconn;
 pub mod policy;
+pub mod qos;
 pub mod stats;
 pub mod switch;
 pub mod topology;
