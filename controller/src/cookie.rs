@@ -22,6 +22,9 @@ pub enum Kind {
     Path = 2,
     /// A session's tier flows.
     Session = 3,
+    /// Service catch and SIP signalling flows: traffic to the services
+    /// goes to the controller first.
+    Service = 4,
 }
 
 /// The cookie for a flow of `kind` with a 40-bit id.

@@ -450,28 +450,10 @@ impl Forwarding {
                 switches.push(h.dpid);
             }
         }
-        let (slot, generation) = {
-            let mut s = self.setups.lock();
-            s.generation = s.generation.wrapping_add(1) & 0x7f;
-            let generation = s.generation;
-            let slot = s.slab.insert(Setup {
-                generation,
-                remaining: 0,
-                ingress: ingress.clone(),
-                data,
-                in_port,
-                out_port: first.out_port,
-                created: Instant::now(),
-            });
-            (slot, generation)
-        };
-        if slot > 0xff_ffff {
-            // More than 16M setups in flight: refuse rather than alias xids.
-            self.setups.lock().slab.try_remove(slot);
-            ctl.stats.setups_abandoned.inc();
+        let Some((slot, xid)) = self.begin_setup(ctl, ingress.clone(), data, in_port, first.out_port)
+        else {
             return;
-        }
-        let xid = SETUP_XID_BIT | (u32::from(generation) << 24) | slot as u32;
+        };
         let mut sent = 0u32;
         let mut flow_mods = 0u64;
         for dpid in switches {
@@ -491,6 +473,47 @@ impl Forwarding {
         }
         drop(table);
         ctl.stats.flow_mods_sent.add(flow_mods);
+        self.arm_setup(ctl, slot, sent);
+    }
+
+    /// Parks a packet until the barriers of a setup come back; returns the
+    /// slot and the xid those barriers must carry. The packet is released
+    /// by PACKET_OUT on `release_sw`, in on `in_port`, out of `out_port`.
+    pub(crate) fn begin_setup(
+        &self,
+        ctl: &ControlPlane,
+        release_sw: Arc<Switch>,
+        data: Bytes,
+        in_port: u32,
+        out_port: u32,
+    ) -> Option<(usize, u32)> {
+        let (slot, generation) = {
+            let mut s = self.setups.lock();
+            s.generation = s.generation.wrapping_add(1) & 0x7f;
+            let generation = s.generation;
+            let slot = s.slab.insert(Setup {
+                generation,
+                remaining: 0,
+                ingress: release_sw,
+                data,
+                in_port,
+                out_port,
+                created: Instant::now(),
+            });
+            (slot, generation)
+        };
+        if slot > 0xff_ffff {
+            // More than 16M setups in flight: refuse rather than alias xids.
+            self.setups.lock().slab.try_remove(slot);
+            ctl.stats.setups_abandoned.inc();
+            return None;
+        }
+        Some((slot, SETUP_XID_BIT | (u32::from(generation) << 24) | slot as u32))
+    }
+
+    /// `sent` barriers carrying the setup's xid are on their way: release
+    /// the packet when the last one is back (maybe already).
+    pub(crate) fn arm_setup(&self, ctl: &ControlPlane, slot: usize, sent: u32) {
         let ready = {
             let mut s = self.setups.lock();
             match s.slab.get_mut(slot) {

@@ -45,6 +45,29 @@ pub struct Stats {
     pub switch_errors: Counter,
     /// Messages from switches that could not be decoded.
     pub decode_errors: Counter,
+    /// Session requests admitted with a tier.
+    pub sessions_admitted: Counter,
+    /// Sessions ended (idle, deleted, BYE).
+    pub sessions_ended: Counter,
+    /// Live sessions whose flows were put back (a switch reconnected, a
+    /// flow idled out while the session lived on).
+    pub sessions_reinstalled: Counter,
+    /// Live sessions moved to another tier in place.
+    pub sessions_retiered: Counter,
+    /// Tier decisions made.
+    pub decisions: Counter,
+    /// Decisions that fell back to the default tier because the CRM could
+    /// not be read.
+    pub decisions_fallback: Counter,
+    /// Failed Redis operations (lookups, session writes).
+    pub redis_errors: Counter,
+    pub meter_mods_sent: Counter,
+    /// SIP messages relayed by the controller.
+    pub sip_relayed: Counter,
+    /// SIP datagrams that did not parse.
+    pub sip_unparsed: Counter,
+    /// Packets of a session request dropped while its admission was in flight.
+    pub admissions_busy: Counter,
     pub links_added: Counter,
     pub links_removed: Counter,
 }

@@ -200,6 +200,11 @@ impl Topology {
         self.link_ends.contains(&port)
     }
 
+    /// The far end of the link leaving `port`, if there is one.
+    pub fn peer(&self, port: PortRef) -> Option<PortRef> {
+        self.links.get(&port).map(|l| l.peer)
+    }
+
     /// All link ports of a switch.
     pub fn link_ports(&self, dpid: u64) -> impl Iterator<Item = u32> + '_ {
         self.link_ends
