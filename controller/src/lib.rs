@@ -11,6 +11,7 @@ pub mod decode;
 pub mod forwarding;
 pub mod lldp;
 pub mod ofconn;
+pub mod ovsdb;
 pub mod policy;
 pub mod qos;
 pub mod stats;
