@@ -749,7 +749,7 @@ async fn sessions() {
         .into_iter()
         .map(|x| x.id)
         .collect();
-    assert_eq!(ids, [b]);
+    assert_eq!(ids, std::slice::from_ref(&b));
     let mut c = raw(&r).await;
     let ttl: i64 = redis::cmd("TTL")
         .arg(format!("tf:session:{a}"))
