@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod control;
 pub mod cookie;
+pub mod crm;
 pub mod decode;
 pub mod forwarding;
 pub mod lldp;

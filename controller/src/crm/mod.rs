@@ -1,0 +1,56 @@
+//! The CRM held in Redis: tiers, customers, promotions, services, policy
+//! and sessions (`keys` fixes the key schema, `docs/crm.md` explains it).
+//!
+//! - [`store`]: [`Store`], the Redis client everything writes through:
+//!   validated, atomic writes that keep the phone/IP indexes and publish a
+//!   change event, and the decision-time [`Store::lookup`] ("remote" mode).
+//! - [`replica`]: [`Replica`], an in-memory copy kept current from the
+//!   change events, whose [`Snapshot::lookup`] needs no I/O ("replica" mode,
+//!   and the tiers/services every mode needs).
+//! - [`load`]: `tierflow crm load FILE`.
+//!
+//! Both lookups answer the same question the same way: the customer a
+//! client is, matched by phone number first, then by IP address (exact
+//! address, then the longest indexed prefix that holds it), and the record
+//! of the promotion code the client gave. A promotion is returned whatever
+//! its expiry: whether it still counts is the policy's decision, which can
+//! then explain "code expired" instead of seeing no code at all.
+
+pub mod keys;
+pub mod load;
+pub mod replica;
+pub mod store;
+
+pub use load::load_file;
+pub use replica::{Change, ChangeKind, Replica, ReplicaOptions, ReplicaScope, Snapshot};
+pub use store::{CrmError, CustomerFilter, LoadSummary, Store, StoreOptions};
+
+use std::sync::Arc;
+use tierflow_api::model::{Customer, Promotion};
+
+/// How a customer was matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchedBy {
+    Phone,
+    Ip,
+}
+
+impl MatchedBy {
+    /// The name used in explanations (`phone`, `ip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::Phone => "phone",
+            MatchedBy::Ip => "ip",
+        }
+    }
+}
+
+/// The CRM's answer at decision time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lookup {
+    pub customer: Option<Arc<Customer>>,
+    /// Set exactly when `customer` is.
+    pub matched_by: Option<MatchedBy>,
+    /// The record of the code the client gave, expired or not.
+    pub promotion: Option<Arc<Promotion>>,
+}

@@ -1,0 +1,1038 @@
+//! [`Store`]: the CRM's Redis client. It owns every write to the CRM keys
+//! (validated first, applied atomically by Lua scripts that also keep the
+//! phone/IP indexes and publish the change event), the reads the API and
+//! the replica need, session records, and the decision-time
+//! [`Store::lookup`].
+//!
+//! One multiplexed connection (`ConnectionManager`) carries every call and
+//! reconnects by itself after Redis comes back; every call is bounded by
+//! the operation timeout, so a dead Redis costs a caller that long and
+//! then an error, never a hang.
+
+use super::keys::{self, IndexEntry};
+use super::{Lookup, MatchedBy};
+use ipnet::IpNet;
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, RedisResult, Script};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tierflow_api::model::{
+    CrmFile, Customer, FieldError, Policy, Promotion, Service, Session, SessionState, Tier,
+    check_name, is_e164,
+};
+
+/// How long an ended session's record is kept for inspection.
+pub const ENDED_SESSION_TTL_SECS: u64 = 3600;
+
+/// Records per MGET when reading whole collections: bounds one reply's size.
+const MGET_CHUNK: usize = 1000;
+
+static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/apply.lua")));
+static DELETE_CUSTOMER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/delete_customer.lua")));
+static DELETE_RECORD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/delete_record.lua")));
+
+/// What went wrong talking to the CRM.
+#[derive(Debug, thiserror::Error)]
+pub enum CrmError {
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    #[error("redis did not answer in time")]
+    Timeout,
+    #[error("{key}: stored record is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("no {kind} {id:?}")]
+    NotFound { kind: &'static str, id: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(FieldError),
+}
+
+impl CrmError {
+    /// Redis is unreachable or too slow (as opposed to a bad request).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            CrmError::Timeout => true,
+            CrmError::Redis(e) => e.is_io_error() || e.is_timeout() || e.is_connection_dropped(),
+            _ => false,
+        }
+    }
+}
+
+impl From<FieldError> for CrmError {
+    fn from(e: FieldError) -> Self {
+        CrmError::Invalid(e)
+    }
+}
+
+pub type Result<T, E = CrmError> = std::result::Result<T, E>;
+
+/// How a [`Store`] talks to Redis.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Bound on every call, connecting included.
+    pub op_timeout: Duration,
+    /// Return at once and connect on first use (a controller that must
+    /// start while Redis is down), instead of failing when Redis is
+    /// unreachable.
+    pub lazy: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            op_timeout: Duration::from_secs(1),
+            lazy: false,
+        }
+    }
+}
+
+/// The prefix lengths (other than full addresses) the IP index uses, per
+/// family, longest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct IpLens {
+    v4: Vec<u8>,
+    v6: Vec<u8>,
+}
+
+impl IpLens {
+    fn from_classes(classes: &[String]) -> IpLens {
+        let mut l = IpLens::default();
+        for (v6, len) in classes.iter().filter_map(|c| keys::parse_len_class(c)) {
+            if v6 { &mut l.v6 } else { &mut l.v4 }.push(len);
+        }
+        for v in [&mut l.v4, &mut l.v6] {
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            v.dedup();
+        }
+        l
+    }
+
+    fn for_addr(&self, ip: IpAddr) -> &[u8] {
+        if ip.is_ipv4() { &self.v4 } else { &self.v6 }
+    }
+}
+
+/// The prefix index keys of `ip` for `lens`, in that order.
+fn prefix_keys(ip: IpAddr, lens: &[u8]) -> impl Iterator<Item = String> + '_ {
+    lens.iter()
+        .filter_map(move |&len| IpNet::new(ip, len).ok())
+        .map(|n| keys::net_idx(n.trunc()))
+}
+
+/// A filter of [`Store::list_customers`]; unset fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilter {
+    pub segment: Option<String>,
+    /// Customers owning this number.
+    pub phone: Option<String>,
+    /// Customers a client at this address would match (exact or prefix).
+    pub ip: Option<IpAddr>,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+/// What [`Store::load`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LoadSummary {
+    pub tiers: usize,
+    pub customers: usize,
+    pub promotions: usize,
+    pub services: usize,
+    pub policy: bool,
+}
+
+/// A record kept as JSON under a key of its own and listed in a set.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// The word used in events, errors and messages.
+    const KIND: &'static str;
+    const SET: &'static str;
+    fn key(name: &str) -> String;
+    fn ident(&self) -> &str;
+    fn check(&self) -> Result<(), FieldError>;
+}
+
+impl Record for Tier {
+    const KIND: &'static str = "tier";
+    const SET: &'static str = keys::TIERS;
+    fn key(name: &str) -> String {
+        keys::tier(name)
+    }
+    fn ident(&self) -> &str {
+        &self.name
+    }
+    fn check(&self) -> Result<(), FieldError> {
+        self.validate()
+    }
+}
+
+impl Record for Customer {
+    const KIND: &'static str = "customer";
+    const SET: &'static str = keys::CUSTOMERS;
+    fn key(name: &str) -> String {
+        keys::customer(name)
+    }
+    fn ident(&self) -> &str {
+        &self.id
+    }
+    fn check(&self) -> Result<(), FieldError> {
+        self.validate()
+    }
+}
+
+impl Record for Promotion {
+    const KIND: &'static str = "promotion";
+    const SET: &'static str = keys::PROMOS;
+    fn key(name: &str) -> String {
+        keys::promo(name)
+    }
+    fn ident(&self) -> &str {
+        &self.code
+    }
+    fn check(&self) -> Result<(), FieldError> {
+        self.validate()
+    }
+}
+
+impl Record for Service {
+    const KIND: &'static str = "service";
+    const SET: &'static str = keys::SERVICES;
+    fn key(name: &str) -> String {
+        keys::service(name)
+    }
+    fn ident(&self) -> &str {
+        &self.name
+    }
+    fn check(&self) -> Result<(), FieldError> {
+        self.validate()
+    }
+}
+
+pub(crate) fn parse<T: DeserializeOwned>(key: &str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| CrmError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| {
+        RedisError::from((
+            ErrorKind::Client,
+            "cannot encode a record as JSON",
+            e.to_string(),
+        ))
+        .into()
+    })
+}
+
+/// A batch of writes for `lua/apply.lua`: checked whole, then applied
+/// whole, in one script call (so atomically).
+#[derive(Debug, Default, Serialize)]
+struct Batch {
+    /// `[key, set, member, json]`.
+    puts: Vec<(String, &'static str, String, String)>,
+    /// `[field, tier key, tier name]`: tiers that must exist.
+    needs: Vec<(String, String, String)>,
+    customers: Vec<CustomerOp>,
+    events: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct CustomerOp {
+    id: String,
+    key: String,
+    owned: String,
+    /// Prefix of the field names in conflict messages (`customers[3].`).
+    field: String,
+    json: String,
+    /// `[key, length class, field, value]`.
+    idx: Vec<(String, String, String, String)>,
+}
+
+impl Batch {
+    fn put<T: Record>(&mut self, r: &T) -> Result<()> {
+        self.puts
+            .push((T::key(r.ident()), T::SET, r.ident().to_owned(), to_json(r)?));
+        Ok(())
+    }
+
+    fn need_tier(&mut self, field: String, tier: &str) {
+        self.needs.push((field, keys::tier(tier), tier.to_owned()));
+    }
+
+    fn customer(&mut self, c: &Customer, field: String) -> Result<()> {
+        let idx = keys::index_entries(c)
+            .into_iter()
+            .map(
+                |IndexEntry {
+                     key,
+                     class,
+                     field,
+                     value,
+                 }| (key, class, field, value),
+            )
+            .collect();
+        self.customers.push(CustomerOp {
+            id: c.id.clone(),
+            key: keys::customer(&c.id),
+            owned: keys::customer_idx(&c.id),
+            field,
+            json: to_json(c)?,
+            idx,
+        });
+        Ok(())
+    }
+}
+
+/// The CRM in Redis. Cheap to clone: clones share one connection.
+#[derive(Clone)]
+pub struct Store {
+    con: ConnectionManager,
+    op_timeout: Duration,
+    /// Cached `tf:idx:ip-lens`, checked against Redis by every IP lookup.
+    lens: Arc<Mutex<IpLens>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects with the default options (1 s per call).
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, &StoreOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, opts: &StoreOptions) -> Result<Store> {
+        let client = redis::Client::open(url)?;
+        let t = opts.op_timeout;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(t))
+            .set_response_timeout(Some(t))
+            // Few, quick retries: a caller waits at most `op_timeout`
+            // anyway, and the next call starts a new reconnection.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+            // Many concurrent lookups share the connection.
+            .set_pipeline_buffer_size(1024);
+        let con = if opts.lazy {
+            ConnectionManager::new_lazy_with_config(client, config)?
+        } else {
+            tokio::time::timeout(t, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| CrmError::Timeout)??
+        };
+        Ok(Store {
+            con,
+            op_timeout: t,
+            lens: Arc::default(),
+        })
+    }
+
+    pub fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
+    /// Runs one Redis call under the operation timeout.
+    async fn run<T>(&self, f: impl Future<Output = RedisResult<T>>) -> Result<T> {
+        match tokio::time::timeout(self.op_timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.is_timeout() => Err(CrmError::Timeout),
+            Ok(Err(e)) => Err(CrmError::Redis(e)),
+            Err(_) => Err(CrmError::Timeout),
+        }
+    }
+
+    fn con(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut con = self.con();
+        self.run(redis::cmd("PING").query_async::<String>(&mut con))
+            .await
+            .map(drop)
+    }
+
+    // ---- generic record access ----
+
+    pub(crate) async fn get_raw(&self, key: &str) -> Result<Option<String>> {
+        let mut con = self.con();
+        self.run(redis::cmd("GET").arg(key).query_async(&mut con))
+            .await
+    }
+
+    /// MGET in bounded chunks.
+    pub(crate) async fn get_raw_many(&self, keys: &[String]) -> Result<Vec<Option<String>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MGET_CHUNK) {
+            let mut con = self.con();
+            let part: Vec<Option<String>> = self
+                .run(redis::cmd("MGET").arg(chunk).query_async(&mut con))
+                .await?;
+            out.extend(part);
+        }
+        Ok(out)
+    }
+
+    async fn members(&self, set: &str) -> Result<Vec<String>> {
+        let mut con = self.con();
+        let mut v: Vec<String> = self
+            .run(redis::cmd("SMEMBERS").arg(set).query_async(&mut con))
+            .await?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    pub(crate) async fn fetch<T: Record>(&self, name: &str) -> Result<Option<T>> {
+        let key = T::key(name);
+        match self.get_raw(&key).await? {
+            Some(j) => parse(&key, &j).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn get<T: Record>(&self, name: &str) -> Result<T> {
+        self.fetch(name).await?.ok_or_else(|| CrmError::NotFound {
+            kind: T::KIND,
+            id: name.to_owned(),
+        })
+    }
+
+    /// Every record of a kind, sorted by name. A name listed whose record
+    /// is gone is skipped; a record that does not parse is an error.
+    async fn list<T: Record>(&self) -> Result<Vec<T>> {
+        let names = self.members(T::SET).await?;
+        self.records(&names).await
+    }
+
+    async fn records<T: Record>(&self, names: &[String]) -> Result<Vec<T>> {
+        let keys: Vec<String> = names.iter().map(|n| T::key(n)).collect();
+        let raw = self.get_raw_many(&keys).await?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (key, json) in keys.iter().zip(raw) {
+            if let Some(j) = json {
+                out.push(parse(key, &j)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply(&self, batch: &Batch) -> Result<()> {
+        let json = to_json(batch)?;
+        let mut con = self.con();
+        let mut inv = APPLY.prepare_invoke();
+        inv.arg(json)
+            .arg(keys::CUSTOMERS)
+            .arg(keys::IP_LENS)
+            .arg(keys::EVENTS);
+        let reply: Vec<String> = self.run(inv.invoke_async(&mut con)).await?;
+        match reply.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            [c, msg] if c == "conflict" => Err(CrmError::Conflict(msg.clone())),
+            [i, field, reason] if i == "invalid" => {
+                Err(CrmError::Invalid(FieldError::new(field, reason)))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn put<T: Record>(&self, r: &T, needs: Option<(&str, &str)>) -> Result<()> {
+        r.check()?;
+        let mut b = Batch::default();
+        b.put(r)?;
+        if let Some((field, tier)) = needs {
+            b.need_tier(field.to_owned(), tier);
+        }
+        b.events.push(keys::event(T::KIND, r.ident()));
+        self.apply(&b).await
+    }
+
+    /// Deletes a tier, promotion or service; `tier_refs` makes the script
+    /// refuse a tier that the policy or a promotion names.
+    async fn delete<T: Record>(&self, name: &str, tier_refs: bool) -> Result<bool> {
+        let mut con = self.con();
+        let mut inv = DELETE_RECORD.prepare_invoke();
+        inv.arg(T::key(name))
+            .arg(T::SET)
+            .arg(name)
+            .arg(keys::EVENTS)
+            .arg(keys::event(T::KIND, name));
+        if tier_refs {
+            inv.arg(keys::POLICY)
+                .arg(Policy::default().default_tier)
+                .arg(keys::PROMOS)
+                .arg(keys::promo(""));
+        }
+        let reply: (String, String) = self.run(inv.invoke_async(&mut con)).await?;
+        match (reply.0.as_str(), reply.1.as_str()) {
+            ("ok", n) => Ok(n == "1"),
+            ("conflict", msg) => Err(CrmError::Conflict(msg.to_owned())),
+            (a, b) => Err(unexpected(&[a.to_owned(), b.to_owned()])),
+        }
+    }
+
+    // ---- tiers ----
+
+    /// Every tier, sorted by name.
+    pub async fn list_tiers(&self) -> Result<Vec<Tier>> {
+        self.list().await
+    }
+
+    pub async fn get_tier(&self, name: &str) -> Result<Tier> {
+        self.get(name).await
+    }
+
+    /// Creates or replaces a tier.
+    pub async fn put_tier(&self, t: &Tier) -> Result<()> {
+        self.put(t, None).await
+    }
+
+    /// `Conflict` while the policy's default tier or a promotion names it.
+    pub async fn delete_tier(&self, name: &str) -> Result<bool> {
+        self.delete::<Tier>(name, true).await
+    }
+
+    // ---- customers ----
+
+    pub async fn list_customers(&self, f: &CustomerFilter) -> Result<Vec<Customer>> {
+        let mut out: Vec<Customer> = if f.phone.is_some() || f.ip.is_some() {
+            // Both given: the customer must own the number and match the
+            // address.
+            let mut hit: Option<Arc<Customer>> = None;
+            let mut miss = false;
+            if let Some(p) = &f.phone {
+                hit = self.lookup(Some(p), None, None).await?.customer;
+                miss = hit.is_none();
+            }
+            if let (Some(ip), false) = (f.ip, miss) {
+                let by_ip = self.lookup(None, Some(ip), None).await?.customer;
+                miss = match (&hit, &by_ip) {
+                    (Some(a), Some(b)) => a.id != b.id,
+                    (_, None) => true,
+                    (None, Some(_)) => false,
+                };
+                hit = by_ip;
+            }
+            match hit {
+                Some(c) if !miss => vec![Customer::clone(&c)],
+                _ => Vec::new(),
+            }
+        } else {
+            self.list().await?
+        };
+        if let Some(s) = &f.segment {
+            out.retain(|c| &c.segment == s);
+        }
+        Ok(out
+            .into_iter()
+            .skip(f.offset)
+            .take(f.limit.unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    pub async fn get_customer(&self, id: &str) -> Result<Customer> {
+        self.get(id).await
+    }
+
+    /// Creates or replaces a customer and its phone/IP index entries.
+    /// `Conflict`, with nothing written, when a number or address is
+    /// already indexed to another customer.
+    pub async fn put_customer(&self, c: &Customer) -> Result<()> {
+        c.validate()?;
+        let mut b = Batch::default();
+        b.customer(c, String::new())?;
+        b.events.push(keys::event("customer", &c.id));
+        self.apply(&b).await
+    }
+
+    /// Deletes a customer and its index entries.
+    pub async fn delete_customer(&self, id: &str) -> Result<bool> {
+        let mut con = self.con();
+        let mut inv = DELETE_CUSTOMER.prepare_invoke();
+        inv.arg(keys::customer(id))
+            .arg(keys::customer_idx(id))
+            .arg(keys::CUSTOMERS)
+            .arg(keys::IP_LENS)
+            .arg(keys::EVENTS)
+            .arg(id)
+            .arg(keys::event("customer", id));
+        let n: i64 = self.run(inv.invoke_async(&mut con)).await?;
+        Ok(n == 1)
+    }
+
+    // ---- promotions ----
+
+    pub async fn list_promotions(&self) -> Result<Vec<Promotion>> {
+        self.list().await
+    }
+
+    pub async fn get_promotion(&self, code: &str) -> Result<Promotion> {
+        self.get(code).await
+    }
+
+    /// Creates or replaces a promotion; its `tier`, if set, must exist.
+    pub async fn put_promotion(&self, p: &Promotion) -> Result<()> {
+        self.put(p, p.tier.as_deref().map(|t| ("tier", t))).await
+    }
+
+    pub async fn delete_promotion(&self, code: &str) -> Result<bool> {
+        self.delete::<Promotion>(code, false).await
+    }
+
+    // ---- services ----
+
+    pub async fn list_services(&self) -> Result<Vec<Service>> {
+        self.list().await
+    }
+
+    pub async fn get_service(&self, name: &str) -> Result<Service> {
+        self.get(name).await
+    }
+
+    pub async fn put_service(&self, s: &Service) -> Result<()> {
+        self.put(s, None).await
+    }
+
+    pub async fn delete_service(&self, name: &str) -> Result<bool> {
+        self.delete::<Service>(name, false).await
+    }
+
+    // ---- policy ----
+
+    /// The stored policy, or the default one when none is stored.
+    pub async fn get_policy(&self) -> Result<Policy> {
+        Ok(self.fetch_policy().await?.unwrap_or_default())
+    }
+
+    pub(crate) async fn fetch_policy(&self) -> Result<Option<Policy>> {
+        match self.get_raw(keys::POLICY).await? {
+            Some(j) => parse(keys::POLICY, &j).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the policy; its `default_tier` must exist.
+    pub async fn put_policy(&self, p: &Policy) -> Result<()> {
+        p.validate()?;
+        let mut b = Batch::default();
+        b.puts
+            .push((keys::POLICY.into(), "", String::new(), to_json(p)?));
+        b.need_tier("default_tier".into(), &p.default_tier);
+        b.events.push(keys::event("policy", "-"));
+        self.apply(&b).await
+    }
+
+    // ---- bulk load ----
+
+    /// Creates or replaces everything in `file` in one atomic step (other
+    /// records stay), then publishes one `reload` event. The whole file is
+    /// validated first, against the tiers already stored too; if anything
+    /// is wrong nothing is written.
+    pub async fn load(&self, file: &CrmFile) -> Result<LoadSummary> {
+        let known = self.members(keys::TIERS).await?;
+        file.validate(&known)?;
+        check_duplicates(file)?;
+        let mut b = Batch::default();
+        for t in &file.tiers {
+            b.put(t)?;
+        }
+        for (i, p) in file.promotions.iter().enumerate() {
+            b.put(p)?;
+            if let Some(t) = &p.tier {
+                b.need_tier(format!("promotions[{i}].tier"), t);
+            }
+        }
+        for s in &file.services {
+            b.put(s)?;
+        }
+        if let Some(p) = &file.policy {
+            b.puts
+                .push((keys::POLICY.into(), "", String::new(), to_json(p)?));
+            b.need_tier("policy.default_tier".into(), &p.default_tier);
+        }
+        for (i, c) in file.customers.iter().enumerate() {
+            b.customer(c, format!("customers[{i}]."))?;
+        }
+        b.events.push(keys::event("reload", "-"));
+        self.apply(&b).await?;
+        Ok(LoadSummary {
+            tiers: file.tiers.len(),
+            customers: file.customers.len(),
+            promotions: file.promotions.len(),
+            services: file.services.len(),
+            policy: file.policy.is_some(),
+        })
+    }
+
+    // ---- sessions ----
+
+    /// A fresh session id: `s-` and 8 hex digits from a Redis counter, so
+    /// ids stay unique across controller restarts.
+    pub async fn next_session_id(&self) -> Result<String> {
+        let mut con = self.con();
+        let n: u64 = self
+            .run(
+                redis::cmd("INCR")
+                    .arg(keys::SESSION_SEQ)
+                    .query_async(&mut con),
+            )
+            .await?;
+        Ok(format!("s-{:08x}", n & 0xffff_ffff))
+    }
+
+    /// Stores a session. A session in state `ended` leaves the live set
+    /// and expires after an hour; any other is live and kept.
+    pub async fn put_session(&self, s: &Session) -> Result<()> {
+        let key = keys::session(&s.id);
+        let json = to_json(s)?;
+        let mut p = redis::pipe();
+        p.atomic();
+        if s.state == SessionState::Ended {
+            p.cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("EX")
+                .arg(ENDED_SESSION_TTL_SECS)
+                .ignore()
+                .cmd("SREM")
+                .arg(keys::SESSIONS)
+                .arg(&s.id)
+                .ignore();
+        } else {
+            p.cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .ignore()
+                .cmd("SADD")
+                .arg(keys::SESSIONS)
+                .arg(&s.id)
+                .ignore();
+        }
+        let mut con = self.con();
+        self.run(p.query_async::<()>(&mut con)).await
+    }
+
+    pub async fn get_session(&self, id: &str) -> Result<Session> {
+        let key = keys::session(id);
+        match self.get_raw(&key).await? {
+            Some(j) => parse(&key, &j),
+            None => Err(CrmError::NotFound {
+                kind: "session",
+                id: id.to_owned(),
+            }),
+        }
+    }
+
+    /// The live sessions, sorted by id.
+    pub async fn list_sessions(&self) -> Result<Vec<Session>> {
+        let ids = self.members(keys::SESSIONS).await?;
+        let keys: Vec<String> = ids.iter().map(|i| keys::session(i)).collect();
+        let raw = self.get_raw_many(&keys).await?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (key, json) in keys.iter().zip(raw) {
+            if let Some(j) = json {
+                out.push(parse(key, &j)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends a session: it leaves the live set, its record says `ended`
+    /// and expires after an hour. Returns whether it was live.
+    pub async fn end_session(&self, id: &str) -> Result<bool> {
+        let key = keys::session(id);
+        if let Some(j) = self.get_raw(&key).await? {
+            let mut s: Session = parse(&key, &j)?;
+            if s.state != SessionState::Ended {
+                s.state = SessionState::Ended;
+                s.updated_at = chrono::Utc::now();
+            }
+            let json = to_json(&s)?;
+            let mut con = self.con();
+            let (_, removed): ((), i64) = self
+                .run(
+                    redis::pipe()
+                        .atomic()
+                        .cmd("SET")
+                        .arg(&key)
+                        .arg(json)
+                        .arg("EX")
+                        .arg(ENDED_SESSION_TTL_SECS)
+                        .cmd("SREM")
+                        .arg(keys::SESSIONS)
+                        .arg(id)
+                        .query_async(&mut con),
+                )
+                .await?;
+            return Ok(removed == 1);
+        }
+        let mut con = self.con();
+        let removed: i64 = self
+            .run(
+                redis::cmd("SREM")
+                    .arg(keys::SESSIONS)
+                    .arg(id)
+                    .query_async(&mut con),
+            )
+            .await?;
+        Ok(removed == 1)
+    }
+
+    // ---- decision time ----
+
+    /// Who the client is and what its promotion code is (see the module
+    /// doc of `crm` for the matching rules).
+    ///
+    /// Two round trips: one pipeline (MGET of the phone key, the exact
+    /// address key, the prefix keys of the cached prefix lengths and the
+    /// promotion key, plus HKEYS of `tf:idx:ip-lens`), then a GET of the
+    /// matched customer. The lengths come back with the first trip, so the
+    /// cache is checked on every IP lookup: when another writer added a
+    /// prefix length the cache lacked, the cache is refreshed and, if
+    /// nothing matched yet, the new lengths are probed in one extra MGET
+    /// (once per new length, not per lookup). Reading the lengths first
+    /// would make every lookup three trips; trusting the cache alone would
+    /// miss prefixes added by other writers.
+    pub async fn lookup(
+        &self,
+        phone: Option<&str>,
+        ip: Option<IpAddr>,
+        promo: Option<&str>,
+    ) -> Result<Lookup> {
+        let phone = phone.filter(|p| is_e164(p));
+        let promo = promo.filter(|c| check_name("promo_code", c).is_ok());
+        let ip = ip.map(|a| a.to_canonical());
+        let probed: Vec<u8> = ip
+            .map(|a| self.lens.lock().for_addr(a).to_vec())
+            .unwrap_or_default();
+
+        let mut keys_: Vec<String> = Vec::with_capacity(3 + probed.len());
+        let phone_at = phone.map(|p| {
+            keys_.push(keys::phone_idx(p));
+            keys_.len() - 1
+        });
+        let promo_at = promo.map(|c| {
+            keys_.push(keys::promo(c));
+            keys_.len() - 1
+        });
+        let ip_at = keys_.len();
+        if let Some(a) = ip {
+            keys_.push(keys::ip_idx(a));
+            keys_.extend(prefix_keys(a, &probed));
+        }
+        if keys_.is_empty() {
+            return Ok(Lookup::default());
+        }
+
+        let mut con = self.con();
+        let (vals, classes): (Vec<Option<String>>, Vec<String>) = if ip.is_some() {
+            self.run(
+                redis::pipe()
+                    .cmd("MGET")
+                    .arg(&keys_)
+                    .cmd("HKEYS")
+                    .arg(keys::IP_LENS)
+                    .query_async(&mut con),
+            )
+            .await?
+        } else {
+            let v = self
+                .run(redis::cmd("MGET").arg(&keys_).query_async(&mut con))
+                .await?;
+            (v, Vec::new())
+        };
+
+        let at = |i: Option<usize>| i.and_then(|i| vals.get(i).cloned().flatten());
+        let promotion = match (promo_at, at(promo_at)) {
+            (Some(i), Some(j)) => Some(Arc::new(parse::<Promotion>(&keys_[i], &j)?)),
+            _ => None,
+        };
+        let mut found: Option<(String, MatchedBy)> = at(phone_at).map(|id| (id, MatchedBy::Phone));
+        if found.is_none() && ip.is_some() {
+            found = vals
+                .get(ip_at..)
+                .into_iter()
+                .flatten()
+                .find_map(|v| v.clone())
+                .map(|id| (id, MatchedBy::Ip));
+        }
+
+        if let Some(a) = ip {
+            let fresh = IpLens::from_classes(&classes);
+            let stale = {
+                let mut cached = self.lens.lock();
+                let stale = *cached != fresh;
+                if stale {
+                    *cached = fresh.clone();
+                }
+                stale
+            };
+            if stale && found.is_none() {
+                let missed: Vec<u8> = fresh
+                    .for_addr(a)
+                    .iter()
+                    .copied()
+                    .filter(|l| !probed.contains(l))
+                    .collect();
+                if !missed.is_empty() {
+                    let more: Vec<String> = prefix_keys(a, &missed).collect();
+                    let v: Vec<Option<String>> = self
+                        .run(redis::cmd("MGET").arg(&more).query_async(&mut con))
+                        .await?;
+                    found = v.into_iter().flatten().next().map(|id| (id, MatchedBy::Ip));
+                }
+            }
+        }
+
+        let Some((id, by)) = found else {
+            return Ok(Lookup {
+                promotion,
+                ..Lookup::default()
+            });
+        };
+        // The record can vanish between the two trips (a concurrent
+        // delete): then the client matches nobody.
+        let customer = self.fetch::<Customer>(&id).await?.map(Arc::new);
+        Ok(Lookup {
+            matched_by: customer.as_ref().map(|_| by),
+            customer,
+            promotion,
+        })
+    }
+
+    // ---- for the replica ----
+
+    /// Everything a replica holds, read in a handful of pipelined calls.
+    /// Records that do not parse are skipped and their keys returned, so
+    /// one bad record cannot stop a replica from loading.
+    pub(crate) async fn dump(&self, full: bool) -> Result<Dump> {
+        let mut con = self.con();
+        let (tiers, services, policy, customers, promos): DumpNames = self
+            .run(
+                redis::pipe()
+                    .cmd("SMEMBERS")
+                    .arg(keys::TIERS)
+                    .cmd("SMEMBERS")
+                    .arg(keys::SERVICES)
+                    .cmd("GET")
+                    .arg(keys::POLICY)
+                    // A config-only replica reads the empty name: no key
+                    // has it, so the set is empty and no record is read.
+                    .cmd("SMEMBERS")
+                    .arg(if full { keys::CUSTOMERS } else { "" })
+                    .cmd("SMEMBERS")
+                    .arg(if full { keys::PROMOS } else { "" })
+                    .query_async(&mut con),
+            )
+            .await?;
+        let mut d = Dump::default();
+        d.tiers = self.records_lenient(&tiers, &mut d.corrupt).await?;
+        d.services = self.records_lenient(&services, &mut d.corrupt).await?;
+        d.customers = self.records_lenient(&customers, &mut d.corrupt).await?;
+        d.promotions = self.records_lenient(&promos, &mut d.corrupt).await?;
+        d.policy = match policy.map(|j| parse::<Policy>(keys::POLICY, &j)) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => {
+                d.corrupt.push(keys::POLICY.to_owned());
+                None
+            }
+            None => None,
+        };
+        Ok(d)
+    }
+
+    async fn records_lenient<T: Record>(
+        &self,
+        names: &[String],
+        corrupt: &mut Vec<String>,
+    ) -> Result<Vec<T>> {
+        let keys: Vec<String> = names.iter().map(|n| T::key(n)).collect();
+        let raw = self.get_raw_many(&keys).await?;
+        let mut out = Vec::with_capacity(raw.len());
+        for (key, json) in keys.into_iter().zip(raw) {
+            match json.map(|j| parse::<T>(&key, &j)) {
+                Some(Ok(r)) => out.push(r),
+                Some(Err(_)) => corrupt.push(key),
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The name sets and policy read first by [`Store::dump`].
+type DumpNames = (
+    Vec<String>,
+    Vec<String>,
+    Option<String>,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// The records a replica loads.
+#[derive(Debug, Default)]
+pub(crate) struct Dump {
+    pub tiers: Vec<Tier>,
+    pub services: Vec<Service>,
+    pub policy: Option<Policy>,
+    pub customers: Vec<Customer>,
+    pub promotions: Vec<Promotion>,
+    /// Keys skipped because their record did not parse.
+    pub corrupt: Vec<String>,
+}
+
+fn unexpected(reply: &[String]) -> CrmError {
+    CrmError::Redis(RedisError::from((
+        ErrorKind::UnexpectedReturnType,
+        "unexpected reply from a Tierflow CRM script",
+        format!("{reply:?}"),
+    )))
+}
+
+/// A file naming a record twice would have its later copy silently win:
+/// reject it, naming the second copy.
+fn check_duplicates(f: &CrmFile) -> Result<(), FieldError> {
+    fn dups<'a>(
+        list: &str,
+        field: &str,
+        names: impl Iterator<Item = &'a str>,
+    ) -> Result<(), FieldError> {
+        let mut seen = HashSet::new();
+        for (i, n) in names.enumerate() {
+            if !seen.insert(n) {
+                return Err(FieldError::new(
+                    format!("{list}[{i}].{field}"),
+                    format!("{n:?} appears more than once"),
+                ));
+            }
+        }
+        Ok(())
+    }
+    dups("tiers", "name", f.tiers.iter().map(|t| t.name.as_str()))?;
+    dups("customers", "id", f.customers.iter().map(|c| c.id.as_str()))?;
+    dups(
+        "promotions",
+        "code",
+        f.promotions.iter().map(|p| p.code.as_str()),
+    )?;
+    dups(
+        "services",
+        "name",
+        f.services.iter().map(|s| s.name.as_str()),
+    )
+}
