@@ -12,10 +12,11 @@ set -euo pipefail
 # - openvswitch-switch, mininet, iproute2, iputils-ping, ethtool, iperf3,
 #   tcpdump: the Mininet end-to-end tests (tests/e2e) against real OVS;
 # - redis-server (brings redis-cli): the CRM store;
+# - sip-tester (sipp): real SIP calls in the QoS end-to-end tests;
 # - python3-pytest: runs tests/e2e with Debian's /usr/bin/python3, the
 #   interpreter that has the mininet module.
 PACKAGES=(openvswitch-common openvswitch-switch mininet iproute2 iputils-ping
-    ethtool iperf3 tcpdump redis-server python3-pytest)
+    ethtool iperf3 tcpdump redis-server python3-pytest sip-tester)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
-for cmd in ovs-ofctl ovs-vsctl mn ethtool ping redis-server redis-cli; do
+for cmd in ovs-ofctl ovs-vsctl mn ethtool ping redis-server redis-cli sipp; do
     command -v "$cmd" >/dev/null || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import mininet.net, pytest' ||

@@ -4,7 +4,9 @@
 
 use crate::config::{Config, Timers};
 use crate::control::ControlPlane;
+use crate::crm::{ChangeKind, Replica, ReplicaOptions, ReplicaScope, Store, StoreOptions};
 use crate::ofconn;
+use crate::session::{Crm, CrmMode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +31,70 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("cannot listen for OpenFlow on {}: {e}", config.openflow))?;
     let openflow_addr = listener.local_addr()?;
     let lldp_every = Timers::secs(config.timers.lldp_interval);
-    let ctl = Arc::new(ControlPlane::new(config));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+
+    // The CRM. Redis being down is no reason not to start: switches still
+    // get forwarding, the replica follows Redis from empty, and decisions
+    // fall back to the default tier until it answers.
+    let scope = match config.crm_mode {
+        CrmMode::Replica => ReplicaScope::Full,
+        CrmMode::Remote => ReplicaScope::ConfigOnly,
+    };
+    let replica =
+        Replica::start_or_follow(&config.redis, scope, ReplicaOptions::default(), shutdown.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("Redis {}: {e}", config.redis))?;
+    let store = Store::connect_with(
+        &config.redis,
+        &StoreOptions {
+            op_timeout: Duration::from_millis(500),
+            lazy: true,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("Redis {}: {e}", config.redis))?;
+    let crm = Crm {
+        mode: config.crm_mode,
+        replica: replica.clone(),
+        store: store.clone(),
+    };
+    let ctl = Arc::new(ControlPlane::new(config, crm));
+    // Sessions Redis remembers (a restart): re-admitted by their next
+    // packet with the same id and override.
+    match store.list_sessions().await {
+        Ok(v) if !v.is_empty() => {
+            tracing::info!("{} sessions remembered from Redis", v.len());
+            ctl.park_remembered(v);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read remembered sessions: {e}"),
+    }
+    {
+        let ctl = ctl.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move { ctl.sessions_writer(shutdown).await });
+    }
+    {
+        let ctl = ctl.clone();
+        let shutdown = shutdown.clone();
+        let mut changes = replica.subscribe_changes();
+        tracker.spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    c = changes.recv() => c,
+                };
+                match change {
+                    Ok(c) => ctl.crm_changed(c.kind, &c.name).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        ctl.crm_changed(ChangeKind::Everything, "-").await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
 
     tracker.spawn(ofconn::serve(
         listener,

@@ -20,6 +20,11 @@ pub struct Config {
     pub ovsdb: Vec<String>,
     /// API bearer token (the environment's `TIERFLOW_API_TOKEN` wins).
     pub api_token: Option<String>,
+    /// Where decisions read customers: `remote` (Redis per decision) or
+    /// `replica` (an in-memory copy kept current by pub/sub).
+    pub crm_mode: crate::session::CrmMode,
+    /// ISO region for caller numbers given without a country code.
+    pub default_country: String,
     /// Timers of the switch connections and of topology discovery.
     pub timers: Timers,
 }
@@ -42,6 +47,8 @@ pub struct Timers {
     pub link_timeout: f64,
     /// Idle timeout of forwarding flows.
     pub flow_idle_timeout: u16,
+    /// A session whose client-side flow sees no packet this long ends.
+    pub session_idle_timeout: u16,
 }
 
 impl Default for Timers {
@@ -54,6 +61,7 @@ impl Default for Timers {
             lldp_interval: 1.0,
             link_timeout: 3.5,
             flow_idle_timeout: 60,
+            session_idle_timeout: 30,
         }
     }
 }
@@ -72,6 +80,8 @@ impl Default for Config {
             redis: "redis://127.0.0.1:6379".into(),
             ovsdb: vec!["unix:/var/run/openvswitch/db.sock".into()],
             api_token: None,
+            crm_mode: crate::session::CrmMode::default(),
+            default_country: "US".into(),
             timers: Timers::default(),
         }
     }

@@ -6,6 +6,8 @@ use crate::config::{Config, Timers};
 use crate::cookie::{self, Kind};
 use crate::forwarding::Forwarding;
 use crate::lldp;
+use crate::qos;
+use crate::session::{Crm, Sessions};
 use crate::stats::Stats;
 use crate::switch::Switch;
 use crate::topology::{Change, Topology};
@@ -33,6 +35,8 @@ pub struct ControlPlane {
     switches: RwLock<HashMap<u64, Arc<Switch>>>,
     pub(crate) topology: Mutex<Topology>,
     pub(crate) forwarding: Forwarding,
+    pub(crate) sessions: Sessions,
+    pub(crate) ovsdb: Arc<crate::ovsdb::OvsdbSet>,
     pub stats: Stats,
 }
 
@@ -45,8 +49,19 @@ impl std::fmt::Debug for ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, crm: Crm) -> Self {
+        let sessions = Sessions::new(
+            crm,
+            config.default_country.clone(),
+            config.timers.session_idle_timeout,
+        );
+        let ovsdb = Arc::new(crate::ovsdb::OvsdbSet::new(
+            config.ovsdb.clone(),
+            crate::ovsdb::DEFAULT_TIMEOUT,
+        ));
         ControlPlane {
+            sessions,
+            ovsdb,
             config,
             switches: RwLock::new(HashMap::default()),
             topology: Mutex::new(Topology::default()),
@@ -96,7 +111,7 @@ impl ControlPlane {
     }
 
     /// PORT_DESC, DESC and METER_FEATURES, then the first LLDP round.
-    async fn learn_switch(&self, sw: &Arc<Switch>) {
+    async fn learn_switch(self: &Arc<Self>, sw: &Arc<Switch>) {
         match sw.port_desc().await {
             Ok(ports) => {
                 sw.info.write().ports = ports.into_iter().map(|p| (p.port_no.value(), p)).collect();
@@ -126,6 +141,7 @@ impl ControlPlane {
             }
             Err(e) => warn!("METER_FEATURES failed: {e}"),
         }
+        self.sessions_switch_ready(sw);
         self.probe_switch(sw);
     }
 
@@ -210,6 +226,7 @@ impl ControlPlane {
             .links_removed
             .add(change.links_removed.len() as u64);
         self.forwarding.topology_changed(self, change);
+        self.sessions_topology_changed(change);
     }
 
     pub fn port_status(&self, sw: &Switch, ps: &PortStatus) {
@@ -236,9 +253,14 @@ impl ControlPlane {
         }
     }
 
-    /// Path flows idle out on their own and are set up again on the next
-    /// packet, so nothing needs doing yet; sessions (their meters) hook here.
-    pub fn flow_removed(&self, _sw: &Switch, _fr: &FlowRemoved<'_>) {}
+    /// A flow we asked to hear about left a switch: only the client-side
+    /// flow of a session asks (path flows idle out on their own and are set
+    /// up again by the next packet).
+    pub fn flow_removed(&self, sw: &Switch, fr: &FlowRemoved<'_>) {
+        if let Some(id) = cookie::id_of(fr.cookie, Kind::Session) {
+            self.session_flow_removed(sw.dpid, id, fr.reason);
+        }
+    }
 
     /// OFPT_ERROR from a switch: counted and logged with what it refers to.
     pub fn switch_error(&self, sw: &Switch, xid: u32, e: &ErrorMsg<'_>) {
@@ -282,6 +304,59 @@ pub fn delete_ours() -> FlowMod<'static> {
         cookie_mask: cookie::NAMESPACE_MASK,
         ..FlowMod::default()
     }
+}
+
+/// Deletes every flow of one kind of ours, in every table.
+pub fn delete_kind(kind: Kind) -> FlowMod<'static> {
+    FlowMod {
+        command: FlowModCommand::Delete,
+        table_id: openflow::TABLE_ALL,
+        cookie: cookie::cookie(kind, 0),
+        cookie_mask: cookie::KIND_MASK,
+        ..FlowMod::default()
+    }
+}
+
+/// The flows that bring traffic towards service `index` to the
+/// controller: the first packet of every flow to it (a session request),
+/// and for SIP every signalling datagram in both directions.
+pub fn service_flows(
+    index: u64,
+    net: ipnet::Ipv4Net,
+    proto: u8,
+    port: u16,
+    sip: bool,
+) -> Vec<FlowMod<'static>> {
+    let mask = (net.prefix_len() < 32).then(|| net.netmask());
+    let ip = |dst: bool| {
+        let m = Match::new().with(Oxm::EthType(0x0800, None));
+        let m = if dst {
+            m.with(Oxm::Ipv4Dst(net.network(), mask))
+        } else {
+            m.with(Oxm::Ipv4Src(net.network(), mask))
+        };
+        m.with(Oxm::IpProto(proto, None))
+    };
+    let l4 = |m: Match<'static>, dst: bool| match (proto, dst) {
+        (6, true) => m.with(Oxm::TcpDst(port, None)),
+        (6, false) => m.with(Oxm::TcpSrc(port, None)),
+        (17, true) => m.with(Oxm::UdpDst(port, None)),
+        (17, false) => m.with(Oxm::UdpSrc(port, None)),
+        _ => m,
+    };
+    let flow = |priority: u16, match_: Match<'static>| FlowMod {
+        cookie: cookie::cookie(Kind::Service, index),
+        priority,
+        match_,
+        instructions: [to_controller()].into_iter().collect(),
+        ..FlowMod::default()
+    };
+    let mut v = vec![flow(qos::PRIO_SERVICE, l4(ip(true), true))];
+    if sip {
+        v.push(flow(qos::PRIO_SIGNAL, l4(ip(true), true)));
+        v.push(flow(qos::PRIO_SIGNAL, l4(ip(false), false)));
+    }
+    v
 }
 
 fn to_controller() -> Instruction<'static> {

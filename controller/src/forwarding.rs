@@ -163,7 +163,7 @@ fn is_group(mac: &MacAddr) -> bool {
 
 impl ControlPlane {
     /// Entry point for every PACKET_IN (called from the switch's task).
-    pub fn packet_in(&self, sw: &Arc<Switch>, frame: &Bytes, pi: &PacketIn<'_>) {
+    pub fn packet_in(self: &Arc<Self>, sw: &Arc<Switch>, frame: &Bytes, pi: &PacketIn<'_>) {
         self.stats.packet_ins.inc();
         let Some(in_port) = pi.match_.in_port() else {
             return;
@@ -200,6 +200,16 @@ impl ControlPlane {
             }
             return;
         };
+        if f.ether_type == EtherType::IPV4 {
+            drop(topo);
+            if self.session_packet_in(sw, frame, &pi.data, in_port, (f.src, f.dst), on_link, Some(dst_at)) {
+                if moved {
+                    self.forwarding.host_gone(self, f.src);
+                }
+                return;
+            }
+            topo = self.topology.lock();
+        }
         if on_link {
             // A packet in transit on a path we installed: OVS revalidates its
             // datapath flow cache asynchronously, so a packet released just
@@ -261,7 +271,7 @@ impl ControlPlane {
 
     /// Delivers `data` to every edge port of every switch except where it
     /// came from.
-    fn flood(&self, in_dpid: u64, in_port: u32, data: &[u8], now: Instant) {
+    pub(crate) fn flood(&self, in_dpid: u64, in_port: u32, data: &[u8], now: Instant) {
         let hash = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();

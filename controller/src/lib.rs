@@ -15,6 +15,7 @@ pub mod ofconn;
 pub mod ovsdb;
 pub mod policy;
 pub mod qos;
+pub mod session;
 pub mod stats;
 pub mod switch;
 pub mod topology;

@@ -35,6 +35,9 @@ enum Command {
     /// OpenFlow 1.3 load tool: emulated switches send packet-ins for new
     /// flows; prints a final JSON line with setups per second and latencies.
     Bench(BenchArgs),
+    /// The CRM held in Redis.
+    #[command(subcommand)]
+    Crm(CrmCommand),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +62,10 @@ struct BenchArgs {
     /// Outstanding packet-ins per sending switch in throughput mode.
     #[arg(long, default_value_t = 128)]
     window: usize,
+    /// Every packet-in from a new client address: with a CRM service
+    /// covering the bench hosts (crm/bench.json), each is a session request.
+    #[arg(long)]
+    sessions: bool,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +85,29 @@ struct RunArgs {
     /// OVSDB endpoint (repeatable) [default: unix:/var/run/openvswitch/db.sock].
     #[arg(long)]
     ovsdb: Vec<String>,
+    /// Where decisions read customers: remote (Redis per decision) or
+    /// replica (in-memory copy) [default: remote].
+    #[arg(long, value_enum)]
+    crm_mode: Option<CrmModeArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CrmModeArg {
+    Remote,
+    Replica,
+}
+
+#[derive(Debug, Subcommand)]
+enum CrmCommand {
+    /// Load customers, promotions, tiers, services and policy from a JSON
+    /// file (the API's shapes) into Redis. Validates the whole file first;
+    /// an invalid file writes nothing.
+    Load {
+        file: PathBuf,
+        /// Redis URL.
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +115,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode { roundtrip, files } => decode::run(&files, roundtrip),
         Command::Bench(args) => bench_main(args),
+        Command::Crm(CrmCommand::Load { file, redis }) => crm_load(&file, &redis),
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -118,6 +149,7 @@ fn bench_main(args: BenchArgs) -> ExitCode {
     opts.hops = args.hops;
     opts.duration = std::time::Duration::from_secs_f64(args.duration);
     opts.window = args.window;
+    opts.sessions = args.sessions;
     match bench::run_blocking(&opts) {
         Ok(report) => {
             println!("{}", report.to_json());
@@ -125,6 +157,26 @@ fn bench_main(args: BenchArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("tierflow bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn crm_load(file: &std::path::Path, redis: &str) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tierflow crm load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(tierflow::crm::load::load_file(redis, file)) {
+        Ok(summary) => {
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tierflow crm load: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -147,6 +199,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if !args.ovsdb.is_empty() {
         config.ovsdb = args.ovsdb;
+    }
+    match args.crm_mode {
+        Some(CrmModeArg::Remote) => config.crm_mode = tierflow::session::CrmMode::Remote,
+        Some(CrmModeArg::Replica) => config.crm_mode = tierflow::session::CrmMode::Replica,
+        None => {}
     }
     if let Ok(t) = std::env::var("TIERFLOW_API_TOKEN") {
         config.api_token = Some(t);

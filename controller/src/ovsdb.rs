@@ -1138,8 +1138,10 @@ fn plan_apply(snap: &Snapshot, dpid: u64, queues: &[QueueSpec]) -> Option<Plan> 
             }
         }
     }
-    let max = queues.iter().map(|q| q.max_kbps).max().unwrap_or(0);
-    let qos_other = BTreeMap::from([("max-rate".to_string(), bps(max))]);
+    // No max-rate on the QoS itself: HTB then takes the link speed as the
+    // port's ceiling, so traffic outside every tier (queue 0 unless a tier
+    // claims it) is not capped at the largest tier's rate.
+    let qos_other: BTreeMap<String, String> = BTreeMap::new();
     let qos_row = json!({
         "type": QOS_TYPE,
         "other_config": str_map_json(&qos_other),

@@ -62,6 +62,8 @@ pub struct Stats {
     /// Failed Redis operations (lookups, session writes).
     pub redis_errors: Counter,
     pub meter_mods_sent: Counter,
+    /// Failed OVSDB transactions (tier queues).
+    pub ovsdb_errors: Counter,
     /// SIP messages relayed by the controller.
     pub sip_relayed: Counter,
     /// SIP datagrams that did not parse.

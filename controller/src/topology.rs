@@ -26,6 +26,9 @@ pub struct Hop {
     pub out_port: u32,
 }
 
+/// Addresses remembered per host (the most recent).
+const MAX_HOST_IPS: usize = 8;
+
 /// Where a host attaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
@@ -226,6 +229,11 @@ impl Topology {
             Some(h) => {
                 h.last_seen = now;
                 if let Some(ip) = ip.filter(|ip| !h.ips.contains(ip)) {
+                    // Bounded: a host sending from ever new source addresses
+                    // (spoofing, a load tool) must not grow this forever.
+                    if h.ips.len() >= MAX_HOST_IPS {
+                        h.ips.remove(0);
+                    }
                     h.ips.push(ip);
                 }
                 (h.at != at).then(|| std::mem::replace(&mut h.at, at))

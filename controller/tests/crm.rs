@@ -70,7 +70,7 @@ fn promo(code: &str, tier: Option<&str>) -> Promotion {
 }
 
 fn sample_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/crm/contact-center.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crm/contact-center.json")
 }
 
 fn sample() -> CrmFile {

@@ -305,11 +305,10 @@ impl TestBridge {
         assert_eq!(qos.len(), 1, "exactly one QoS of ours: {qos:#?}");
         let qos = &qos[0];
         assert_eq!(qos.kind, "linux-htb");
-        let max = tiers.iter().map(|t| t.max_kbps).max().unwrap();
         assert_eq!(
             qos.other.get("max-rate"),
-            Some(&(u64::from(max) * 1000).to_string()),
-            "QoS max-rate is the largest queue max: {qos:?}"
+            None,
+            "no port ceiling: traffic outside the tiers is not capped: {qos:?}"
         );
         assert_eq!(qos.ext, tag(self.dpid));
         let ids: Vec<u32> = qos.queues.keys().copied().collect();
@@ -414,7 +413,7 @@ fn expected_readback(br: &TestBridge, tiers: &[QueueSpec]) -> Vec<PortQueues> {
             port,
             qos_type: Some("linux-htb".into()),
             tierflow: true,
-            max_rate_bps: tiers.iter().map(|t| u64::from(t.max_kbps) * 1000).max(),
+            max_rate_bps: None,
             queues: sorted
                 .iter()
                 .map(|t| QueueState {

@@ -103,18 +103,64 @@ def tierflow_bin():
     return str(REPO / 'target' / 'debug' / 'tierflow')
 
 
+class RedisServer:
+    """A private redis-server for the end-to-end tests, on a free port (the
+    system Redis on 6379 is the demo's): stoppable and restartable on the
+    same port, for the tests of Redis outages."""
+
+    def __init__(self, workdir):
+        if shutil.which('redis-server') is None:
+            pytest.fail('redis-server not installed (run scripts/setup.sh)', pytrace=False)
+        self.port = free_port()
+        self.workdir = Path(workdir)
+        self.proc = None
+
+    @property
+    def url(self):
+        return 'redis://127.0.0.1:%d' % self.port
+
+    def start(self, timeout=10.0):
+        assert self.proc is None, 'redis-server already running'
+        self.proc = subprocess.Popen(
+            ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
+             '--save', '', '--appendonly', 'no', '--dir', str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.cli('PING', check=False) == 'PONG':
+                return
+            time.sleep(0.05)
+        pytest.fail('redis-server on port %d did not answer PING' % self.port, pytrace=False)
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def cli(self, *args, check=True):
+        r = subprocess.run(['redis-cli', '-p', str(self.port)] + list(args),
+                           capture_output=True, text=True, timeout=10)
+        if check:
+            assert r.returncode == 0, 'redis-cli %s: %s' % (args, r.stderr)
+        return r.stdout.strip()
+
+
+@pytest.fixture(scope='session')
+def redis_server(tmp_path_factory):
+    """The tests' own Redis, emptied before each test that uses it."""
+    r = RedisServer(tmp_path_factory.mktemp('redis'))
+    r.start()
+    yield r
+    r.stop()
+
+
 @pytest.fixture
-def redis_url():
-    """Redis on 127.0.0.1:6379, or a loud failure."""
-    try:
-        with socket.create_connection(('127.0.0.1', 6379), timeout=2) as s:
-            s.sendall(b'PING\r\n')
-            if not s.recv(16).startswith(b'+PONG'):
-                raise OSError('no PONG')
-    except OSError as e:
-        pytest.fail('Redis not answering on 127.0.0.1:6379 (%s): run scripts/setup.sh'
-                    % e, pytrace=False)
-    return 'redis://127.0.0.1:6379'
+def redis(redis_server):
+    if redis_server.proc is None:
+        redis_server.start()
+    redis_server.cli('FLUSHALL')
+    return redis_server
 
 
 def free_port():
@@ -134,8 +180,10 @@ class Controller:
     """One `tierflow run` on a fixed OpenFlow port, restartable. Each start
     logs to its own file (run1.log, run2.log, ...), so counts are per run."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, redis_url, extra=()):
         self.binary = binary
+        self.redis_url = redis_url
+        self.extra = list(extra)
         self.workdir = Path(workdir)
         self.port = free_port()
         self.api_port = free_port()
@@ -161,7 +209,8 @@ class Controller:
         with open(log, 'wb') as out:
             self.proc = subprocess.Popen(
                 [self.binary, 'run', '--openflow', self.addr,
-                 '--api', '127.0.0.1:%d' % self.api_port],
+                 '--api', '127.0.0.1:%d' % self.api_port,
+                 '--redis', self.redis_url] + self.extra,
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env)
         deadline = time.monotonic() + timeout
@@ -306,14 +355,30 @@ class Controller:
 
 
 @pytest.fixture
-def controller(tierflow_bin, tmp_path):
-    """A running controller, fresh for each test; stopped (SIGTERM) after."""
-    c = Controller(tierflow_bin, tmp_path)
+def controller_factory(tierflow_bin, tmp_path, redis):
+    """Factory: a controller on the tests' Redis with extra `tierflow run`
+    flags (not started: call .start()); stopped (SIGTERM) after the test."""
+    made = []
+
+    def make(*extra):
+        c = Controller(tierflow_bin, tmp_path, redis.url, extra)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        if c.running():
+            c.stop()
+        print('controller logs: %s' % ', '.join(map(str, c.logs)))
+
+
+@pytest.fixture
+def controller(controller_factory):
+    """A running controller with an empty CRM (plain forwarding), fresh for
+    each test."""
+    c = controller_factory()
     c.start()
-    yield c
-    if c.running():
-        c.stop()
-    print('controller logs: %s' % ', '.join(map(str, c.logs)))
+    return c
 
 
 def mn_clean():
@@ -336,31 +401,40 @@ def expected_links(net):
 
 
 @pytest.fixture
-def mn_net(controller):
-    """Factory: mn_net(topo) cleans stale Mininet state, starts `topo`
-    against the test's controller, waits until every switch is connected
-    and LLDP found every link, and stops the network after the test."""
+def mn_net_factory():
+    """mn_net_factory(controller)(topo): cleans stale Mininet state, starts
+    `topo` against `controller`, waits until every switch is connected and
+    LLDP found every link; every network is stopped after the test."""
     nets = []
 
-    def make(topo, discover=True):
-        from tierflow_mn import start_net
-        mn_clean()
-        t0 = time.monotonic()
-        net = start_net(topo, controller=controller.addr, wait=None)
-        nets.append(net)
-        if not net.waitConnected(timeout=20):
-            raise AssertionError('switches did not connect:\n' + controller.tail())
-        controller.wait_log('switch connected', n=len(net.switches))
-        if discover:
-            links = expected_links(net)
-            controller.wait_links(links)
-            net.discovery_secs = controller.discovery_secs(links)
-        net.startup_secs = time.monotonic() - t0
-        return net
+    def for_controller(controller):
+        def make(topo, discover=True):
+            from tierflow_mn import start_net
+            mn_clean()
+            t0 = time.monotonic()
+            net = start_net(topo, controller=controller.addr, wait=None)
+            nets.append(net)
+            if not net.waitConnected(timeout=20):
+                raise AssertionError('switches did not connect:\n' + controller.tail())
+            controller.wait_log('switch connected', n=len(net.switches))
+            if discover:
+                links = expected_links(net)
+                controller.wait_links(links)
+                net.discovery_secs = controller.discovery_secs(links)
+            net.startup_secs = time.monotonic() - t0
+            return net
+        return make
 
-    yield make
+    yield for_controller
     for net in nets:
         net.stop()
+
+
+@pytest.fixture
+def mn_net(controller, mn_net_factory):
+    """Factory: mn_net(topo) against the test's controller (see
+    mn_net_factory)."""
+    return mn_net_factory(controller)
 
 
 def switch_rx_packets(net):

@@ -77,6 +77,12 @@ pub struct Options {
     pub reveal_timeout: Duration,
     /// A setup not complete after this long is lost (an error).
     pub setup_timeout: Duration,
+    /// Every packet-in comes from a new client address (10.64.0.0/10), so
+    /// against a controller whose CRM has a service covering the bench
+    /// hosts every packet-in is a new session request: measures session
+    /// admission (decision, meters, tier flows, barriers) instead of path
+    /// setup.
+    pub sessions: bool,
 }
 
 impl Options {
@@ -92,6 +98,7 @@ impl Options {
             discovery_timeout: Duration::from_secs(20),
             reveal_timeout: Duration::from_secs(10),
             setup_timeout: Duration::from_secs(3),
+            sessions: false,
         }
     }
 }
@@ -185,6 +192,8 @@ struct SwitchPlan {
     hosts: Vec<(u32, Host)>,
     /// New flows this switch originates: (in_port, from, to).
     flows: Vec<(u32, Host, Host)>,
+    /// Vary the source address per packet (`Options::sessions`).
+    sessions: bool,
 }
 
 fn plan(o: &Options) -> Result<Vec<SwitchPlan>, BenchError> {
@@ -221,6 +230,7 @@ fn plan(o: &Options) -> Result<Vec<SwitchPlan>, BenchError> {
             links: Vec::new(),
             hosts: Vec::new(),
             flows: Vec::new(),
+            sessions: o.sessions,
         };
         if k == 1 {
             sw.hosts = vec![(1, a), (2, b)];

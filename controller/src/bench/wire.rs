@@ -29,6 +29,7 @@ pub const FRAME_LEN: usize = 60;
 // Offsets inside the bench frame: Ethernet (14) + IPv4 (20) + UDP (8).
 const ETH_TYPE_AT: usize = 12;
 const IP_PROTO_AT: usize = 23;
+const IP_SRC_AT: usize = 26;
 const UDP_SRC_AT: usize = 34;
 const UDP_CSUM_AT: usize = 40;
 const MAGIC_AT: usize = 42;
@@ -128,13 +129,23 @@ pub fn packet_in(in_port: u32, frame: &[u8]) -> Message<'_> {
 pub struct PacketInTemplate {
     bytes: Vec<u8>,
     frame_at: usize,
+    /// Patch a per-packet source address in (session admission mode).
+    vary_source: bool,
 }
 
 impl PacketInTemplate {
-    pub fn new(in_port: u32, frame: &[u8; FRAME_LEN]) -> Result<Self, openflow::EncodeError> {
+    pub fn new(
+        in_port: u32,
+        frame: &[u8; FRAME_LEN],
+        vary_source: bool,
+    ) -> Result<Self, openflow::EncodeError> {
         let bytes = openflow::to_vec(0, &packet_in(in_port, frame))?;
         let frame_at = bytes.len() - FRAME_LEN;
-        Ok(PacketInTemplate { bytes, frame_at })
+        Ok(PacketInTemplate {
+            bytes,
+            frame_at,
+            vary_source,
+        })
     }
 
     pub fn emit(&self, seq: u64, out: &mut BytesMut) {
@@ -146,6 +157,15 @@ impl PacketInTemplate {
         }
         if let Some(b) = out.get_mut(f + SEQ_AT..f + SEQ_AT + 8) {
             b.copy_from_slice(&seq.to_be_bytes());
+        }
+        if self.vary_source
+            && let Some(b) = out.get_mut(f + IP_SRC_AT + 1..f + IP_SRC_AT + 4)
+        {
+            // 10.64.0.0/10: never a bench host's address. The IPv4 header
+            // checksum is left stale; nothing on the controller's path
+            // verifies it.
+            let v = 0x40_0000 | (seq as u32 & 0x3f_ffff);
+            b.copy_from_slice(&v.to_be_bytes()[1..]);
         }
     }
 }
@@ -359,7 +379,7 @@ mod tests {
     #[test]
     fn packet_in_template_decodes_and_carries_the_sequence() {
         let (a, b) = (Host::numbered(1), Host::numbered(2));
-        let t = PacketInTemplate::new(2, &udp_frame(&a, &b, 7)).expect("template");
+        let t = PacketInTemplate::new(2, &udp_frame(&a, &b, 7), false).expect("template");
         let mut out = BytesMut::new();
         t.emit(0x0102_0304_0506_0708, &mut out);
         let (_, msg) = openflow::decode(&out).expect("decodes");

@@ -571,8 +571,44 @@ impl Replica {
         });
         tokio::spawn(
             r.clone()
-                .follow_forever(store, client, pubsub, opts, shutdown),
+                .follow_forever(store, client, Some(pubsub), opts, shutdown),
         );
+        Ok(r)
+    }
+
+    /// A replica that starts empty when Redis cannot be read now (the
+    /// controller must come up and forward without its CRM): the follower
+    /// keeps trying, and the first subscription loads everything and
+    /// announces `Everything`. Fails only on a malformed URL.
+    pub async fn start_or_follow(
+        url: &str,
+        scope: ReplicaScope,
+        opts: ReplicaOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Replica>, CrmError> {
+        match Replica::start_with(url, scope, opts.clone(), shutdown.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(e) => warn!("CRM replica: Redis not readable at start ({e}); following it from empty"),
+        }
+        let store = Store::connect_with(
+            url,
+            &StoreOptions {
+                op_timeout: opts.op_timeout,
+                lazy: true,
+            },
+        )
+        .await?;
+        let client = redis::Client::open(url)?;
+        let (changes, _) = broadcast::channel(opts.changes_capacity.max(1));
+        let r = Arc::new(Replica {
+            current: RwLock::new(Arc::new(Snapshot::empty(scope))),
+            scope,
+            healthy: AtomicBool::new(false),
+            resyncs: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            changes,
+        });
+        tokio::spawn(r.clone().follow_forever(store, client, None, opts, shutdown));
         Ok(r)
     }
 
@@ -724,11 +760,11 @@ impl Replica {
         self: Arc<Self>,
         store: Store,
         client: redis::Client,
-        first: PubSub,
+        first: Option<PubSub>,
         opts: ReplicaOptions,
         shutdown: CancellationToken,
     ) {
-        let mut next = Some(first);
+        let mut next = first;
         let mut backoff = BACKOFF_MIN;
         loop {
             let (pubsub, needs_resync) = match next.take() {

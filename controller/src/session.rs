@@ -1,0 +1,1379 @@
+//! Sessions: the packet-ins that are session requests (traffic towards a
+//! configured service), their admission (client data, CRM lookup, policy
+//! decision, a meter per direction and tier flows on every switch of the
+//! path, the packet released once every switch confirmed by barrier),
+//! tier changes in place, hold, their end (idle timeout reported by
+//! FLOW_REMOVED, BYE, the API), putting them back after a switch
+//! reconnects, and writing them to Redis.
+//!
+//! Owns the session table and the per-switch meter id pools. The session
+//! id is derived from what the session's flows match (client, server,
+//! protocol, port), so the same session keeps its id, its cookie and its
+//! Redis record across a controller restart and across controllers.
+//!
+//! Lock order: the session table, then the meter pools, then a switch's
+//! output buffer; the topology lock is never held with either.
+
+use crate::control::ControlPlane;
+use crate::crm::{Lookup, MatchedBy, Replica, Snapshot, Store};
+use crate::policy;
+use crate::qos::{self, Dir, FlowSpec, MeterPool, SessionHop, SessionKey};
+use crate::sip::{self, SipMessage};
+use crate::switch::Switch;
+use crate::topology::{Change, PortRef};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use bytes::Bytes;
+use chrono::Utc;
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use ipnet::Ipv4Net;
+use openflow::{FlowModCommand, MacAddr, Message, MeterModCommand, PortNo};
+use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
+use smallvec::SmallVec;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+use tierflow_api::model::{
+    ClientData, Explanation, Reason, Service, ServiceKind, Session, SessionState, Tier,
+};
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+/// Where customer data is read at decision time (PRODUCT.md's "CRM at the
+/// communication center" versus "CRM at the control node").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrmMode {
+    /// Read Redis per decision (pipelined, off the switch's task).
+    #[default]
+    Remote,
+    /// Decide from the in-memory replica; never wait on the network.
+    Replica,
+}
+
+/// The CRM as the session table uses it.
+#[derive(Debug, Clone)]
+pub struct Crm {
+    pub mode: CrmMode,
+    /// Always holds tiers, policy and services (session detection needs
+    /// them on every packet-in); in replica mode customers and promotions
+    /// too.
+    pub replica: Arc<Replica>,
+    pub store: Store,
+}
+
+/// A service, compiled for matching packets.
+#[derive(Debug, Clone)]
+struct Svc {
+    name: Arc<str>,
+    net: Ipv4Net,
+    proto: u8,
+    port: u16,
+    kind: ServiceKind,
+}
+
+impl Svc {
+    fn compile(s: &Service) -> Option<Svc> {
+        let net = match s.net()? {
+            ipnet::IpNet::V4(n) => n,
+            // Sessions are IPv4 (the match fields the tier flows use).
+            ipnet::IpNet::V6(_) => return None,
+        };
+        Some(Svc {
+            name: s.name.as_str().into(),
+            net,
+            proto: s.proto.ip_proto(),
+            port: s.port,
+            kind: s.kind,
+        })
+    }
+}
+
+/// A live session.
+#[derive(Debug)]
+struct Live {
+    key: SessionKey,
+    hops: SmallVec<[SessionHop; 4]>,
+    view: Session,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    by_id: HashMap<u64, Live>,
+    by_key: HashMap<SessionKey, u64>,
+    /// Admissions in flight: further packets of the flow are dropped
+    /// (their first packet is released when the tier is in place).
+    pending: HashSet<SessionKey>,
+    /// Sessions whose path broke (or that Redis remembered from before a
+    /// restart): re-admitted by their next packet, keeping id, creation
+    /// time and manual override.
+    parked: HashMap<SessionKey, Session>,
+}
+
+/// Where a parked packet is released once its tier is in place.
+#[derive(Debug)]
+struct Release {
+    sw: Arc<Switch>,
+    data: Bytes,
+    in_port: u32,
+    out_port: u32,
+}
+
+/// The packet fields session detection reads.
+#[derive(Debug, Clone, Copy)]
+struct Ip4<'a> {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    payload: &'a [u8],
+}
+
+fn parse_ip4(data: &[u8]) -> Option<Ip4<'_>> {
+    let p = SlicedPacket::from_ethernet(data).ok()?;
+    let Some(NetSlice::Ipv4(ip)) = p.net else {
+        return None;
+    };
+    let h = ip.header();
+    let (sport, dport, payload) = match p.transport? {
+        TransportSlice::Tcp(t) => (t.source_port(), t.destination_port(), t.payload()),
+        TransportSlice::Udp(u) => (u.source_port(), u.destination_port(), u.payload()),
+        _ => return None,
+    };
+    Some(Ip4 {
+        src: h.source_addr(),
+        dst: h.destination_addr(),
+        proto: h.protocol().0,
+        sport,
+        dport,
+        payload,
+    })
+}
+
+/// Session ids are 40 bits (they live in the cookie's id field).
+const ID_MASK: u64 = 0xff_ffff_ffff;
+
+fn id_for(key: &SessionKey) -> u64 {
+    // FNV-1a: stable across processes and machines (ahash is seeded).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let (proto, port) = key.l4.unwrap_or((0, 0));
+    for b in key
+        .client
+        .octets()
+        .into_iter()
+        .chain(key.server.octets())
+        .chain([proto])
+        .chain(port.to_be_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h & ID_MASK).max(1)
+}
+
+pub fn format_id(id: u64) -> String {
+    format!("s-{id:010x}")
+}
+
+pub fn parse_id(s: &str) -> Option<u64> {
+    let hex = s.strip_prefix("s-")?;
+    if hex.is_empty() || hex.len() > 10 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Session writes waiting for Redis, newest per session. A dead Redis
+/// leaves them here, retried each second; nothing is lost while the
+/// controller runs.
+#[derive(Debug, Default)]
+struct Writer {
+    dirty: Mutex<HashMap<String, Option<Session>>>,
+    wake: Notify,
+}
+
+/// The session table and everything admission needs.
+#[derive(Debug)]
+pub struct Sessions {
+    crm: Crm,
+    table: Mutex<Table>,
+    meters: Mutex<HashMap<u64, MeterPool>>,
+    /// Compiled services of the current snapshot (rebuilt when the replica
+    /// publishes a new one).
+    services: RwLock<(usize, Arc<[Svc]>)>,
+    writer: Writer,
+    default_country: String,
+    idle_timeout: u16,
+}
+
+impl Sessions {
+    pub fn new(crm: Crm, default_country: String, idle_timeout: u16) -> Self {
+        Sessions {
+            crm,
+            table: Mutex::new(Table::default()),
+            meters: Mutex::new(HashMap::default()),
+            services: RwLock::new((0, Arc::from([]))),
+            writer: Writer::default(),
+            default_country,
+            idle_timeout,
+        }
+    }
+
+    pub fn crm(&self) -> &Crm {
+        &self.crm
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.crm.replica.snapshot()
+    }
+
+    fn services(&self, snap: &Arc<Snapshot>) -> Arc<[Svc]> {
+        let ptr = Arc::as_ptr(snap) as usize;
+        {
+            let s = self.services.read();
+            if s.0 == ptr {
+                return s.1.clone();
+            }
+        }
+        let list: Arc<[Svc]> = snap.services.iter().filter_map(Svc::compile).collect();
+        *self.services.write() = (ptr, list.clone());
+        list
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.table.lock().by_id.len()
+    }
+
+    /// Live sessions as the API shows them.
+    pub fn list(&self) -> Vec<Session> {
+        let t = self.table.lock();
+        let mut v: Vec<Session> = t.by_id.values().map(|l| l.view.clone()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let id = parse_id(id)?;
+        self.table.lock().by_id.get(&id).map(|l| l.view.clone())
+    }
+
+    /// Sessions counted by (tier, state), for metrics.
+    pub fn by_tier_and_state(&self) -> Vec<(String, SessionState, usize)> {
+        let t = self.table.lock();
+        let mut m: std::collections::BTreeMap<(String, &'static str), (SessionState, usize)> =
+            Default::default();
+        for l in t.by_id.values() {
+            let s = match l.view.state {
+                SessionState::Active => "active",
+                SessionState::Hold => "hold",
+                SessionState::Ended => "ended",
+            };
+            m.entry((l.view.tier.clone(), s))
+                .or_insert((l.view.state, 0))
+                .1 += 1;
+        }
+        m.into_iter().map(|((t, _), (s, n))| (t, s, n)).collect()
+    }
+
+    /// Meters in use on a switch.
+    pub fn meters_in_use(&self, dpid: u64) -> usize {
+        self.meters.lock().get(&dpid).map_or(0, MeterPool::in_use)
+    }
+}
+
+impl ControlPlane {
+    /// Session handling of a packet-in. Returns false when the packet is
+    /// not session traffic (plain forwarding handles it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn session_packet_in(
+        self: &Arc<Self>,
+        sw: &Arc<Switch>,
+        frame: &Bytes,
+        data: &[u8],
+        in_port: u32,
+        macs: (MacAddr, MacAddr),
+        on_link: bool,
+        dst_at: Option<PortRef>,
+    ) -> bool {
+        let sessions = &self.sessions;
+        let snap = sessions.snapshot();
+        if snap.tiers.is_empty() {
+            return false;
+        }
+        let services = sessions.services(&snap);
+        if services.is_empty() {
+            return false;
+        }
+        let Some(p) = parse_ip4(data) else {
+            return false;
+        };
+        if p.proto == 17
+            && let Some(svc) = services.iter().find(|s| {
+                s.kind == ServiceKind::Sip
+                    && s.proto == 17
+                    && ((s.port == p.dport && s.net.contains(&p.dst))
+                        || (s.port == p.sport && s.net.contains(&p.src)))
+            })
+        {
+            self.sip_packet(sw, frame, data, in_port, macs, on_link, dst_at, &p, svc, &snap);
+            return true;
+        }
+        let request = services
+            .iter()
+            .find(|s| s.proto == p.proto && s.port == p.dport && s.net.contains(&p.dst));
+        if let Some(svc) = request {
+            let key = SessionKey {
+                client: p.src,
+                server: p.dst,
+                l4: Some((p.proto, p.dport)),
+            };
+            let client = ClientData {
+                ip: Some(IpAddr::V4(p.src)),
+                mac: Some(macs.0.to_string()),
+                source: Some(kind_name(svc.kind).into()),
+                ..ClientData::default()
+            };
+            return self.session_request(
+                sw, frame, data, in_port, macs, on_link, dst_at, key, svc, client, None,
+            );
+        }
+        // The server's side of a live session whose reverse flow idled out,
+        // or media of a SIP session.
+        let candidates = [
+            services
+                .iter()
+                .find(|s| s.proto == p.proto && s.port == p.sport && s.net.contains(&p.src))
+                .map(|_| SessionKey {
+                    client: p.dst,
+                    server: p.src,
+                    l4: Some((p.proto, p.sport)),
+                }),
+            Some(SessionKey {
+                client: p.src,
+                server: p.dst,
+                l4: None,
+            }),
+            Some(SessionKey {
+                client: p.dst,
+                server: p.src,
+                l4: None,
+            }),
+        ];
+        for key in candidates.into_iter().flatten() {
+            if self.live_packet(sw, frame, data, in_port, on_link, &key) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A packet of a live session reached the controller: forwards it along
+    /// the session's path when it is in transit (the datapath's cache
+    /// lagging behind a fresh flow), else puts the session's flows back
+    /// (they idled out while the session lived on) and releases it.
+    fn live_packet(
+        self: &Arc<Self>,
+        sw: &Arc<Switch>,
+        frame: &Bytes,
+        data: &[u8],
+        in_port: u32,
+        on_link: bool,
+        key: &SessionKey,
+    ) -> bool {
+        let (fwd, hop) = {
+            let t = self.sessions.table.lock();
+            let Some(l) = t.by_key.get(key).and_then(|id| t.by_id.get(id)) else {
+                return false;
+            };
+            let Some(hop) = l.hops.iter().find(|h| h.dpid == sw.dpid).copied() else {
+                return false;
+            };
+            // Which direction: the forward one enters each switch at in_port.
+            (in_port == hop.in_port || (!on_link && l.hops.first() == Some(&hop)), hop)
+        };
+        let out_port = if fwd { hop.out_port } else { hop.in_port };
+        let owned = slice_of(frame, data);
+        if on_link {
+            self.packet_out(sw, in_port, out_port, &owned);
+            self.stats.transit_forwarded.inc();
+        } else {
+            self.reinstall_session(
+                key,
+                Some(Release {
+                    sw: sw.clone(),
+                    data: owned,
+                    in_port,
+                    out_port,
+                }),
+            );
+        }
+        true
+    }
+
+    fn packet_out(&self, sw: &Switch, in_port: u32, out_port: u32, data: &[u8]) {
+        let out = openflow::PacketOut {
+            buffer_id: openflow::NO_BUFFER,
+            in_port: PortNo::from(in_port),
+            actions: [openflow::Action::output(out_port)].into_iter().collect(),
+            data: data.into(),
+        };
+        sw.send_xid(0, &Message::PacketOut(out));
+    }
+
+    /// A session request: admits it, unless it is live already (its flows
+    /// are missing: put them back) or being admitted.
+    #[allow(clippy::too_many_arguments)]
+    fn session_request(
+        self: &Arc<Self>,
+        sw: &Arc<Switch>,
+        frame: &Bytes,
+        data: &[u8],
+        in_port: u32,
+        macs: (MacAddr, MacAddr),
+        on_link: bool,
+        dst_at: Option<PortRef>,
+        key: SessionKey,
+        svc: &Svc,
+        client: ClientData,
+        relay_to: Option<PortRef>,
+    ) -> bool {
+        if self.live_packet(sw, frame, data, in_port, on_link, &key) {
+            return true;
+        }
+        // Requests seen in transit, or towards a server not located yet,
+        // are plain traffic until the ingress switch reports them.
+        let Some(server_at) = dst_at else {
+            return false;
+        };
+        if on_link {
+            return false;
+        }
+        let Some(hops) = self.session_hops((sw.dpid, in_port), server_at) else {
+            return false;
+        };
+        if !self.sessions.table.lock().pending.insert(key) {
+            self.stats.admissions_busy.inc();
+            return true;
+        }
+        let _ = macs;
+        let owned = slice_of(frame, data);
+        let release = match relay_to {
+            // SIP: the INVITE is delivered to the server's port directly.
+            Some((dpid, port)) => match self.switch(dpid) {
+                Some(ssw) => Release {
+                    in_port: if dpid == sw.dpid {
+                        in_port
+                    } else {
+                        PortNo::Controller.value()
+                    },
+                    sw: ssw,
+                    data: owned,
+                    out_port: port,
+                },
+                None => {
+                    self.sessions.table.lock().pending.remove(&key);
+                    return false;
+                }
+            },
+            None => Release {
+                sw: sw.clone(),
+                data: owned,
+                in_port,
+                out_port: hops.first().map_or(0, |h| h.out_port),
+            },
+        };
+        let service = svc.name.clone();
+        match self.sessions.crm.mode {
+            CrmMode::Replica => {
+                let snap = self.sessions.snapshot();
+                let lookup = snap.lookup(
+                    client.phone.as_deref(),
+                    client.ip,
+                    client.promo_code.as_deref(),
+                );
+                let e = self.decide(&snap, &client, &lookup);
+                self.admit(key, &service, hops, e, release);
+            }
+            CrmMode::Remote => {
+                // Never on the switch's task: the lookup waits on Redis.
+                // One task per admission (an allocation): admissions are
+                // far rarer than plain path setups.
+                let ctl = self.clone();
+                tokio::spawn(async move {
+                    let lookup = ctl.remote_lookup(&client).await;
+                    let snap = ctl.sessions.snapshot();
+                    let e = ctl.decide(&snap, &client, &lookup);
+                    ctl.admit(key, &service, hops, e, release);
+                });
+            }
+        }
+        true
+    }
+
+    async fn remote_lookup(&self, client: &ClientData) -> Lookup {
+        match self
+            .sessions
+            .crm
+            .store
+            .lookup(
+                client.phone.as_deref(),
+                client.ip,
+                client.promo_code.as_deref(),
+            )
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                self.stats.redis_errors.inc();
+                self.stats.decisions_fallback.inc();
+                warn!("CRM lookup failed, default tier: {e}");
+                Lookup::default()
+            }
+        }
+    }
+
+    /// Looks up the client with the CRM mode in force.
+    pub async fn lookup(&self, client: &ClientData) -> Lookup {
+        match self.sessions.crm.mode {
+            CrmMode::Replica => self.sessions.snapshot().lookup(
+                client.phone.as_deref(),
+                client.ip,
+                client.promo_code.as_deref(),
+            ),
+            CrmMode::Remote => self.remote_lookup(client).await,
+        }
+    }
+
+    fn decide(&self, snap: &Snapshot, client: &ClientData, l: &Lookup) -> Option<Explanation> {
+        self.stats.decisions.inc();
+        let matched = l
+            .customer
+            .as_deref()
+            .map(|c| (c, l.matched_by.unwrap_or(MatchedBy::Ip).as_str()));
+        policy::decide(
+            client,
+            matched,
+            l.promotion.as_deref(),
+            &snap.policy,
+            &snap.tiers,
+            Utc::now(),
+        )
+    }
+
+    /// The path of a session from the client's port to the server's:
+    /// the switches the forward direction crosses, with the port it enters
+    /// and leaves each by (the reverse direction takes the same switches
+    /// backwards, so both directions share each switch's meters' fate).
+    fn session_hops(
+        &self,
+        client_at: PortRef,
+        server_at: PortRef,
+    ) -> Option<SmallVec<[SessionHop; 4]>> {
+        let mut topo = self.topology.lock();
+        let path = topo.path(client_at.0, server_at.0)?;
+        let mut hops = SmallVec::new();
+        let mut in_port = client_at.1;
+        for &(dpid, out_port) in path.iter() {
+            hops.push(SessionHop {
+                dpid,
+                in_port,
+                out_port,
+                meter_fwd: 0,
+                meter_rev: 0,
+            });
+            in_port = topo.peer((dpid, out_port))?.1;
+        }
+        hops.push(SessionHop {
+            dpid: server_at.0,
+            in_port,
+            out_port: server_at.1,
+            meter_fwd: 0,
+            meter_rev: 0,
+        });
+        Some(hops)
+    }
+
+    /// Installs a decided session and releases its first packet once every
+    /// switch of the path has confirmed.
+    fn admit(
+        &self,
+        key: SessionKey,
+        service: &str,
+        mut hops: SmallVec<[SessionHop; 4]>,
+        e: Option<Explanation>,
+        release: Release,
+    ) {
+        let sessions = &self.sessions;
+        let snap = sessions.snapshot();
+        let Some(mut e) = e else {
+            sessions.table.lock().pending.remove(&key);
+            return;
+        };
+        let mut t = sessions.table.lock();
+        t.pending.remove(&key);
+        let parked = t.parked.remove(&key);
+        let mut id = id_for(&key);
+        while t.by_id.get(&id).is_some_and(|l| l.key != key) {
+            id = (id + 1) & ID_MASK;
+        }
+        if let Some(old) = t.by_id.remove(&id) {
+            // Re-admitted while still live (a path change raced it): its
+            // old meters go back to the pools.
+            t.by_key.remove(&old.key);
+            self.free_meters(&old.hops);
+        }
+        {
+            let mut pools = sessions.meters.lock();
+            for h in hops.iter_mut() {
+                let pool = pools.entry(h.dpid).or_insert_with(|| {
+                    MeterPool::new(self.switch(h.dpid).map_or(0, |s| max_meter(&s)))
+                });
+                h.meter_fwd = pool.alloc().unwrap_or(0);
+                h.meter_rev = pool.alloc().unwrap_or(0);
+            }
+        }
+        let now = Utc::now();
+        let (override_tier, created_at) = parked
+            .as_ref()
+            .map_or((None, now), |p| (p.override_tier.clone(), p.created_at));
+        if let Some(o) = override_tier.as_deref().filter(|o| snap.tier(o).is_some()) {
+            e.reason = Reason::ManualOverride;
+            e.tier = o.to_string();
+        }
+        let view = Session {
+            id: format_id(id),
+            service: service.to_string(),
+            client_ip: IpAddr::V4(key.client),
+            server_ip: IpAddr::V4(key.server),
+            state: SessionState::Active,
+            tier: e.tier.clone(),
+            override_tier,
+            customer_id: e.customer_id.clone(),
+            explanation: e,
+            path: hops.iter().map(|h| format!("{:016x}", h.dpid)).collect(),
+            state_reason: String::new(),
+            created_at,
+            updated_at: now,
+        };
+        let live = Live { key, hops, view };
+        let Some(tier) = snap.tier(&live.view.tier).cloned() else {
+            self.free_meters(&live.hops);
+            return;
+        };
+        info!(
+            "session {} admitted: {} -> {} {} tier {} ({}): {}",
+            live.view.id,
+            key.client,
+            key.server,
+            service,
+            tier.name,
+            reason_name(live.view.explanation.reason),
+            live.view.explanation.detail
+        );
+        self.stats.sessions_admitted.inc();
+        self.sessions.persist(&live.view);
+        let installed = self.install(&live, &tier, Some(release));
+        t.by_key.insert(key, id);
+        t.by_id.insert(id, live);
+        drop(t);
+        if !installed {
+            debug!("session admitted without every switch of its path connected");
+        }
+    }
+
+    /// Sends a session's meters and flows to every switch of its path,
+    /// egress first, each switch's batch closed by a barrier; `release` is
+    /// sent when every barrier is back. False if a switch was missing.
+    fn install(&self, live: &Live, tier: &Tier, release: Option<Release>) -> bool {
+        let setup = release.and_then(|r| {
+            self.forwarding
+                .begin_setup(self, r.sw, r.data, r.in_port, r.out_port)
+        });
+        let mut sent = 0u32;
+        let mut all = true;
+        for i in (0..live.hops.len()).rev() {
+            let Some(sw) = live.hops.get(i).and_then(|h| self.switch(h.dpid)) else {
+                all = false;
+                continue;
+            };
+            let queued = sw.batch(|b| {
+                self.push_session(b, &sw, live, i, tier, true);
+                match setup {
+                    Some((_, xid)) => b.push(xid, &Message::BarrierRequest),
+                    None => true,
+                }
+            });
+            if setup.is_some() {
+                sent += u32::from(queued);
+            }
+        }
+        if let Some((slot, _)) = setup {
+            self.forwarding.arm_setup(self, slot, sent);
+        }
+        all
+    }
+
+    /// One switch's part of a session: its two meters (replaced: a
+    /// DELETE of a meter the switch lacks is harmless, an ADD of one it
+    /// has is an error) and its two flows. `fresh` installs (ADD); else
+    /// modifies in place (tier change, hold).
+    fn push_session(
+        &self,
+        b: &mut crate::switch::Batch<'_>,
+        sw: &Switch,
+        live: &Live,
+        i: usize,
+        tier: &Tier,
+        fresh: bool,
+    ) {
+        let Some(hop) = live.hops.get(i) else {
+            return;
+        };
+        let last = live.hops.len() - 1;
+        let (rate, burst) = rate_of(tier, live.view.state);
+        let mut meter_mods = 0;
+        for m in [hop.meter_fwd, hop.meter_rev] {
+            if m == 0 {
+                continue;
+            }
+            if fresh {
+                b.push(sw.next_xid(), &Message::MeterMod(qos::delete_meter(m)));
+                b.push(
+                    sw.next_xid(),
+                    &Message::MeterMod(qos::meter(MeterModCommand::Add, m, rate, burst)),
+                );
+                meter_mods += 2;
+            } else {
+                b.push(
+                    sw.next_xid(),
+                    &Message::MeterMod(qos::meter(MeterModCommand::Modify, m, rate, burst)),
+                );
+                meter_mods += 1;
+            }
+        }
+        let command = if fresh {
+            FlowModCommand::Add
+        } else {
+            FlowModCommand::ModifyStrict
+        };
+        let id = parse_id(&live.view.id).unwrap_or(0);
+        for (dir, meter, out_port, ingress, notify) in [
+            (Dir::Fwd, hop.meter_fwd, hop.out_port, i == 0, i == 0),
+            (Dir::Rev, hop.meter_rev, hop.in_port, i == last, false),
+        ] {
+            let f = qos::session_flow(&FlowSpec {
+                session: id,
+                key: &live.key,
+                tier,
+                dir,
+                meter: (meter != 0).then_some(meter),
+                out_port,
+                ingress,
+                notify,
+                idle_timeout: self.sessions.idle_timeout,
+                command,
+            });
+            b.push(sw.next_xid(), &f);
+        }
+        self.stats.meter_mods_sent.add(meter_mods);
+        self.stats.flow_mods_sent.add(2);
+    }
+
+    fn free_meters(&self, hops: &[SessionHop]) {
+        let mut pools = self.sessions.meters.lock();
+        for h in hops {
+            if let Some(p) = pools.get_mut(&h.dpid) {
+                p.release(h.meter_fwd);
+                p.release(h.meter_rev);
+            }
+        }
+    }
+
+    /// Puts a live session's flows back on its whole path.
+    fn reinstall_session(&self, key: &SessionKey, release: Option<Release>) {
+        let snap = self.sessions.snapshot();
+        let t = self.sessions.table.lock();
+        let Some(l) = t.by_key.get(key).and_then(|id| t.by_id.get(id)) else {
+            return;
+        };
+        let Some(tier) = snap.tier(&l.view.tier) else {
+            return;
+        };
+        self.stats.sessions_reinstalled.inc();
+        self.install(l, tier, release);
+    }
+
+    /// Ends a session: its flows and meters leave every switch, its meter
+    /// ids return to the pools, Redis keeps its record for a while.
+    pub fn end_session(&self, id: &str, why: &str) -> bool {
+        let Some(n) = parse_id(id) else {
+            return false;
+        };
+        let live = {
+            let mut t = self.sessions.table.lock();
+            let Some(l) = t.by_id.remove(&n) else {
+                return false;
+            };
+            t.by_key.remove(&l.key);
+            l
+        };
+        self.remove_from_switches(n, &live.hops);
+        self.free_meters(&live.hops);
+        self.stats.sessions_ended.inc();
+        info!("session {} ended: {why}", live.view.id);
+        self.sessions.writer_end(&live.view.id);
+        true
+    }
+
+    fn remove_from_switches(&self, id: u64, hops: &[SessionHop]) {
+        for h in hops {
+            let Some(sw) = self.switch(h.dpid) else {
+                continue;
+            };
+            sw.batch(|b| {
+                b.push(sw.next_xid(), &qos::delete_session_flows(id));
+                for m in [h.meter_fwd, h.meter_rev] {
+                    if m != 0 {
+                        b.push(sw.next_xid(), &Message::MeterMod(qos::delete_meter(m)));
+                    }
+                }
+            });
+        }
+    }
+
+    /// A session flow left a switch. The client-side forward flow is the
+    /// only one that reports: its idle timeout is the session's.
+    pub(crate) fn session_flow_removed(&self, dpid: u64, id: u64, reason: openflow::FlowRemovedReason) {
+        use openflow::FlowRemovedReason as R;
+        if !matches!(reason, R::IdleTimeout | R::HardTimeout) {
+            return;
+        }
+        let ours = {
+            let t = self.sessions.table.lock();
+            t.by_id
+                .get(&id)
+                .is_some_and(|l| l.hops.first().is_some_and(|h| h.dpid == dpid))
+        };
+        if ours {
+            self.end_session(&format_id(id), "idle");
+        }
+    }
+
+    /// Moves a live session to `tier` (upgrade, downgrade, the tier was
+    /// edited, hold/resume): meters modified and flows rewritten in place,
+    /// never removed, so no packet of the session goes untiered.
+    fn retier(&self, l: &mut Live, tier: &Tier) {
+        l.view.tier = tier.name.clone();
+        l.view.updated_at = Utc::now();
+        for i in 0..l.hops.len() {
+            let Some(sw) = l.hops.get(i).and_then(|h| self.switch(h.dpid)) else {
+                continue;
+            };
+            sw.batch(|b| self.push_session(b, &sw, l, i, tier, false));
+        }
+        self.stats.sessions_retiered.inc();
+        self.sessions.persist(&l.view);
+    }
+
+    /// Applies `f` to a live session's view and re-tiers it to the tier
+    /// the view then names. NotFound when there is no such session.
+    pub fn update_session(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Session),
+    ) -> Result<Session, SessionError> {
+        let n = parse_id(id).ok_or(SessionError::NotFound)?;
+        let snap = self.sessions.snapshot();
+        let mut t = self.sessions.table.lock();
+        let l = t.by_id.get_mut(&n).ok_or(SessionError::NotFound)?;
+        let mut view = l.view.clone();
+        f(&mut view);
+        let tier = snap
+            .tier(&view.tier)
+            .cloned()
+            .ok_or_else(|| SessionError::UnknownTier(view.tier.clone()))?;
+        l.view = view;
+        self.retier(l, &tier);
+        Ok(l.view.clone())
+    }
+
+    /// Re-scores a live session from its (possibly enriched) client data;
+    /// a manual override still wins.
+    pub async fn rescore(&self, id: &str, more: Option<ClientData>) -> Result<Session, SessionError> {
+        let mut inputs = self
+            .sessions
+            .get(id)
+            .ok_or(SessionError::NotFound)?
+            .explanation
+            .inputs;
+        if let Some(m) = more {
+            inputs.phone = m.phone.or(inputs.phone);
+            inputs.promo_code = m.promo_code.or(inputs.promo_code);
+            inputs.account_id = m.account_id.or(inputs.account_id);
+            inputs.source = m.source.or(inputs.source);
+        }
+        let lookup = self.lookup(&inputs).await;
+        let snap = self.sessions.snapshot();
+        let e = self
+            .decide(&snap, &inputs, &lookup)
+            .ok_or_else(|| SessionError::UnknownTier(snap.policy.default_tier.clone()))?;
+        self.update_session(id, move |s| {
+            s.customer_id = e.customer_id.clone();
+            s.tier = s.override_tier.clone().unwrap_or_else(|| e.tier.clone());
+            let mut e = e;
+            if s.override_tier.is_some() {
+                e.reason = Reason::ManualOverride;
+            }
+            s.explanation = e;
+        })
+    }
+
+    /// Re-tiers every live session whose tier is `name` (the tier was
+    /// edited: new rate, DSCP or queue).
+    pub fn tier_changed(&self, name: &str) {
+        let snap = self.sessions.snapshot();
+        let Some(tier) = snap.tier(name).cloned() else {
+            return;
+        };
+        let mut t = self.sessions.table.lock();
+        for l in t.by_id.values_mut().filter(|l| l.view.tier == name) {
+            self.retier(l, &tier);
+        }
+    }
+
+    /// Live session ids, for re-scoring after a customer or policy change.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.sessions
+            .table
+            .lock()
+            .by_id
+            .values()
+            .map(|l| l.view.id.clone())
+            .collect()
+    }
+
+    /// A switch finished connecting (meter features known): its meter pool
+    /// learns the ceiling, the service flows go in, and every live session
+    /// crossing it gets its meters and flows back (OVS drops meters when
+    /// its controller changes; our flows were wiped on connect).
+    pub fn sessions_switch_ready(self: &Arc<Self>, sw: &Arc<Switch>) {
+        self.sync_queues(Some(sw.dpid));
+        let max = max_meter(sw);
+        self.sessions
+            .meters
+            .lock()
+            .entry(sw.dpid)
+            .or_insert_with(|| MeterPool::new(max))
+            .set_max(max);
+        self.install_service_flows(sw);
+        let snap = self.sessions.snapshot();
+        let t = self.sessions.table.lock();
+        let mut n = 0;
+        for l in t.by_id.values() {
+            let Some(i) = l.hops.iter().position(|h| h.dpid == sw.dpid) else {
+                continue;
+            };
+            let Some(tier) = snap.tier(&l.view.tier) else {
+                continue;
+            };
+            sw.batch(|b| self.push_session(b, sw, l, i, tier, true));
+            n += 1;
+        }
+        drop(t);
+        if n > 0 {
+            self.stats.sessions_reinstalled.add(n);
+            info!(
+                dpid = format_args!("{:016x}", sw.dpid),
+                "put back {n} sessions"
+            );
+        }
+    }
+
+    /// The service catch flows (first packet towards a service goes to the
+    /// controller) and the SIP signalling flows, replacing earlier ones.
+    pub fn install_service_flows(&self, sw: &Switch) {
+        let snap = self.sessions.snapshot();
+        let services = self.sessions.services(&snap);
+        sw.batch(|b| {
+            b.push(sw.next_xid(), &crate::control::delete_kind(crate::cookie::Kind::Service));
+            for (i, s) in services.iter().enumerate() {
+                for f in crate::control::service_flows(i as u64, s.net, s.proto, s.port, s.kind == ServiceKind::Sip) {
+                    b.push(sw.next_xid(), &f);
+                }
+            }
+        });
+    }
+
+    /// Services changed: every switch gets the new catch flows.
+    pub fn services_changed(&self) {
+        for sw in self.switches() {
+            self.install_service_flows(&sw);
+        }
+    }
+
+    /// Sessions whose path crossed a link that went away (both ends still
+    /// connected: a real link failure, not a switch reconnecting) leave
+    /// their switches and are parked; their next packet re-admits them on
+    /// a new path with the same id.
+    pub(crate) fn sessions_topology_changed(&self, change: &Change) {
+        if change.links_removed.is_empty() {
+            return;
+        }
+        let broken: SmallVec<[PortRef; 8]> = change
+            .links_removed
+            .iter()
+            .filter(|(a, b)| self.switch(a.0).is_some() && self.switch(b.0).is_some())
+            .flat_map(|(a, b)| [*a, *b])
+            .collect();
+        if broken.is_empty() {
+            return;
+        }
+        let moved: Vec<(u64, Live)> = {
+            let mut t = self.sessions.table.lock();
+            let ids: Vec<u64> = t
+                .by_id
+                .iter()
+                .filter(|(_, l)| {
+                    l.hops.iter().any(|h| {
+                        broken.contains(&(h.dpid, h.out_port)) || broken.contains(&(h.dpid, h.in_port))
+                    })
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(l) = t.by_id.remove(&id) {
+                    t.by_key.remove(&l.key);
+                    t.parked.insert(l.key, l.view.clone());
+                    out.push((id, l));
+                }
+            }
+            out
+        };
+        for (id, l) in &moved {
+            self.remove_from_switches(*id, &l.hops);
+            self.free_meters(&l.hops);
+        }
+        if !moved.is_empty() {
+            info!("{} sessions lost their path; re-admitted on their next packet", moved.len());
+        }
+    }
+
+    /// Sessions Redis remembers from before a restart: parked, so their
+    /// next packet re-admits them with the same id and override.
+    pub fn park_remembered(&self, sessions: Vec<Session>) {
+        let mut t = self.sessions.table.lock();
+        for s in sessions {
+            let (IpAddr::V4(client), IpAddr::V4(server)) = (s.client_ip, s.server_ip) else {
+                continue;
+            };
+            let snap = self.sessions.snapshot();
+            let l4 = snap
+                .services
+                .iter()
+                .find(|x| x.name == s.service)
+                .and_then(|x| (x.kind != ServiceKind::Sip).then_some((x.proto.ip_proto(), x.port)));
+            t.parked.insert(SessionKey { client, server, l4 }, s);
+        }
+    }
+
+    /// SIP signalling: relayed by the controller to where its destination
+    /// attaches (the signalling flows send it here, above the tier flows);
+    /// an INVITE from a caller without a session is a session request,
+    /// scored on the caller's number and promotion code; BYE and CANCEL
+    /// end the call's session.
+    #[allow(clippy::too_many_arguments)]
+    fn sip_packet(
+        self: &Arc<Self>,
+        sw: &Arc<Switch>,
+        frame: &Bytes,
+        data: &[u8],
+        in_port: u32,
+        macs: (MacAddr, MacAddr),
+        on_link: bool,
+        dst_at: Option<PortRef>,
+        p: &Ip4<'_>,
+        svc: &Svc,
+        snap: &Arc<Snapshot>,
+    ) {
+        let _ = snap;
+        let to_server = svc.net.contains(&p.dst) && p.dport == svc.port;
+        let msg = match sip::parse(p.payload, &self.sessions.default_country) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.stats.sip_unparsed.inc();
+                debug!("SIP datagram {}:{} -> {}:{} not parsed: {e}", p.src, p.sport, p.dst, p.dport);
+                None
+            }
+        };
+        let (client, server) = if to_server { (p.src, p.dst) } else { (p.dst, p.src) };
+        let key = SessionKey {
+            client,
+            server,
+            l4: None,
+        };
+        if let Some(SipMessage::Request(r)) = &msg {
+            match r.method.as_str() {
+                "INVITE" if to_server && !on_link => {
+                    let live = self.sessions.table.lock().by_key.contains_key(&key);
+                    if !live {
+                        let client_data = ClientData {
+                            ip: Some(IpAddr::V4(p.src)),
+                            mac: Some(macs.0.to_string()),
+                            phone: r.caller.clone(),
+                            promo_code: r.promo_code.clone().filter(|c| !c.is_empty()),
+                            account_id: None,
+                            source: Some("sip".into()),
+                        };
+                        if let Some(at) = dst_at
+                            && self.session_request(
+                                sw, frame, data, in_port, macs, on_link, dst_at, key, svc,
+                                client_data, Some(at),
+                            )
+                        {
+                            self.stats.sip_relayed.inc();
+                            return;
+                        }
+                    }
+                }
+                "BYE" | "CANCEL" => {
+                    let id = self.sessions.table.lock().by_key.get(&key).copied();
+                    if let Some(id) = id {
+                        self.end_session(&format_id(id), &format!("SIP {}", r.method));
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.relay(sw, in_port, data, macs.1, dst_at);
+    }
+
+    /// Delivers a frame to the edge port its destination attaches to, or
+    /// floods it to every edge port when the destination is not known yet.
+    fn relay(&self, sw: &Switch, in_port: u32, data: &[u8], dst: MacAddr, dst_at: Option<PortRef>) {
+        self.stats.sip_relayed.inc();
+        match dst_at.and_then(|at| self.switch(at.0).map(|s| (s, at.1))) {
+            Some((dsw, port)) => {
+                let in_port = if dsw.dpid == sw.dpid {
+                    in_port
+                } else {
+                    PortNo::Controller.value()
+                };
+                self.packet_out(&dsw, in_port, port, data);
+            }
+            None => {
+                let _ = dst;
+                self.flood(sw.dpid, in_port, data, std::time::Instant::now());
+            }
+        }
+    }
+}
+
+/// Why a session operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("no such session")]
+    NotFound,
+    #[error("no tier named {0:?}")]
+    UnknownTier(String),
+}
+
+fn reason_name(r: Reason) -> &'static str {
+    match r {
+        Reason::Automatic => "automatic",
+        Reason::Promotion => "promotion",
+        Reason::Default => "default",
+        Reason::ManualOverride => "manual_override",
+        Reason::Hold => "hold",
+    }
+}
+
+fn kind_name(k: ServiceKind) -> &'static str {
+    match k {
+        ServiceKind::Sip => "sip",
+        ServiceKind::Web => "web",
+        ServiceKind::Other => "other",
+    }
+}
+
+/// The meter rate and burst a session's state calls for. On hold the
+/// burst shrinks with the rate, so a held call's bandwidth falls to the
+/// hold rate within a second rather than after a tier-sized burst.
+fn rate_of(tier: &Tier, state: SessionState) -> (u32, u32) {
+    match state {
+        SessionState::Hold => (
+            tier.hold_rate_kbps,
+            tier.burst_kbits.min(tier.hold_rate_kbps.max(16)),
+        ),
+        _ => (tier.rate_kbps, tier.burst_kbits),
+    }
+}
+
+fn max_meter(sw: &Switch) -> u32 {
+    sw.info.read().meter_features.as_ref().map_or(0, |m| {
+        // DROP bands are what tiers use; a switch without them gets the
+        // tier's DSCP and queue but no meter.
+        if m.band_types & (1 << openflow::MeterBandType::Drop.value()) != 0 {
+            m.max_meter
+        } else {
+            0
+        }
+    })
+}
+
+/// The packet as an owned `Bytes`, zero-copy when it is part of `frame`.
+fn slice_of(frame: &Bytes, data: &[u8]) -> Bytes {
+    let r = frame.as_ptr_range();
+    if r.contains(&data.as_ptr()) && data.as_ptr_range().end <= r.end {
+        frame.slice_ref(data)
+    } else {
+        Bytes::copy_from_slice(data)
+    }
+}
+
+impl Sessions {
+    fn persist(&self, s: &Session) {
+        self.writer.dirty.lock().insert(s.id.clone(), Some(s.clone()));
+        self.writer.wake.notify_one();
+    }
+
+    fn writer_end(&self, id: &str) {
+        self.writer.dirty.lock().insert(id.to_string(), None);
+        self.writer.wake.notify_one();
+    }
+
+    /// Writes dirty sessions to Redis until `shutdown`; failed writes stay
+    /// dirty and are retried every second (a newer write of the same
+    /// session supersedes them).
+    pub async fn run_writer(
+        &self,
+        stats: &crate::stats::Stats,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let stop = tokio::select! {
+                _ = shutdown.cancelled() => true,
+                _ = self.writer.wake.notified() => false,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            };
+            let batch: Vec<(String, Option<Session>)> =
+                self.writer.dirty.lock().drain().collect();
+            let mut failed = Vec::new();
+            for (id, s) in batch {
+                // After one failure the rest wait for the next round rather
+                // than each waiting out the store's timeout.
+                if !failed.is_empty() {
+                    failed.push((id, s));
+                    continue;
+                }
+                let r = match &s {
+                    Some(s) => self.crm.store.put_session(s).await,
+                    None => self.crm.store.end_session(&id).await.map(drop),
+                };
+                if let Err(e) = r {
+                    stats.redis_errors.inc();
+                    debug!("session {id} not written to Redis yet: {e}");
+                    failed.push((id, s));
+                }
+            }
+            if !failed.is_empty() {
+                let mut d = self.writer.dirty.lock();
+                for (id, s) in failed {
+                    d.entry(id).or_insert(s);
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Writes sessions to Redis until shutdown (see `Sessions::run_writer`).
+    pub async fn sessions_writer(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        self.sessions.run_writer(&self.stats, shutdown).await;
+    }
+
+    /// The CRM changed (through the API, `crm load`, or another
+    /// controller): the live network follows.
+    pub async fn crm_changed(self: &Arc<Self>, kind: crate::crm::ChangeKind, name: &str) {
+        use crate::crm::ChangeKind as K;
+        match kind {
+            K::Tier => {
+                self.tier_changed(name);
+                self.sync_queues(None);
+            }
+            K::Service => self.services_changed(),
+            // A promotion change counts for new decisions only.
+            K::Promotion => {}
+            K::Customer | K::Policy => self.rescore_all().await,
+            K::Everything => {
+                let snap = self.sessions.snapshot();
+                for t in &snap.tiers {
+                    self.tier_changed(&t.name);
+                }
+                self.sync_queues(None);
+                self.services_changed();
+                self.rescore_all().await;
+            }
+        }
+    }
+
+    async fn rescore_all(&self) {
+        for id in self.session_ids() {
+            if let Err(e) = self.rescore(&id, None).await {
+                debug!("session {id} not re-scored: {e}");
+            }
+        }
+    }
+
+    /// Puts the tiers' queues on the ports of `dpid` (or of every connected
+    /// switch) through OVSDB, off the caller's task.
+    pub fn sync_queues(self: &Arc<Self>, dpid: Option<u64>) {
+        let snap = self.sessions.snapshot();
+        let mut specs: Vec<crate::ovsdb::QueueSpec> = Vec::new();
+        // Queue 0 is every port's default queue: traffic outside the tiers
+        // uses it, and so does all traffic on the userspace datapath, which
+        // ignores set_queue. Shaping it would cap everything at one tier's
+        // rate, so a tier on queue 0 (best effort) leaves it unshaped.
+        for t in snap.tiers.iter().filter(|t| t.queue_id != 0) {
+            // Tiers sharing a queue share its row: the largest rates win.
+            match specs.iter_mut().find(|q| q.queue_id == t.queue_id) {
+                Some(q) => {
+                    q.min_kbps = q.min_kbps.max(t.queue_min_kbps);
+                    q.max_kbps = q.max_kbps.max(t.rate_kbps);
+                }
+                None => specs.push(crate::ovsdb::QueueSpec {
+                    queue_id: t.queue_id,
+                    min_kbps: t.queue_min_kbps,
+                    max_kbps: t.rate_kbps,
+                    dscp: None,
+                }),
+            }
+        }
+        if specs.is_empty() {
+            return;
+        }
+        let dpids: Vec<u64> = match dpid {
+            Some(d) => vec![d],
+            None => self.switches().iter().map(|s| s.dpid).collect(),
+        };
+        let ctl = self.clone();
+        tokio::spawn(async move {
+            for dpid in dpids {
+                match ctl.ovsdb.apply_queues(dpid, &specs).await {
+                    Ok(n) => debug!(
+                        dpid = format_args!("{dpid:016x}"),
+                        "tier queues on {n} ports"
+                    ),
+                    Err(e) => {
+                        ctl.stats.ovsdb_errors.inc();
+                        warn!(dpid = format_args!("{dpid:016x}"), "tier queues not configured: {e}");
+                    }
+                }
+            }
+        });
+    }
+}
