@@ -11,6 +11,7 @@ pub mod decode;
 pub mod forwarding;
 pub mod lldp;
 pub mod ofconn;
+pub mod sip;
 pub mod stats;
 pub mod switch;
 pub mod topology;
