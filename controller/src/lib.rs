@@ -16,6 +16,7 @@ pub mod ovsdb;
 pub mod policy;
 pub mod qos;
 pub mod session;
+pub mod sip;
 pub mod stats;
 pub mod switch;
 pub mod topology;
