@@ -41,10 +41,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         CrmMode::Replica => ReplicaScope::Full,
         CrmMode::Remote => ReplicaScope::ConfigOnly,
     };
-    let replica =
-        Replica::start_or_follow(&config.redis, scope, ReplicaOptions::default(), shutdown.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("Redis {}: {e}", config.redis))?;
+    let replica = Replica::start_or_follow(
+        &config.redis,
+        scope,
+        ReplicaOptions::default(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("Redis {}: {e}", config.redis))?;
     let store = Store::connect_with(
         &config.redis,
         &StoreOptions {
@@ -59,6 +63,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         replica: replica.clone(),
         store: store.clone(),
     };
+    // phonenumber loads its numbering plans on first use (seconds in a
+    // debug build): load them now, not on the first INVITE's task.
+    tokio::task::spawn_blocking(crate::sip::preload_numbering_plans);
     let ctl = Arc::new(ControlPlane::new(config, crm));
     // Sessions Redis remembers (a restart): re-admitted by their next
     // packet with the same id and override.

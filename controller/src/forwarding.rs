@@ -202,7 +202,15 @@ impl ControlPlane {
         };
         if f.ether_type == EtherType::IPV4 {
             drop(topo);
-            if self.session_packet_in(sw, frame, &pi.data, in_port, (f.src, f.dst), on_link, Some(dst_at)) {
+            if self.session_packet_in(
+                sw,
+                frame,
+                &pi.data,
+                in_port,
+                (f.src, f.dst),
+                on_link,
+                Some(dst_at),
+            ) {
                 if moved {
                     self.forwarding.host_gone(self, f.src);
                 }
@@ -460,7 +468,8 @@ impl Forwarding {
                 switches.push(h.dpid);
             }
         }
-        let Some((slot, xid)) = self.begin_setup(ctl, ingress.clone(), data, in_port, first.out_port)
+        let Some((slot, xid)) =
+            self.begin_setup(ctl, ingress.clone(), data, in_port, first.out_port)
         else {
             return;
         };
@@ -518,7 +527,10 @@ impl Forwarding {
             ctl.stats.setups_abandoned.inc();
             return None;
         }
-        Some((slot, SETUP_XID_BIT | (u32::from(generation) << 24) | slot as u32))
+        Some((
+            slot,
+            SETUP_XID_BIT | (u32::from(generation) << 24) | slot as u32,
+        ))
     }
 
     /// `sent` barriers carrying the setup's xid are on their way: release

@@ -163,7 +163,10 @@ fn bench_main(args: BenchArgs) -> ExitCode {
 }
 
 fn crm_load(file: &std::path::Path, redis: &str) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tierflow crm load: {e}");

@@ -316,7 +316,9 @@ impl ControlPlane {
                         || (s.port == p.sport && s.net.contains(&p.src)))
             })
         {
-            self.sip_packet(sw, frame, data, in_port, macs, on_link, dst_at, &p, svc, &snap);
+            self.sip_packet(
+                sw, frame, data, in_port, macs, on_link, dst_at, &p, svc, &snap,
+            );
             return true;
         }
         let request = services
@@ -390,7 +392,10 @@ impl ControlPlane {
                 return false;
             };
             // Which direction: the forward one enters each switch at in_port.
-            (in_port == hop.in_port || (!on_link && l.hops.first() == Some(&hop)), hop)
+            (
+                in_port == hop.in_port || (!on_link && l.hops.first() == Some(&hop)),
+                hop,
+            )
         };
         let out_port = if fwd { hop.out_port } else { hop.in_port };
         let owned = slice_of(frame, data);
@@ -844,7 +849,12 @@ impl ControlPlane {
 
     /// A session flow left a switch. The client-side forward flow is the
     /// only one that reports: its idle timeout is the session's.
-    pub(crate) fn session_flow_removed(&self, dpid: u64, id: u64, reason: openflow::FlowRemovedReason) {
+    pub(crate) fn session_flow_removed(
+        &self,
+        dpid: u64,
+        id: u64,
+        reason: openflow::FlowRemovedReason,
+    ) {
         use openflow::FlowRemovedReason as R;
         if !matches!(reason, R::IdleTimeout | R::HardTimeout) {
             return;
@@ -893,6 +903,16 @@ impl ControlPlane {
             .tier(&view.tier)
             .cloned()
             .ok_or_else(|| SessionError::UnknownTier(view.tier.clone()))?;
+        if view.tier != l.view.tier {
+            info!(
+                "session {} re-tiered: {} -> {} ({}): {}",
+                view.id,
+                l.view.tier,
+                view.tier,
+                reason_name(view.explanation.reason),
+                view.explanation.detail
+            );
+        }
         l.view = view;
         self.retier(l, &tier);
         Ok(l.view.clone())
@@ -900,7 +920,11 @@ impl ControlPlane {
 
     /// Re-scores a live session from its (possibly enriched) client data;
     /// a manual override still wins.
-    pub async fn rescore(&self, id: &str, more: Option<ClientData>) -> Result<Session, SessionError> {
+    pub async fn rescore(
+        &self,
+        id: &str,
+        more: Option<ClientData>,
+    ) -> Result<Session, SessionError> {
         let mut inputs = self
             .sessions
             .get(id)
@@ -996,9 +1020,18 @@ impl ControlPlane {
         let snap = self.sessions.snapshot();
         let services = self.sessions.services(&snap);
         sw.batch(|b| {
-            b.push(sw.next_xid(), &crate::control::delete_kind(crate::cookie::Kind::Service));
+            b.push(
+                sw.next_xid(),
+                &crate::control::delete_kind(crate::cookie::Kind::Service),
+            );
             for (i, s) in services.iter().enumerate() {
-                for f in crate::control::service_flows(i as u64, s.net, s.proto, s.port, s.kind == ServiceKind::Sip) {
+                for f in crate::control::service_flows(
+                    i as u64,
+                    s.net,
+                    s.proto,
+                    s.port,
+                    s.kind == ServiceKind::Sip,
+                ) {
                     b.push(sw.next_xid(), &f);
                 }
             }
@@ -1036,7 +1069,8 @@ impl ControlPlane {
                 .iter()
                 .filter(|(_, l)| {
                     l.hops.iter().any(|h| {
-                        broken.contains(&(h.dpid, h.out_port)) || broken.contains(&(h.dpid, h.in_port))
+                        broken.contains(&(h.dpid, h.out_port))
+                            || broken.contains(&(h.dpid, h.in_port))
                     })
                 })
                 .map(|(id, _)| *id)
@@ -1056,7 +1090,10 @@ impl ControlPlane {
             self.free_meters(&l.hops);
         }
         if !moved.is_empty() {
-            info!("{} sessions lost their path; re-admitted on their next packet", moved.len());
+            info!(
+                "{} sessions lost their path; re-admitted on their next packet",
+                moved.len()
+            );
         }
     }
 
@@ -1103,11 +1140,18 @@ impl ControlPlane {
             Ok(m) => Some(m),
             Err(e) => {
                 self.stats.sip_unparsed.inc();
-                debug!("SIP datagram {}:{} -> {}:{} not parsed: {e}", p.src, p.sport, p.dst, p.dport);
+                debug!(
+                    "SIP datagram {}:{} -> {}:{} not parsed: {e}",
+                    p.src, p.sport, p.dst, p.dport
+                );
                 None
             }
         };
-        let (client, server) = if to_server { (p.src, p.dst) } else { (p.dst, p.src) };
+        let (client, server) = if to_server {
+            (p.src, p.dst)
+        } else {
+            (p.dst, p.src)
+        };
         let key = SessionKey {
             client,
             server,
@@ -1128,8 +1172,17 @@ impl ControlPlane {
                         };
                         if let Some(at) = dst_at
                             && self.session_request(
-                                sw, frame, data, in_port, macs, on_link, dst_at, key, svc,
-                                client_data, Some(at),
+                                sw,
+                                frame,
+                                data,
+                                in_port,
+                                macs,
+                                on_link,
+                                dst_at,
+                                key,
+                                svc,
+                                client_data,
+                                Some(at),
                             )
                         {
                             self.stats.sip_relayed.inc();
@@ -1234,7 +1287,10 @@ fn slice_of(frame: &Bytes, data: &[u8]) -> Bytes {
 
 impl Sessions {
     fn persist(&self, s: &Session) {
-        self.writer.dirty.lock().insert(s.id.clone(), Some(s.clone()));
+        self.writer
+            .dirty
+            .lock()
+            .insert(s.id.clone(), Some(s.clone()));
         self.writer.wake.notify_one();
     }
 
@@ -1257,8 +1313,7 @@ impl Sessions {
                 _ = self.writer.wake.notified() => false,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             };
-            let batch: Vec<(String, Option<Session>)> =
-                self.writer.dirty.lock().drain().collect();
+            let batch: Vec<(String, Option<Session>)> = self.writer.dirty.lock().drain().collect();
             let mut failed = Vec::new();
             for (id, s) in batch {
                 // After one failure the rest wait for the next round rather
@@ -1370,7 +1425,10 @@ impl ControlPlane {
                     ),
                     Err(e) => {
                         ctl.stats.ovsdb_errors.inc();
-                        warn!(dpid = format_args!("{dpid:016x}"), "tier queues not configured: {e}");
+                        warn!(
+                            dpid = format_args!("{dpid:016x}"),
+                            "tier queues not configured: {e}"
+                        );
                     }
                 }
             }

@@ -588,7 +588,9 @@ impl Replica {
     ) -> Result<Arc<Replica>, CrmError> {
         match Replica::start_with(url, scope, opts.clone(), shutdown.clone()).await {
             Ok(r) => return Ok(r),
-            Err(e) => warn!("CRM replica: Redis not readable at start ({e}); following it from empty"),
+            Err(e) => {
+                warn!("CRM replica: Redis not readable at start ({e}); following it from empty")
+            }
         }
         let store = Store::connect_with(
             url,
@@ -608,7 +610,10 @@ impl Replica {
             events: AtomicU64::new(0),
             changes,
         });
-        tokio::spawn(r.clone().follow_forever(store, client, None, opts, shutdown));
+        tokio::spawn(
+            r.clone()
+                .follow_forever(store, client, None, opts, shutdown),
+        );
         Ok(r)
     }
 
