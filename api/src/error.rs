@@ -137,3 +137,36 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_errors_map_to_their_status_and_body() {
+        let cases = [
+            (BackendError::not_found("tier", "gold"), 404, None),
+            (BackendError::Conflict("in use".into()), 409, None),
+            (
+                BackendError::invalid("default_tier", "no tier named \"x\""),
+                422,
+                Some("default_tier"),
+            ),
+            (BackendError::Unavailable("redis down".into()), 503, None),
+            (BackendError::Internal("bug".into()), 500, None),
+        ];
+        for (e, status, field) in cases {
+            let text = e.to_string();
+            let a = ApiError::from(e);
+            assert_eq!(a.status().as_u16(), status, "{a:?}");
+            let body = a.body();
+            assert_eq!(body.field.as_deref(), field);
+            assert_eq!(body.error, text);
+        }
+        let json = serde_json::to_value(ApiError::Unauthorized.body()).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"error": "missing or wrong bearer token"})
+        );
+    }
+}

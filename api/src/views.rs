@@ -242,7 +242,7 @@ pub struct SessionFilter {
     pub tier: Option<String>,
     /// The matched customer's id.
     pub customer: Option<String>,
-    #[param(value_type = Option<String>, example = "active")]
+    /// `active`, `hold` or `ended`.
     pub state: Option<SessionState>,
     /// Sessions to skip (the list is ordered by id).
     #[serde(default)]
