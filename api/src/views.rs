@@ -1,0 +1,340 @@
+//! What the API shows of the control plane's live state (switches, flows,
+//! meters, queues, topology, health), the list filters, the small request
+//! bodies of the session actions, and the datapath id text form. The
+//! control plane fills these views; the API only serialises them.
+
+use crate::model::{ClientData, SessionState};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use utoipa::{IntoParams, ToSchema};
+
+/// A datapath id as the API prints it: 16 lower-case hex digits.
+pub fn format_dpid(dpid: u64) -> String {
+    format!("{dpid:016x}")
+}
+
+/// A datapath id as the API reads it: exactly 16 hex digits
+/// (`0000000000000001`), `0x` then hex (`0x1`), or decimal (`1`).
+pub fn parse_dpid(v: &str) -> Option<u64> {
+    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    if v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return u64::from_str_radix(v, 16).ok();
+    }
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse().ok();
+    }
+    None
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Redis, every OVSDB endpoint and the API are up.
+    Ok,
+    /// Something the controller depends on is unreachable.
+    Degraded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EndpointStatus {
+    #[schema(example = "unix:/var/run/openvswitch/db.sock")]
+    pub endpoint: String,
+    pub connected: bool,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: HealthStatus,
+    /// Redis answers.
+    pub redis: bool,
+    pub ovsdb: Vec<EndpointStatus>,
+    /// Switches connected over OpenFlow.
+    pub switches: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PortView {
+    pub port_no: u32,
+    #[schema(example = "s1-eth1")]
+    pub name: String,
+    #[schema(example = "00:00:00:00:00:01")]
+    pub hw_addr: String,
+    /// Link up and port not administratively down.
+    pub up: bool,
+    pub curr_speed_kbps: u32,
+}
+
+/// The switch's answer to a meter-features request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MeterFeaturesView {
+    #[schema(example = 262144)]
+    pub max_meter: u32,
+    #[schema(example = json!(["DROP"]))]
+    pub band_types: Vec<String>,
+    #[schema(example = json!(["KBPS", "BURST", "STATS"]))]
+    pub capabilities: Vec<String>,
+    pub max_bands: u8,
+    pub max_color: u8,
+}
+
+/// A connected switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SwitchView {
+    /// 16 hex digits.
+    #[schema(example = "0000000000000001")]
+    pub dpid: String,
+    /// Where the switch connected from.
+    #[schema(example = "127.0.0.1:40122")]
+    pub address: String,
+    pub n_tables: u8,
+    #[schema(example = json!(["FLOW_STATS", "TABLE_STATS", "PORT_STATS", "QUEUE_STATS"]))]
+    pub capabilities: Vec<String>,
+    pub mfr_desc: String,
+    pub hw_desc: String,
+    pub sw_desc: String,
+    pub ports: Vec<PortView>,
+    /// Absent when the switch does not support meters.
+    pub meter_features: Option<MeterFeaturesView>,
+    pub connected_at: DateTime<Utc>,
+}
+
+/// One flow entry as the switch reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FlowView {
+    pub table_id: u8,
+    pub priority: u16,
+    /// Hex, `0x` prefixed.
+    #[schema(example = "0x7466000000000001")]
+    pub cookie: String,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub duration_sec: u32,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    /// OXM fields by their `decode` names (`in_port`, `ipv4_src`, ...).
+    #[serde(rename = "match")]
+    #[schema(value_type = Object)]
+    pub match_: serde_json::Value,
+    /// Instructions as `decode` prints them.
+    #[schema(value_type = Object)]
+    pub instructions: serde_json::Value,
+}
+
+/// One meter's statistics and configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MeterView {
+    pub meter_id: u32,
+    pub flow_count: u32,
+    pub packet_in_count: u64,
+    pub byte_in_count: u64,
+    pub duration_sec: u32,
+    /// Bands as `decode` prints them.
+    #[schema(value_type = Object)]
+    pub bands: serde_json::Value,
+}
+
+/// One queue of one port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueView {
+    pub port_no: u32,
+    pub port_name: String,
+    pub queue_id: u32,
+    /// Configured guaranteed rate, when OVSDB knows it.
+    pub min_kbps: Option<u32>,
+    /// Configured ceiling, when OVSDB knows it.
+    pub max_kbps: Option<u32>,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkView {
+    pub src_dpid: String,
+    pub src_port: u32,
+    pub dst_dpid: String,
+    pub dst_port: u32,
+}
+
+/// Where a host attaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HostView {
+    #[schema(example = "00:00:00:00:00:01")]
+    pub mac: String,
+    #[schema(example = "10.0.0.1")]
+    pub ip: Option<String>,
+    pub dpid: String,
+    pub port: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TopologyView {
+    /// Datapath ids.
+    pub switches: Vec<String>,
+    pub links: Vec<LinkView>,
+    pub hosts: Vec<HostView>,
+}
+
+/// One page of a longer list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// How many match the filter, over all pages.
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// The default page size.
+pub const DEFAULT_LIMIT: usize = 100;
+/// The largest page a client may ask for.
+pub const MAX_LIMIT: usize = 1000;
+
+fn default_limit() -> usize {
+    DEFAULT_LIMIT
+}
+
+/// Filters of `GET /customers`; every given filter must match.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerFilter {
+    /// Exact segment.
+    pub segment: Option<String>,
+    /// A number among the customer's phones (E.164).
+    pub phone: Option<String>,
+    /// An address inside one of the customer's addresses or prefixes.
+    #[param(value_type = Option<String>, example = "10.0.0.1")]
+    pub ip: Option<IpAddr>,
+    /// Records to skip (the list is ordered by id).
+    #[serde(default)]
+    pub offset: usize,
+    /// Page size, at most 1000.
+    #[serde(default = "default_limit")]
+    #[param(default = 100, maximum = 1000)]
+    pub limit: usize,
+}
+
+impl Default for CustomerFilter {
+    fn default() -> Self {
+        CustomerFilter {
+            segment: None,
+            phone: None,
+            ip: None,
+            offset: 0,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// Filters of `GET /sessions`; every given filter must match.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SessionFilter {
+    /// The tier in force.
+    pub tier: Option<String>,
+    /// The matched customer's id.
+    pub customer: Option<String>,
+    /// `active`, `hold` or `ended`.
+    pub state: Option<SessionState>,
+    /// Sessions to skip (the list is ordered by id).
+    #[serde(default)]
+    pub offset: usize,
+    /// Page size, at most 1000.
+    #[serde(default = "default_limit")]
+    #[param(default = 100, maximum = 1000)]
+    pub limit: usize,
+}
+
+impl Default for SessionFilter {
+    fn default() -> Self {
+        SessionFilter {
+            tier: None,
+            customer: None,
+            state: None,
+            offset: 0,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// `POST /sessions/{id}/client-data`: what an IVR or a web form learnt
+/// about the client. Address fields are not accepted: they come from
+/// the packets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientDataIn {
+    /// E.164.
+    #[serde(default)]
+    #[schema(example = "+14155550100")]
+    pub phone: Option<String>,
+    #[serde(default)]
+    #[schema(example = "SPRING")]
+    pub promo_code: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Where the data came from (`ivr`, `web-form`, ...).
+    #[serde(default)]
+    #[schema(example = "ivr")]
+    pub source: Option<String>,
+}
+
+impl From<ClientDataIn> for ClientData {
+    fn from(d: ClientDataIn) -> Self {
+        ClientData {
+            ip: None,
+            mac: None,
+            phone: d.phone,
+            promo_code: d.promo_code,
+            account_id: d.account_id,
+            source: d.source,
+        }
+    }
+}
+
+/// `PUT /sessions/{id}/tier`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierChoice {
+    #[schema(example = "gold")]
+    pub tier: String,
+}
+
+/// `PUT /sessions/{id}/state`: `hold` or `active`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    /// `hold` or `active` (`ended` is refused: end a session with DELETE).
+    #[schema(example = "hold")]
+    pub state: SessionState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpid_forms() {
+        assert_eq!(parse_dpid("0000000000000001"), Some(1));
+        assert_eq!(parse_dpid("00000000000000ff"), Some(255));
+        assert_eq!(parse_dpid("0xff"), Some(255));
+        assert_eq!(parse_dpid("0XFF"), Some(255));
+        assert_eq!(parse_dpid("255"), Some(255));
+        assert_eq!(parse_dpid("ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_dpid("18446744073709551616"), None);
+        assert_eq!(parse_dpid("0x"), None);
+        assert_eq!(parse_dpid("0x10000000000000000"), None);
+        assert_eq!(parse_dpid("s1"), None);
+        assert_eq!(parse_dpid(""), None);
+        assert_eq!(parse_dpid("-1"), None);
+        assert_eq!(format_dpid(255), "00000000000000ff");
+        assert_eq!(parse_dpid(&format_dpid(u64::MAX - 7)), Some(u64::MAX - 7));
+    }
+}
