@@ -973,7 +973,15 @@ async fn replica_follows_writes() {
     );
     assert_eq!(snap.policy.default_tier, "bronze");
     assert!(rep.events_applied() >= 7);
+    // Keepalive pings (every 200 ms here) on the subscribed connection
+    // work: no reconnection, so no resync, happened meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rep.healthy());
+    assert_eq!(rep.resyncs(), 0);
+    // Shutdown ends the follower; the last snapshot stays readable.
     stop.cancel();
+    eventually("follower stops", || !rep.healthy() && !cfg.healthy()).await;
+    assert_eq!(rep.snapshot().policy.default_tier, "bronze");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -675,6 +675,8 @@ impl Replica {
 
     /// Applies a batch of events: re-reads each named record once.
     async fn apply(&self, store: &Store, payloads: &[String]) -> Result<(), CrmError> {
+        self.events
+            .fetch_add(payloads.len() as u64, Ordering::Relaxed);
         let mut todo: Vec<(ChangeKind, String)> = Vec::new();
         let mut seen = HashSet::new();
         for p in payloads {
@@ -749,8 +751,6 @@ impl Replica {
                 changes.push(Change::new(kind, name));
             }
         }
-        self.events
-            .fetch_add(payloads.len() as u64, Ordering::Relaxed);
         if changes.len() > MAX_CHANGES {
             changes = vec![Change::new(ChangeKind::Everything, "-")];
         }
