@@ -2,10 +2,12 @@
 """The live demo's network part: the contact-center topology against a
 running Tierflow, showing what the controller does today (discovery,
 loop-free flooding, shortest-path flows on every switch, re-routing around
-a failed core link). Run by scripts/demo.sh; needs root and a controller
+a failed core link) and customer-value QoS: two customers of different
+value measured at the same time through the same network. Run by scripts/demo.sh; needs root and a controller
 listening on --controller."""
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -60,13 +62,47 @@ def main():
             for f in flows:
                 print('     ' + re.sub(r'duration=[^,]*, ', '', f))
 
-        banner('TCP cust1 -> sip with iperf3 (3 s)')
-        sip.cmd('iperf3 -s -D -1 -p 5201')
+        banner('Customer value at work: gold Acme (cust1) and bronze Bolt Bikes (cust2), '
+               'iperf3 at the same time through the same core')
+        web, cust2, cust4 = net.get('web', 'cust2', 'cust4')
+        for host in (web, sip):
+            host.cmd('iperf3 -s -D -p 5201')
         time.sleep(0.5)
-        out = cust1.cmd('iperf3 -c %s -p 5201 -t 3 -f m' % sip.IP())
-        for line in out.splitlines():
-            if 'receiver' in line or 'sender' in line:
-                print('  ' + line.strip())
+        runs = {
+            'cust1 (Acme, gold 50 Mbit/s) -> web': cust1.popen(
+                ['iperf3', '-c', web.IP(), '-p', '5201', '-t', '5', '-J'],
+                stdout=subprocess.PIPE, text=True),
+            'cust2 (Bolt Bikes, bronze 5 Mbit/s) -> sip': cust2.popen(
+                ['iperf3', '-c', sip.IP(), '-p', '5201', '-t', '5', '-J'],
+                stdout=subprocess.PIPE, text=True),
+        }
+        for name, proc in runs.items():
+            out, _ = proc.communicate(timeout=30)
+            try:
+                bps = json.loads(out)['end']['sum_received']['bits_per_second']
+                print('  %-45s %6.1f Mbit/s' % (name, bps / 1e6))
+            except (ValueError, KeyError):
+                print('  %-45s no result' % name)
+        out = cust4.cmd('iperf3 -c %s -p 5201 -t 2 -J' % web.IP())
+        try:
+            bps = json.loads(out)['end']['sum_received']['bits_per_second']
+            print('  %-45s %6.1f Mbit/s' % ('cust4 (not a customer: best effort 2 Mbit/s)', bps / 1e6))
+        except (ValueError, KeyError):
+            print('  cust4: no result')
+
+        banner('The gold session on every switch of its path: meter, DSCP at the edge, queue')
+        for name in ('edge1', 'core1', 'core3', 'site'):
+            for f in tierflow_flows(name):
+                if 'nw_src=10.0.0.1,nw_dst=10.0.0.101' in f:
+                    print('  %-6s %s' % (name, re.sub(r'.*priority=', 'priority=', f)))
+        meters = subprocess.run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-meters', 'core1'],
+                                capture_output=True, text=True).stdout
+        rates = sorted(set(re.findall(r'rate=(\d+)', meters)), key=int)
+        print('  core1 meters (kbit/s): %s' % ', '.join(rates))
+        queues = subprocess.run(['ovs-vsctl', '--columns=queue_id', 'list', 'queue'],
+                                capture_output=True, text=True).stdout
+        print('  OVSDB linux-htb queues configured: %d rows' % queues.count('_uuid') if queues
+              else '  OVSDB queues: none')
 
         banner('Cut core1 <-> core3 while cust1 pings sip: traffic re-routes via core2')
         pinger = cust1.popen(['ping', '-i', '0.05', '-c', '80', sip.IP()],

@@ -2,11 +2,11 @@
 # Tierflow's live demo: starts Open vSwitch and Redis (scripts/setup.sh),
 # the controller, and a Mininet contact-center topology, and shows the
 # controller at work: discovery, loop-free flooding, shortest-path flows on
-# every switch of a path, re-routing around a failed link, and Open vSwitch
-# decoding the tier FLOW_MOD Tierflow's codec builds.
-#
-# Tiers (per-customer meters, queues and DSCP), the REST API and call hold
-# come with the next issues; this script grows with them.
+# every switch of a path, customer-value QoS (the sample CRM in Redis: a gold
+# and a bronze customer measured at the same time, an unknown client on the
+# default tier, the gold session's meter, DSCP and queue on every switch of
+# its path), re-routing around a failed link, and Open vSwitch decoding the
+# tier FLOW_MOD Tierflow's codec builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,7 +17,9 @@ mkdir -p target/demo
 log=target/demo/tierflow.log
 
 mn -c >/dev/null 2>&1 || true
-RUST_LOG=info "$tf" run --openflow 127.0.0.1:6653 2>"$log" &
+echo "== tierflow crm load crm/contact-center.json (into the local Redis)"
+"$tf" crm load crm/contact-center.json --redis redis://127.0.0.1:6379
+RUST_LOG=info "$tf" run --openflow 127.0.0.1:6653 --redis redis://127.0.0.1:6379 2>"$log" &
 ctl=$!
 trap 'kill -TERM $ctl 2>/dev/null || true; wait $ctl 2>/dev/null || true; mn -c >/dev/null 2>&1 || true' EXIT
 sleep 0.5
@@ -28,6 +30,9 @@ echo "== tierflow run (pid $ctl), log in $log"
 kill -TERM $ctl; wait $ctl || true
 trap - EXIT
 mn -c >/dev/null 2>&1 || true
+echo
+echo "== Sessions the controller admitted:"
+grep -o 'session s-.* admitted: .*' "$log" | sed 's/^/  /' || true
 echo
 echo "== Controller counters at shutdown:"
 grep -o 'stats=.*' "$log" | tail -n 1
