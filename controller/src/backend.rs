@@ -714,9 +714,8 @@ impl Backend for ControlBackend {
         if let Some(s) = self.ctl.sessions.get(id) {
             return Ok(s);
         }
-        match self.ended.lock().0.get(id) {
-            Some(s) => return Ok(s.clone()),
-            None => {}
+        if let Some(s) = self.ended.lock().0.get(id) {
+            return Ok(s.clone());
         }
         self.store().get_session(id).await.map_err(crm_err)
     }
