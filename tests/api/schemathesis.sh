@@ -53,13 +53,14 @@ done
 curl -sf "$base/api/v1/health" >/dev/null || { tail -20 "$work/tierflow.log" >&2; die "API not up on $base"; }
 
 set +e
-timeout 170 schemathesis run "$base/api-docs/openapi.json" \
+# From the scratch directory: Schemathesis leaves its cache in the cwd.
+(cd "$work" && timeout 170 schemathesis run "$base/api-docs/openapi.json" \
     --checks not_a_server_error,response_schema_conformance \
     -H "Authorization: Bearer $token" \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
     --request-timeout 10 \
     --generation-deterministic \
-    --no-color
+    --no-color)
 rc=$?
 set -e
 if [ "$rc" -ne 0 ]; then
