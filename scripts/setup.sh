@@ -14,9 +14,10 @@ set -euo pipefail
 # - redis-server (brings redis-cli): the CRM store;
 # - sip-tester (sipp): real SIP calls in the QoS end-to-end tests;
 # - python3-pytest: runs tests/e2e with Debian's /usr/bin/python3, the
-#   interpreter that has the mininet module.
+#   interpreter that has the mininet module;
+# - python3-pip, curl: the Python tools below and tests/api/schemathesis.sh.
 PACKAGES=(openvswitch-common openvswitch-switch mininet iproute2 iputils-ping
-    ethtool iperf3 tcpdump redis-server python3-pytest sip-tester)
+    ethtool iperf3 tcpdump redis-server python3-pytest sip-tester python3-pip curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -35,6 +36,17 @@ fi
 for cmd in ovs-ofctl ovs-vsctl mn ethtool ping redis-server redis-cli sipp; do
     command -v "$cmd" >/dev/null || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
+# Python tools (pip, pinned major): Schemathesis checks the REST API
+# against its OpenAPI document (tests/api/schemathesis.sh). Debian's
+# interpreter is "externally managed": pip is told to install anyway.
+if ! schemathesis --version 2>/dev/null | grep -q 'version 4\.'; then
+    echo "setup: installing schemathesis 4"
+    python3 -m pip install -q --disable-pip-version-check 'schemathesis>=4,<5' 2>/dev/null ||
+        PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check \
+            'schemathesis>=4,<5'
+fi
+command -v schemathesis >/dev/null || { echo "setup: schemathesis still missing after install" >&2; exit 1; }
+
 /usr/bin/python3 -c 'import mininet.net, pytest' ||
     { echo "setup: /usr/bin/python3 lacks mininet or pytest" >&2; exit 1; }
 

@@ -13,6 +13,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 
+# The REST API against its OpenAPI document: generated requests to every
+# operation, no 5xx and every answer matching the schema.
+bash tests/api/schemathesis.sh
+
 # The CLI end to end: every shared vector decodes and re-encodes exactly,
 # and a malformed file gives a one-line error and exit status 2.
 cargo build --quiet --bin tierflow

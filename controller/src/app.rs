@@ -20,6 +20,8 @@ pub struct Running {
     pub ctl: Arc<ControlPlane>,
     /// The address the OpenFlow listener is bound to (useful with port 0).
     pub openflow_addr: SocketAddr,
+    /// The address the REST API is bound to (useful with port 0).
+    pub api_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -31,6 +33,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("cannot listen for OpenFlow on {}: {e}", config.openflow))?;
     let openflow_addr = listener.local_addr()?;
     let lldp_every = Timers::secs(config.timers.lldp_interval);
+    let (config_api, api_token) = (config.api, config.api_token.clone());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -123,10 +126,39 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         });
     }
+
+    // ---- REST API (issue 5) ----
+    let api_addr = {
+        let api = match TcpListener::bind(config_api).await {
+            Ok(l) => l,
+            Err(e) => {
+                shutdown.cancel();
+                return Err(anyhow::anyhow!(
+                    "cannot listen for the REST API on {config_api}: {e}"
+                ));
+            }
+        };
+        let api_addr = api.local_addr()?;
+        let router = tierflow_api::router(
+            Arc::new(crate::backend::ControlBackend::new(ctl.clone())),
+            tierflow_api::ApiConfig { token: api_token },
+        );
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = tierflow_api::serve(api, router, shutdown).await {
+                tracing::error!("REST API stopped: {e}");
+            }
+        });
+        tracing::info!("REST API on http://{api_addr}");
+        api_addr
+    };
+    // ---- end REST API ----
+
     tracing::info!("OpenFlow listener on {openflow_addr}");
     Ok(Running {
         ctl,
         openflow_addr,
+        api_addr,
         shutdown,
         tracker,
     })

@@ -70,6 +70,11 @@ impl ControlPlane {
         }
     }
 
+    /// The session table (the API and tests read it).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
     pub fn timers(&self) -> Timers {
         self.config.timers
     }

@@ -3,6 +3,7 @@
 //! binary in `main.rs` is a thin CLI over this library.
 
 pub mod app;
+pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod control;

@@ -1,5 +1,6 @@
-//! Counters the controller keeps about itself (exported as metrics later,
-//! logged as one JSON line at shutdown).
+//! Counters the controller keeps about itself (exported as Prometheus
+//! metrics on `/metrics`, logged as one JSON line at shutdown) and the
+//! packet-in handling latency histogram.
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +27,54 @@ impl Serialize for Counter {
     }
 }
 
+/// Upper bounds of the packet-in latency buckets, in microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000,
+];
+
+/// A latency histogram of fixed buckets: atomics only, so observing is
+/// allocation-free and lock-free on the switch tasks' hot path.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last one is `+Inf`.
+    counts: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket bound (seconds), then the `+Inf` count
+    /// and the sum in seconds, as Prometheus wants them.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let mut acc = 0u64;
+        let mut out = Vec::with_capacity(LATENCY_BUCKETS_US.len());
+        for (b, c) in LATENCY_BUCKETS_US.iter().zip(self.counts.iter()) {
+            acc += c.load(Ordering::Relaxed);
+            out.push((*b as f64 / 1e6, acc));
+        }
+        let total = acc + self.counts.last().map_or(0, |c| c.load(Ordering::Relaxed));
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        (out, total, sum)
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
+    /// How long handling one PACKET_IN took (metrics only).
+    #[serde(skip)]
+    pub packet_in_latency: Histogram,
     pub switches_connected: Counter,
     pub packet_ins: Counter,
     /// Path setups confirmed by barrier on every switch and released.

@@ -69,6 +69,8 @@ pub struct Switch {
     pub features: FeaturesReply,
     pub peer: SocketAddr,
     pub info: RwLock<SwitchInfo>,
+    /// When the handshake finished (the API shows it).
+    pub connected_at: chrono::DateTime<chrono::Utc>,
     out: Mutex<BytesMut>,
     wake: Notify,
     next_xid: AtomicU32,
@@ -93,6 +95,7 @@ impl Switch {
             features,
             peer,
             info: RwLock::new(SwitchInfo::default()),
+            connected_at: chrono::Utc::now(),
             out: Mutex::new(BytesMut::with_capacity(64 << 10)),
             wake: Notify::new(),
             next_xid: AtomicU32::new(1),

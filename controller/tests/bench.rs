@@ -15,6 +15,7 @@ async fn bench_against_controller(
 ) -> anyhow::Result<Report> {
     let mut config = Config {
         openflow: "127.0.0.1:0".parse()?,
+        api: "127.0.0.1:0".parse()?,
         ..Default::default()
     };
     // Faster discovery; the tool waits for probes, not for a fixed time.

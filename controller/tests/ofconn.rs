@@ -61,6 +61,7 @@ fn timers(echo_interval: f64, dead_after: f64, request_timeout: f64) -> Timers {
 async fn start(timers: Timers) -> Result<Running> {
     app::start(Config {
         openflow: "127.0.0.1:0".parse()?,
+        api: "127.0.0.1:0".parse()?,
         timers,
         ..Default::default()
     })

@@ -1,0 +1,884 @@
+//! [`ControlBackend`]: the REST API's view of the control plane
+//! (`tierflow_api::Backend`). CRM records go through the [`Store`] (its
+//! change events then reach the replica and the live network through
+//! `ControlPlane::crm_changed`); sessions are the control plane's session
+//! table; switch state is read live from the switches and OVSDB. Owns the
+//! rules that need state (see the trait's doc) and the Prometheus text of
+//! the control plane's counters and gauges.
+
+use crate::control::ControlPlane;
+use crate::crm::{self, CrmError, Store};
+use crate::session::SessionError;
+use crate::switch::{RequestError, Switch};
+use chrono::Utc;
+use openflow::multipart::{
+    FlowStatsRequest, MeterFeatures, MeterMultipartRequest, MultipartReplyBody,
+    MultipartRequestBody, QueueStatsRequest,
+};
+use openflow::{Match, PortNo};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tierflow_api::backend::{Backend, BackendError};
+use tierflow_api::model::{
+    ClientData, Customer, Policy, Promotion, Reason, Service, Session, SessionState, Tier,
+};
+use tierflow_api::views::{
+    CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, LinkView,
+    MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, SwitchView,
+    TopologyView, format_dpid,
+};
+
+/// Ended sessions kept in memory for `GET /sessions` (Redis keeps every
+/// ended record for an hour, readable by id).
+const ENDED_KEPT: usize = 10_000;
+/// How long a session action waits for a tier the store has but the
+/// replica has not applied yet (a tier created a moment ago).
+const REPLICA_WAIT: Duration = Duration::from_secs(2);
+
+type R<T> = Result<T, BackendError>;
+
+/// The control plane behind the REST API.
+#[derive(Debug)]
+pub struct ControlBackend {
+    ctl: Arc<ControlPlane>,
+    /// Sessions ended through the API, newest last.
+    ended: Mutex<(HashMap<String, Session>, VecDeque<String>)>,
+}
+
+impl ControlBackend {
+    pub fn new(ctl: Arc<ControlPlane>) -> Self {
+        ControlBackend {
+            ctl,
+            ended: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.ctl.sessions.crm().store
+    }
+
+    fn remember_ended(&self, s: Session) {
+        let mut g = self.ended.lock();
+        let (map, order) = &mut *g;
+        if map.insert(s.id.clone(), s.clone()).is_none() {
+            order.push_back(s.id);
+        }
+        while order.len() > ENDED_KEPT {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+
+    /// A session that is not live: ended (in memory or in Redis) or
+    /// unknown.
+    async fn not_live(&self, id: &str) -> BackendError {
+        if self.ended_session(id).await.is_some() {
+            BackendError::Conflict(format!("session {id} has ended"))
+        } else {
+            BackendError::not_found("session", id)
+        }
+    }
+
+    async fn ended_session(&self, id: &str) -> Option<Session> {
+        if let Some(s) = self.ended.lock().0.get(id) {
+            return Some(s.clone());
+        }
+        match self.store().get_session(id).await {
+            Ok(mut s) => {
+                // A record still marked live while no controller holds it
+                // (the writer lags, or it is from before a restart) is
+                // shown as it was last written.
+                if self.ctl.sessions.get(id).is_none() && s.state != SessionState::Ended {
+                    s.state_reason = format!("{} (not live on this controller)", s.state_reason);
+                }
+                Some(s)
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn session_error(&self, id: &str, e: SessionError, field: &str) -> BackendError {
+        match e {
+            SessionError::NotFound => BackendError::not_found("session", id),
+            SessionError::UnknownTier(t) => {
+                BackendError::invalid(field, format!("no tier named {t:?}"))
+            }
+        }
+    }
+
+    /// Waits (bounded) until the replica knows `tier`, when the store has
+    /// it: a tier created a moment ago through the API.
+    async fn tier_in_replica(&self, tier: &str) -> R<()> {
+        let known = || {
+            self.ctl
+                .sessions
+                .crm()
+                .replica
+                .snapshot()
+                .tier(tier)
+                .is_some()
+        };
+        if known() {
+            return Ok(());
+        }
+        match self.store().get_tier(tier).await {
+            Ok(_) => {}
+            Err(CrmError::NotFound { .. }) => {
+                return Err(BackendError::invalid(
+                    "tier",
+                    format!("no tier named {tier:?}"),
+                ));
+            }
+            Err(e) => return Err(crm_err(e)),
+        }
+        let t0 = std::time::Instant::now();
+        while !known() {
+            if t0.elapsed() > REPLICA_WAIT {
+                return Err(BackendError::Unavailable(format!(
+                    "tier {tier:?} is stored but not applied yet; retry"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// After a re-score: a held session keeps saying why its rate is low.
+    fn keep_hold(&self, id: &str, s: Session) -> R<Session> {
+        if s.state != SessionState::Hold || s.override_tier.is_some() {
+            return Ok(s);
+        }
+        self.ctl
+            .update_session(id, |v| v.explanation.reason = Reason::Hold)
+            .map_err(|e| self.session_error(id, e, "tier"))
+    }
+
+    fn switch_or_404(&self, dpid: u64) -> R<Arc<Switch>> {
+        self.ctl
+            .switch(dpid)
+            .ok_or_else(|| BackendError::not_found("switch", format_dpid(dpid)))
+    }
+}
+
+fn crm_err(e: CrmError) -> BackendError {
+    match e {
+        CrmError::NotFound { kind, id } => BackendError::NotFound { kind, id },
+        CrmError::Conflict(m) => BackendError::Conflict(m),
+        CrmError::Invalid(f) => BackendError::Invalid(f),
+        CrmError::Redis(_) | CrmError::Timeout => BackendError::Unavailable(e.to_string()),
+        CrmError::Corrupt { .. } => BackendError::Internal(e.to_string()),
+    }
+}
+
+fn switch_err(e: RequestError) -> BackendError {
+    match e {
+        RequestError::Switch { .. } => BackendError::Internal(e.to_string()),
+        _ => BackendError::Unavailable(e.to_string()),
+    }
+}
+
+/// 409 when `get` finds the record, else writes it.
+async fn create<T, G, P>(kind: &str, id: &str, get: G, put: P) -> R<()>
+where
+    G: std::future::Future<Output = Result<T, CrmError>>,
+    P: std::future::Future<Output = Result<(), CrmError>>,
+{
+    match get.await {
+        Ok(_) => Err(BackendError::Conflict(format!("{kind} {id:?} exists"))),
+        Err(CrmError::NotFound { .. }) => put.await.map_err(crm_err),
+        Err(e) => Err(crm_err(e)),
+    }
+}
+
+/// 404 unless `get` finds the record, then writes it.
+async fn update<T, G, P>(get: G, put: P) -> R<()>
+where
+    G: std::future::Future<Output = Result<T, CrmError>>,
+    P: std::future::Future<Output = Result<(), CrmError>>,
+{
+    get.await.map_err(crm_err)?;
+    put.await.map_err(crm_err)
+}
+
+fn deleted(kind: &'static str, id: &str, r: Result<bool, CrmError>) -> R<()> {
+    match r {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(BackendError::not_found(kind, id)),
+        Err(e) => Err(crm_err(e)),
+    }
+}
+
+fn page<T>(items: Vec<T>, offset: usize, limit: usize) -> Page<T> {
+    let total = items.len();
+    Page {
+        items: items.into_iter().skip(offset).take(limit).collect(),
+        total,
+        offset,
+        limit,
+    }
+}
+
+fn bit_names(bits: u32, names: &[(u32, &str)]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| (*n).to_string())
+        .collect()
+}
+
+fn meter_features_view(m: &MeterFeatures) -> MeterFeaturesView {
+    MeterFeaturesView {
+        max_meter: m.max_meter,
+        band_types: bit_names(m.band_types, &[(1 << 1, "DROP"), (1 << 2, "DSCP_REMARK")]),
+        capabilities: bit_names(
+            m.capabilities,
+            &[(1, "KBPS"), (2, "PKTPS"), (4, "BURST"), (8, "STATS")],
+        ),
+        max_bands: m.max_bands,
+        max_color: m.max_color,
+    }
+}
+
+fn switch_view(sw: &Switch) -> SwitchView {
+    let info = sw.info.read();
+    SwitchView {
+        dpid: format_dpid(sw.dpid),
+        address: sw.peer.to_string(),
+        n_tables: sw.features.n_tables,
+        capabilities: bit_names(
+            sw.features.capabilities,
+            &[
+                (1, "FLOW_STATS"),
+                (2, "TABLE_STATS"),
+                (4, "PORT_STATS"),
+                (8, "GROUP_STATS"),
+                (32, "IP_REASM"),
+                (64, "QUEUE_STATS"),
+                (256, "PORT_BLOCKED"),
+            ],
+        ),
+        mfr_desc: info.mfr_desc.clone(),
+        hw_desc: info.hw_desc.clone(),
+        sw_desc: info.sw_desc.clone(),
+        ports: info
+            .ports
+            .values()
+            .map(|p| PortView {
+                port_no: p.port_no.value(),
+                name: p.name.as_string(),
+                hw_addr: p.hw_addr.to_string(),
+                up: p.is_up(),
+                curr_speed_kbps: p.curr_speed,
+            })
+            .collect(),
+        meter_features: info.meter_features.as_ref().map(meter_features_view),
+        connected_at: sw.connected_at,
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Prometheus label values: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn state_name(s: SessionState) -> &'static str {
+    match s {
+        SessionState::Active => "active",
+        SessionState::Hold => "hold",
+        SessionState::Ended => "ended",
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for ControlBackend {
+    async fn health(&self) -> Health {
+        let redis = self.store().ping().await.is_ok();
+        // Endpoints not connected yet get one bounded attempt, so a
+        // controller that never needed OVSDB does not look degraded.
+        let _ = self.ctl.ovsdb.connect_all().await;
+        let ovsdb: Vec<EndpointStatus> = self
+            .ctl
+            .ovsdb
+            .status()
+            .into_iter()
+            .map(|(endpoint, connected)| EndpointStatus {
+                endpoint,
+                connected,
+            })
+            .collect();
+        let ok = redis && ovsdb.iter().all(|e| e.connected);
+        Health {
+            status: if ok {
+                HealthStatus::Ok
+            } else {
+                HealthStatus::Degraded
+            },
+            redis,
+            ovsdb,
+            switches: self.ctl.switches().len(),
+        }
+    }
+
+    async fn switches(&self) -> Vec<SwitchView> {
+        self.ctl.switches().iter().map(|s| switch_view(s)).collect()
+    }
+
+    async fn switch(&self, dpid: u64) -> Option<SwitchView> {
+        self.ctl.switch(dpid).map(|s| switch_view(&s))
+    }
+
+    async fn switch_flows(&self, dpid: u64) -> R<Vec<FlowView>> {
+        let sw = self.switch_or_404(dpid)?;
+        let flows = sw
+            .flow_stats(FlowStatsRequest {
+                table_id: openflow::TABLE_ALL,
+                out_port: PortNo::Any,
+                out_group: openflow::GROUP_ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                match_: Match::new(),
+            })
+            .await
+            .map_err(switch_err)?;
+        Ok(flows
+            .iter()
+            .map(|f| FlowView {
+                table_id: f.table_id,
+                priority: f.priority,
+                cookie: format!("0x{:016x}", f.cookie),
+                idle_timeout: f.idle_timeout,
+                hard_timeout: f.hard_timeout,
+                duration_sec: f.duration_sec,
+                packet_count: f.packet_count,
+                byte_count: f.byte_count,
+                match_: json(&f.match_),
+                instructions: json(&f.instructions),
+            })
+            .collect())
+    }
+
+    async fn switch_meters(&self, dpid: u64) -> R<Vec<MeterView>> {
+        let sw = self.switch_or_404(dpid)?;
+        if sw.info.read().meter_features.is_none() {
+            // A switch without meters has none to show (and may answer
+            // the requests with an error).
+            return Ok(Vec::new());
+        }
+        let all = MeterMultipartRequest {
+            meter_id: openflow::METER_ALL,
+        };
+        let (config, stats) = tokio::join!(
+            sw.multipart(MultipartRequestBody::MeterConfig(all)),
+            sw.multipart(MultipartRequestBody::Meter(all)),
+        );
+        let mut bands: BTreeMap<u32, serde_json::Value> = BTreeMap::new();
+        for part in config.map_err(switch_err)? {
+            if let MultipartReplyBody::MeterConfig(v) = part.body {
+                for m in v {
+                    bands.insert(m.meter_id, json(&m.bands));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for part in stats.map_err(switch_err)? {
+            if let MultipartReplyBody::Meter(v) = part.body {
+                for m in v {
+                    out.push(MeterView {
+                        meter_id: m.meter_id,
+                        flow_count: m.flow_count,
+                        packet_in_count: m.packet_in_count,
+                        byte_in_count: m.byte_in_count,
+                        duration_sec: m.duration_sec,
+                        bands: bands
+                            .remove(&m.meter_id)
+                            .unwrap_or(serde_json::Value::Array(Vec::new())),
+                    });
+                }
+            }
+        }
+        // Configured meters the stats reply missed still show.
+        for (meter_id, b) in bands {
+            out.push(MeterView {
+                meter_id,
+                flow_count: 0,
+                packet_in_count: 0,
+                byte_in_count: 0,
+                duration_sec: 0,
+                bands: b,
+            });
+        }
+        out.sort_by_key(|m| m.meter_id);
+        Ok(out)
+    }
+
+    async fn switch_queues(&self, dpid: u64) -> R<Vec<QueueView>> {
+        let sw = self.switch_or_404(dpid)?;
+        let names: BTreeMap<u32, String> = sw
+            .info
+            .read()
+            .ports
+            .values()
+            .map(|p| (p.port_no.value(), p.name.as_string()))
+            .collect();
+        let (stats, ovs) = tokio::join!(
+            sw.multipart(MultipartRequestBody::Queue(QueueStatsRequest {
+                port_no: PortNo::Any,
+                queue_id: openflow::QUEUE_ALL,
+            })),
+            self.ctl.ovsdb.queues(dpid),
+        );
+        let mut rows: BTreeMap<(u32, u32), QueueView> = BTreeMap::new();
+        let stats_err = match stats {
+            Ok(parts) => {
+                for part in parts {
+                    if let MultipartReplyBody::Queue(v) = part.body {
+                        for q in v {
+                            let port_no = q.port_no.value();
+                            rows.insert(
+                                (port_no, q.queue_id),
+                                QueueView {
+                                    port_no,
+                                    port_name: names.get(&port_no).cloned().unwrap_or_default(),
+                                    queue_id: q.queue_id,
+                                    min_kbps: None,
+                                    max_kbps: None,
+                                    tx_packets: q.tx_packets,
+                                    tx_bytes: q.tx_bytes,
+                                },
+                            );
+                        }
+                    }
+                }
+                None
+            }
+            Err(e) => Some(e),
+        };
+        let kbps = |bps: Option<u64>| bps.map(|b| u32::try_from(b / 1000).unwrap_or(u32::MAX));
+        match ovs {
+            Ok(ports) => {
+                for p in ports {
+                    let Some(port_no) =
+                        names.iter().find(|(_, n)| **n == p.port).map(|(no, _)| *no)
+                    else {
+                        continue;
+                    };
+                    for q in p.queues {
+                        let row = rows.entry((port_no, q.queue_id)).or_insert(QueueView {
+                            port_no,
+                            port_name: p.port.clone(),
+                            queue_id: q.queue_id,
+                            min_kbps: None,
+                            max_kbps: None,
+                            tx_packets: 0,
+                            tx_bytes: 0,
+                        });
+                        row.min_kbps = kbps(q.min_rate_bps);
+                        row.max_kbps = kbps(q.max_rate_bps);
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(se) = stats_err {
+                    return Err(BackendError::Unavailable(format!(
+                        "queue stats: {se}; OVSDB: {e}"
+                    )));
+                }
+                tracing::debug!("queues of {dpid:016x} without OVSDB rates: {e}");
+            }
+        }
+        Ok(rows.into_values().collect())
+    }
+
+    async fn topology(&self) -> TopologyView {
+        let switches = self
+            .ctl
+            .switches()
+            .iter()
+            .map(|s| format_dpid(s.dpid))
+            .collect();
+        let topo = self.ctl.topology.lock();
+        let mut links: Vec<LinkView> = topo
+            .links()
+            .map(|(a, b)| LinkView {
+                src_dpid: format_dpid(a.0),
+                src_port: a.1,
+                dst_dpid: format_dpid(b.0),
+                dst_port: b.1,
+            })
+            .collect();
+        links.sort_by(|a, b| (&a.src_dpid, a.src_port).cmp(&(&b.src_dpid, b.src_port)));
+        let mut hosts: Vec<HostView> = topo
+            .hosts()
+            .map(|h| HostView {
+                mac: h.mac.to_string(),
+                ip: h.ips.first().map(ToString::to_string),
+                dpid: format_dpid(h.at.0),
+                port: h.at.1,
+            })
+            .collect();
+        hosts.sort_by(|a, b| a.mac.cmp(&b.mac));
+        TopologyView {
+            switches,
+            links,
+            hosts,
+        }
+    }
+
+    // ---- tiers ----
+
+    async fn list_tiers(&self) -> R<Vec<Tier>> {
+        self.store().list_tiers().await.map_err(crm_err)
+    }
+
+    async fn get_tier(&self, name: &str) -> R<Tier> {
+        self.store().get_tier(name).await.map_err(crm_err)
+    }
+
+    async fn create_tier(&self, t: Tier) -> R<Tier> {
+        let s = self.store();
+        create("tier", &t.name, s.get_tier(&t.name), s.put_tier(&t)).await?;
+        Ok(t)
+    }
+
+    async fn update_tier(&self, name: &str, t: Tier) -> R<Tier> {
+        let s = self.store();
+        update(s.get_tier(name), s.put_tier(&t)).await?;
+        Ok(t)
+    }
+
+    async fn delete_tier(&self, name: &str) -> R<()> {
+        if let Some(s) = self
+            .ctl
+            .sessions
+            .list()
+            .into_iter()
+            .find(|s| s.tier == name || s.override_tier.as_deref() == Some(name))
+        {
+            return Err(BackendError::Conflict(format!(
+                "tier {name:?} is in use by live session {}",
+                s.id
+            )));
+        }
+        deleted("tier", name, self.store().delete_tier(name).await)
+    }
+
+    // ---- customers ----
+
+    async fn list_customers(&self, f: CustomerFilter) -> R<Page<Customer>> {
+        let all = self
+            .store()
+            .list_customers(&crm::CustomerFilter {
+                segment: f.segment,
+                phone: f.phone,
+                ip: f.ip,
+                offset: 0,
+                limit: None,
+            })
+            .await
+            .map_err(crm_err)?;
+        Ok(page(all, f.offset, f.limit))
+    }
+
+    async fn get_customer(&self, id: &str) -> R<Customer> {
+        self.store().get_customer(id).await.map_err(crm_err)
+    }
+
+    async fn create_customer(&self, c: Customer) -> R<Customer> {
+        let s = self.store();
+        create("customer", &c.id, s.get_customer(&c.id), s.put_customer(&c)).await?;
+        Ok(c)
+    }
+
+    async fn update_customer(&self, id: &str, c: Customer) -> R<Customer> {
+        let s = self.store();
+        update(s.get_customer(id), s.put_customer(&c)).await?;
+        Ok(c)
+    }
+
+    async fn delete_customer(&self, id: &str) -> R<()> {
+        deleted("customer", id, self.store().delete_customer(id).await)
+    }
+
+    // ---- promotions ----
+
+    async fn list_promotions(&self) -> R<Vec<Promotion>> {
+        self.store().list_promotions().await.map_err(crm_err)
+    }
+
+    async fn get_promotion(&self, code: &str) -> R<Promotion> {
+        self.store().get_promotion(code).await.map_err(crm_err)
+    }
+
+    async fn create_promotion(&self, p: Promotion) -> R<Promotion> {
+        let s = self.store();
+        create(
+            "promotion",
+            &p.code,
+            s.get_promotion(&p.code),
+            s.put_promotion(&p),
+        )
+        .await?;
+        Ok(p)
+    }
+
+    async fn update_promotion(&self, code: &str, p: Promotion) -> R<Promotion> {
+        let s = self.store();
+        update(s.get_promotion(code), s.put_promotion(&p)).await?;
+        Ok(p)
+    }
+
+    async fn delete_promotion(&self, code: &str) -> R<()> {
+        deleted("promotion", code, self.store().delete_promotion(code).await)
+    }
+
+    // ---- services ----
+
+    async fn list_services(&self) -> R<Vec<Service>> {
+        self.store().list_services().await.map_err(crm_err)
+    }
+
+    async fn get_service(&self, name: &str) -> R<Service> {
+        self.store().get_service(name).await.map_err(crm_err)
+    }
+
+    async fn create_service(&self, sv: Service) -> R<Service> {
+        let s = self.store();
+        create(
+            "service",
+            &sv.name,
+            s.get_service(&sv.name),
+            s.put_service(&sv),
+        )
+        .await?;
+        Ok(sv)
+    }
+
+    async fn update_service(&self, name: &str, sv: Service) -> R<Service> {
+        let s = self.store();
+        update(s.get_service(name), s.put_service(&sv)).await?;
+        Ok(sv)
+    }
+
+    async fn delete_service(&self, name: &str) -> R<()> {
+        deleted("service", name, self.store().delete_service(name).await)
+    }
+
+    // ---- policy ----
+
+    async fn get_policy(&self) -> R<Policy> {
+        self.store().get_policy().await.map_err(crm_err)
+    }
+
+    async fn put_policy(&self, p: Policy) -> R<Policy> {
+        self.store().put_policy(&p).await.map_err(crm_err)?;
+        Ok(p)
+    }
+
+    // ---- sessions ----
+
+    async fn list_sessions(&self, f: SessionFilter) -> R<Page<Session>> {
+        let mut all: BTreeMap<String, Session> = self
+            .ended
+            .lock()
+            .0
+            .values()
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
+        for s in self.ctl.sessions.list() {
+            all.insert(s.id.clone(), s);
+        }
+        let items: Vec<Session> = all
+            .into_values()
+            .filter(|s| f.tier.as_ref().is_none_or(|t| &s.tier == t))
+            .filter(|s| {
+                f.customer
+                    .as_ref()
+                    .is_none_or(|c| s.customer_id.as_ref() == Some(c))
+            })
+            .filter(|s| f.state.is_none_or(|st| s.state == st))
+            .collect();
+        Ok(page(items, f.offset, f.limit))
+    }
+
+    async fn get_session(&self, id: &str) -> R<Session> {
+        if let Some(s) = self.ctl.sessions.get(id) {
+            return Ok(s);
+        }
+        if let Some(s) = self.ended.lock().0.get(id) {
+            return Ok(s.clone());
+        }
+        self.store().get_session(id).await.map_err(crm_err)
+    }
+
+    async fn delete_session(&self, id: &str) -> R<()> {
+        let Some(mut s) = self.ctl.sessions.get(id) else {
+            return match self.ended_session(id).await {
+                Some(_) => Ok(()),
+                None => Err(BackendError::not_found("session", id)),
+            };
+        };
+        if !self.ctl.end_session(id, "deleted through the API") {
+            // Ended meanwhile (idle, BYE): the same outcome.
+            return Ok(());
+        }
+        s.state = SessionState::Ended;
+        s.state_reason = "deleted through the API".into();
+        s.updated_at = Utc::now();
+        // The session writer records the end too; this write makes the
+        // record say why, and is not needed for correctness.
+        if let Err(e) = self.store().put_session(&s).await {
+            tracing::debug!("ended session {id} not written to Redis now: {e}");
+        }
+        self.remember_ended(s);
+        Ok(())
+    }
+
+    async fn set_session_tier(&self, id: &str, tier: &str) -> R<Session> {
+        if self.ctl.sessions.get(id).is_none() {
+            return Err(self.not_live(id).await);
+        }
+        self.tier_in_replica(tier).await?;
+        let tier = tier.to_string();
+        self.ctl
+            .update_session(id, |s| {
+                s.override_tier = Some(tier.clone());
+                s.tier = tier.clone();
+                s.explanation.reason = Reason::ManualOverride;
+                s.explanation.detail = format!("manual override to {tier}");
+            })
+            .map_err(|e| self.session_error(id, e, "tier"))
+    }
+
+    async fn clear_session_tier(&self, id: &str) -> R<Session> {
+        if self.ctl.sessions.get(id).is_none() {
+            return Err(self.not_live(id).await);
+        }
+        self.ctl
+            .update_session(id, |s| s.override_tier = None)
+            .map_err(|e| self.session_error(id, e, "tier"))?;
+        let s = self
+            .ctl
+            .rescore(id, None)
+            .await
+            .map_err(|e| self.session_error(id, e, "tier"))?;
+        self.keep_hold(id, s)
+    }
+
+    async fn client_data(&self, id: &str, d: ClientData) -> R<Session> {
+        if self.ctl.sessions.get(id).is_none() {
+            return Err(self.not_live(id).await);
+        }
+        let s = self
+            .ctl
+            .rescore(id, Some(d))
+            .await
+            .map_err(|e| self.session_error(id, e, "tier"))?;
+        self.keep_hold(id, s)
+    }
+
+    async fn set_session_state(&self, id: &str, state: SessionState) -> R<Session> {
+        if state == SessionState::Ended {
+            return Err(BackendError::invalid(
+                "state",
+                "must be \"hold\" or \"active\"",
+            ));
+        }
+        if self.ctl.sessions.get(id).is_none() {
+            return Err(self.not_live(id).await);
+        }
+        let s = self
+            .ctl
+            .update_session(id, |s| {
+                s.state = state;
+                s.state_reason = "cti".into();
+                if state == SessionState::Hold && s.override_tier.is_none() {
+                    s.explanation.reason = Reason::Hold;
+                }
+            })
+            .map_err(|e| self.session_error(id, e, "tier"))?;
+        if state == SessionState::Active && s.explanation.reason == Reason::Hold {
+            // Back to why the tier was chosen.
+            return self
+                .ctl
+                .rescore(id, None)
+                .await
+                .map_err(|e| self.session_error(id, e, "tier"));
+        }
+        Ok(s)
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        if let serde_json::Value::Object(counters) = json(&self.ctl.stats) {
+            for (name, v) in counters {
+                let _ = write!(
+                    out,
+                    "# HELP tierflow_{name}_total Tierflow counter {name}.\n\
+                     # TYPE tierflow_{name}_total counter\n\
+                     tierflow_{name}_total {}\n",
+                    v.as_u64().unwrap_or(0)
+                );
+            }
+        }
+        let switches = self.ctl.switches();
+        let _ = write!(
+            out,
+            "# HELP tierflow_switches_connected Switches connected now.\n\
+             # TYPE tierflow_switches_connected gauge\n\
+             tierflow_switches_connected {}\n",
+            switches.len()
+        );
+        out.push_str(
+            "# HELP tierflow_sessions Live sessions by tier and state.\n\
+             # TYPE tierflow_sessions gauge\n",
+        );
+        for (tier, state, n) in self.ctl.sessions.by_tier_and_state() {
+            let _ = writeln!(
+                out,
+                "tierflow_sessions{{tier=\"{}\",state=\"{}\"}} {n}",
+                label(&tier),
+                state_name(state)
+            );
+        }
+        out.push_str(
+            "# HELP tierflow_meters_in_use Session meters allocated per switch.\n\
+             # TYPE tierflow_meters_in_use gauge\n",
+        );
+        for sw in &switches {
+            let _ = writeln!(
+                out,
+                "tierflow_meters_in_use{{dpid=\"{}\"}} {}",
+                format_dpid(sw.dpid),
+                self.ctl.sessions.meters_in_use(sw.dpid)
+            );
+        }
+        let (buckets, count, sum) = self.ctl.stats.packet_in_latency.snapshot();
+        out.push_str(
+            "# HELP tierflow_packet_in_duration_seconds Time to handle one PACKET_IN.\n\
+             # TYPE tierflow_packet_in_duration_seconds histogram\n",
+        );
+        for (le, n) in buckets {
+            let _ = writeln!(
+                out,
+                "tierflow_packet_in_duration_seconds_bucket{{le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = write!(
+            out,
+            "tierflow_packet_in_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+             tierflow_packet_in_duration_seconds_sum {sum}\n\
+             tierflow_packet_in_duration_seconds_count {count}\n"
+        );
+        out
+    }
+}

@@ -1,0 +1,484 @@
+//! The REST API's shared behaviour suite (`api/tests/support/suite.rs`)
+//! against the real control plane: `ControlBackend` over a controller
+//! started with `app::start`, a private `redis-server` per test, and an
+//! emulated OpenFlow 1.3 switch over TCP that answers the controller's
+//! requests and sends the packet-ins that start sessions. Plus checks of
+//! what only the real backend has: the control plane's metrics, the API
+//! served by `app::start`, and meters moving to the hold rate on the
+//! switch.
+
+#[allow(dead_code)]
+mod support;
+
+#[path = "../../api/tests/support/suite.rs"]
+mod suite;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use openflow::framing::next_frame;
+use openflow::multipart::{Desc, MeterFeatures, MultipartReplyBody, MultipartRequestBody};
+use openflow::{
+    FeaturesReply, FixedStr, HelloElem, MacAddr, Match, Message, MeterModCommand, MultipartReply,
+    MultipartRequest, Oxm, PacketIn, PacketInReason, Port, PortNo,
+};
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::redis::RedisServer;
+use tierflow::app::{self, Running};
+use tierflow::backend::ControlBackend;
+use tierflow::config::Config;
+use tierflow_api::Backend;
+use tierflow_api::model::{ServiceKind, SessionState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(10);
+const DPID: u64 = 0x00_00_00_00_00_00_0a_01;
+const CLIENT_PORT: u32 = 1;
+const SERVER_PORT: u32 = 2;
+const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xaa]);
+
+/// Frames the emulated switch sends as PACKET_INs: `(in_port, frame)`.
+type Frames = mpsc::UnboundedSender<(u32, Vec<u8>)>;
+
+/// What the emulated switch saw of the controller's meter mods.
+type MeterLog = Arc<parking_lot::Mutex<Vec<(MeterModCommand, u32, u32)>>>;
+
+fn port(no: u32) -> Port {
+    Port {
+        port_no: PortNo::from(no),
+        hw_addr: MacAddr([0x02, 0, 0, 0, 1, no as u8]),
+        name: FixedStr::new(&format!("s1-eth{no}")),
+        config: 0,
+        state: openflow::port::state::LIVE,
+        curr: 0,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
+        curr_speed: 10_000_000,
+        max_speed: 10_000_000,
+    }
+}
+
+/// Answers one controller message the way OVS would; `None` for the
+/// messages a switch only applies.
+fn answer(m: &Message<'_>, dpid: u64, meters: &MeterLog) -> Option<Message<'static>> {
+    let mp = |body| Some(Message::MultipartReply(MultipartReply { flags: 0, body }));
+    match m {
+        Message::Hello { .. } => Some(Message::Hello {
+            elements: vec![HelloElem::VersionBitmap {
+                bitmaps: vec![1 << 4],
+            }],
+        }),
+        Message::FeaturesRequest => Some(Message::FeaturesReply(FeaturesReply {
+            datapath_id: dpid,
+            n_buffers: 0,
+            n_tables: 254,
+            auxiliary_id: 0,
+            capabilities: 0x4f,
+            reserved: 0,
+        })),
+        Message::EchoRequest { data } => Some(Message::EchoReply {
+            data: Cow::Owned(data.to_vec()),
+        }),
+        Message::BarrierRequest => Some(Message::BarrierReply),
+        Message::MeterMod(mm) => {
+            let rate = mm.bands.first().map_or(0, |b| match b {
+                openflow::MeterBand::Drop { rate, .. } => *rate,
+                _ => 0,
+            });
+            meters.lock().push((mm.command, mm.meter_id, rate));
+            None
+        }
+        Message::MultipartRequest(MultipartRequest { body, .. }) => match body {
+            MultipartRequestBody::PortDesc => mp(MultipartReplyBody::PortDesc(vec![
+                port(CLIENT_PORT),
+                port(SERVER_PORT),
+            ])),
+            MultipartRequestBody::Desc => mp(MultipartReplyBody::Desc(Box::new(Desc {
+                mfr_desc: FixedStr::new("Emulated"),
+                hw_desc: FixedStr::new("api test switch"),
+                sw_desc: FixedStr::new("0.1"),
+                serial_num: FixedStr::new("1"),
+                dp_desc: FixedStr::new("emulated"),
+            }))),
+            MultipartRequestBody::MeterFeatures => {
+                mp(MultipartReplyBody::MeterFeatures(MeterFeatures {
+                    max_meter: 1024,
+                    band_types: 1 << 1,
+                    capabilities: 0xf,
+                    max_bands: 1,
+                    max_color: 0,
+                }))
+            }
+            MultipartRequestBody::Flow(_) => mp(MultipartReplyBody::Flow(Vec::new())),
+            MultipartRequestBody::Meter(_) => mp(MultipartReplyBody::Meter(Vec::new())),
+            MultipartRequestBody::MeterConfig(_) => mp(MultipartReplyBody::MeterConfig(Vec::new())),
+            MultipartRequestBody::Queue(_) => mp(MultipartReplyBody::Queue(Vec::new())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Runs the switch side of one connection until either end closes:
+/// answers the controller, and sends the frames given on `frames` as
+/// PACKET_INs (`(in_port, ethernet frame)`).
+async fn run_switch(
+    mut stream: TcpStream,
+    dpid: u64,
+    mut frames: mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
+    meters: MeterLog,
+) {
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    loop {
+        loop {
+            let frame = match next_frame(&mut buf) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(_) => return,
+            };
+            let Ok((h, m)) = openflow::decode(&frame) else {
+                continue;
+            };
+            if let Some(reply) = answer(&m, dpid, &meters) {
+                let Ok(bytes) = openflow::to_vec(h.xid, &reply) else {
+                    return;
+                };
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        }
+        buf.reserve(64 << 10);
+        tokio::select! {
+            r = stream.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            f = frames.recv() => {
+                let Some((in_port, data)) = f else { return };
+                let pi = Message::PacketIn(PacketIn {
+                    buffer_id: openflow::NO_BUFFER,
+                    total_len: data.len() as u16,
+                    reason: PacketInReason::NoMatch,
+                    table_id: 0,
+                    cookie: 0,
+                    match_: Match::new().with(Oxm::InPort(PortNo::from(in_port), None)),
+                    data: Cow::Owned(data),
+                });
+                let Ok(bytes) = openflow::to_vec(0, &pi) else { return };
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn mac_of(ip: Ipv4Addr) -> MacAddr {
+    let o = ip.octets();
+    MacAddr([0x02, 0x01, o[0], o[1], o[2], o[3]])
+}
+
+fn udp(src: (MacAddr, Ipv4Addr, u16), dst: (MacAddr, Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2(src.0.0, dst.0.0)
+        .ipv4(src.1.octets(), dst.1.octets(), 64)
+        .udp(src.2, dst.2)
+        .write(&mut out, payload)
+        .expect("build UDP frame");
+    out
+}
+
+fn tcp_syn(src: (MacAddr, Ipv4Addr, u16), dst: (MacAddr, Ipv4Addr, u16)) -> Vec<u8> {
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2(src.0.0, dst.0.0)
+        .ipv4(src.1.octets(), dst.1.octets(), 64)
+        .tcp(src.2, dst.2, 1, 64_240)
+        .syn()
+        .write(&mut out, &[])
+        .expect("build TCP frame");
+    out
+}
+
+/// An INVITE whose caller has no number: the client is known by address
+/// only until client data says more.
+fn invite(client: Ipv4Addr, server: Ipv4Addr) -> Vec<u8> {
+    format!(
+        "INVITE sip:support@{server} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {client}:5060;branch=z9hG4bK-{client}\r\n\
+         From: <sip:anonymous@anonymous.invalid>;tag=t1\r\n\
+         To: <sip:support@{server}>\r\n\
+         Call-ID: call-{client}@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:anonymous@{client}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// One controller, its Redis and (once asked) its switch.
+struct Fx {
+    redis: tokio::sync::Mutex<RedisServer>,
+    running: Running,
+    backend: Arc<ControlBackend>,
+    switch: tokio::sync::Mutex<Option<Frames>>,
+    meters: MeterLog,
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < WAIT, "not within {WAIT:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn start_fx() -> Fx {
+    let redis = RedisServer::start();
+    let running = app::start(Config {
+        openflow: "127.0.0.1:0".parse().expect("addr"),
+        api: "127.0.0.1:0".parse().expect("addr"),
+        redis: redis.url(),
+        ovsdb: Vec::new(),
+        ..Default::default()
+    })
+    .await
+    .expect("controller starts");
+    let backend = Arc::new(ControlBackend::new(running.ctl.clone()));
+    Fx {
+        redis: tokio::sync::Mutex::new(redis),
+        running,
+        backend,
+        switch: tokio::sync::Mutex::new(None),
+        meters: MeterLog::default(),
+    }
+}
+
+async fn fixture() -> Box<dyn suite::Fixture> {
+    Box::new(start_fx().await)
+}
+
+impl Fx {
+    /// Connects the emulated switch once; later calls reuse it.
+    async fn ensure_switch(&self) -> Frames {
+        let mut g = self.switch.lock().await;
+        if let Some(tx) = &*g {
+            return tx.clone();
+        }
+        let stream = TcpStream::connect(self.running.openflow_addr)
+            .await
+            .expect("connect to the OpenFlow listener");
+        stream.set_nodelay(true).expect("nodelay");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_switch(stream, DPID, rx, self.meters.clone()));
+        let ctl = self.running.ctl.clone();
+        eventually("switch connected and learnt", || {
+            ctl.switch(DPID)
+                .is_some_and(|s| s.info.read().meter_features.is_some())
+        })
+        .await;
+        *g = Some(tx.clone());
+        tx
+    }
+
+    fn meter_log(&self) -> Vec<(MeterModCommand, u32, u32)> {
+        self.meters.lock().clone()
+    }
+}
+
+#[async_trait]
+impl suite::Fixture for Fx {
+    fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
+    async fn start_session(&self, client_ip: IpAddr, service: &str) -> String {
+        let frames = self.ensure_switch().await;
+        let svc = self
+            .backend
+            .get_service(service)
+            .await
+            .unwrap_or_else(|e| panic!("service {service}: {e}"));
+        let IpAddr::V4(client) = client_ip else {
+            panic!("sessions are IPv4");
+        };
+        let server: Ipv4Addr = svc
+            .ip
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("service address");
+        // The replica (which session detection reads) follows Redis by
+        // pub/sub: wait until it has the service.
+        let replica = self.running.ctl.sessions().crm().replica.clone();
+        eventually("replica has the service", || {
+            let s = replica.snapshot();
+            !s.tiers.is_empty() && s.services().iter().any(|x| x.name == service)
+        })
+        .await;
+        let cmac = mac_of(client);
+        // The server speaks first so the controller knows where it is.
+        let hello = udp(
+            (SERVER_MAC, server, 9),
+            (MacAddr([0xff; 6]), Ipv4Addr::BROADCAST, 9),
+            b"here",
+        );
+        let request = match (svc.kind, svc.proto) {
+            (ServiceKind::Sip, _) => udp(
+                (cmac, client, 5060),
+                (SERVER_MAC, server, svc.port),
+                &invite(client, server),
+            ),
+            (_, tierflow_api::model::Proto::Tcp) => {
+                tcp_syn((cmac, client, 40_000), (SERVER_MAC, server, svc.port))
+            }
+            _ => udp((cmac, client, 40_000), (SERVER_MAC, server, svc.port), b""),
+        };
+        let t0 = Instant::now();
+        loop {
+            frames.send((SERVER_PORT, hello.clone())).expect("switch");
+            frames.send((CLIENT_PORT, request.clone())).expect("switch");
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < deadline {
+                if let Some(s) = self
+                    .running
+                    .ctl
+                    .sessions()
+                    .list()
+                    .into_iter()
+                    .find(|s| s.client_ip == client_ip && s.service == service)
+                {
+                    return s.id;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(
+                t0.elapsed() < WAIT,
+                "no session of {client_ip} to {service} within {WAIT:?}"
+            );
+        }
+    }
+
+    async fn connect_switch(&self) -> u64 {
+        self.ensure_switch().await;
+        DPID
+    }
+
+    async fn break_store(&self) {
+        self.redis.lock().await.kill();
+    }
+}
+
+tierflow_api_suite!(suite, fixture());
+
+// ------------------------------------------------- real-backend only
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_metrics_are_exported() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    fx.start_session("10.0.0.1".parse().expect("ip"), "sip")
+        .await;
+    let text = c.get("/metrics").await.text();
+    for want in [
+        "# TYPE tierflow_packet_ins_total counter\n",
+        "# TYPE tierflow_sessions_admitted_total counter\n",
+        "tierflow_sessions_admitted_total 1\n",
+        "tierflow_switches_connected 1\n",
+        "tierflow_sessions{tier=\"gold\",state=\"active\"} 1\n",
+        &format!("tierflow_meters_in_use{{dpid=\"{DPID:016x}\"}} 2\n"),
+        "# TYPE tierflow_packet_in_duration_seconds histogram\n",
+        "tierflow_packet_in_duration_seconds_bucket{le=\"+Inf\"} ",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    let count: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tierflow_packet_in_duration_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .expect("histogram count");
+    assert!(count >= 2, "{count} packet-ins timed");
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_moves_the_meters_to_the_hold_rate_and_back() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let id = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "sip")
+        .await;
+    // gold: 50000 kb/s; hold 64 kb/s (suite::tier).
+    let modifies = |log: &[(MeterModCommand, u32, u32)], rate: u32| {
+        log.iter()
+            .filter(|(c, _, r)| *c == MeterModCommand::Modify && *r == rate)
+            .count()
+    };
+    let s = c
+        .put(
+            &format!("/api/v1/sessions/{id}/state"),
+            &serde_json::json!({"state": "hold"}),
+        )
+        .await
+        .expect(axum::http::StatusCode::OK);
+    assert_eq!(s["explanation"]["reason"], "hold", "{s}");
+    assert_eq!(s["state_reason"], "cti");
+    eventually("both meters modified to the hold rate", || {
+        modifies(&fx.meter_log(), 64) >= 2
+    })
+    .await;
+    let s = c
+        .put(
+            &format!("/api/v1/sessions/{id}/state"),
+            &serde_json::json!({"state": "active"}),
+        )
+        .await
+        .expect(axum::http::StatusCode::OK);
+    assert_eq!(s["explanation"]["reason"], "automatic", "{s}");
+    eventually("both meters back at the tier rate", || {
+        modifies(&fx.meter_log(), 50_000) >= 2
+    })
+    .await;
+    assert_eq!(
+        fx.running.ctl.sessions().get(&id).map(|s| s.state),
+        Some(SessionState::Active)
+    );
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_serves_the_api_over_tcp() {
+    let fx = start_fx().await;
+    let mut s = TcpStream::connect(fx.running.api_addr)
+        .await
+        .expect("connect to the API");
+    s.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("\"redis\":true"), "{out}");
+    // Binding an address in use is a startup error naming it.
+    let taken = fx.running.api_addr;
+    let err = app::start(Config {
+        openflow: "127.0.0.1:0".parse().expect("addr"),
+        api: taken,
+        redis: fx.redis.lock().await.url(),
+        ovsdb: Vec::new(),
+        ..Default::default()
+    })
+    .await
+    .expect_err("the API address is taken");
+    assert!(err.to_string().contains(&taken.to_string()), "{err}");
+    fx.running.stop().await;
+}
