@@ -99,10 +99,10 @@ def main():
                                 capture_output=True, text=True).stdout
         rates = sorted(set(re.findall(r'rate=(\d+)', meters)), key=int)
         print('  core1 meters (kbit/s): %s' % ', '.join(rates))
-        queues = subprocess.run(['ovs-vsctl', '--columns=queue_id', 'list', 'queue'],
+        queues = subprocess.run(['ovs-vsctl', '--columns=other_config', 'list', 'queue'],
                                 capture_output=True, text=True).stdout
-        print('  OVSDB linux-htb queues configured: %d rows' % queues.count('_uuid') if queues
-              else '  OVSDB queues: none')
+        maxes = sorted({int(m) // 1000 for m in re.findall(r'max-rate="(\d+)"', queues)})
+        print('  OVSDB linux-htb queues (max kbit/s): %s' % (', '.join(map(str, maxes)) or 'none'))
 
         banner('Cut core1 <-> core3 while cust1 pings sip: traffic re-routes via core2')
         pinger = cust1.popen(['ping', '-i', '0.05', '-c', '80', sip.IP()],
