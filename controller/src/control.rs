@@ -13,8 +13,8 @@ use crate::switch::Switch;
 use crate::topology::{Change, Topology};
 use openflow::multipart::{MultipartReplyBody, MultipartRequestBody};
 use openflow::{
-    Action, ErrorMsg, FlowMod, FlowModCommand, FlowRemoved, Instruction, Match, Message, Oxm,
-    PacketOut, PortNo, PortReason, PortStatus, SwitchConfig,
+    Action, ErrorMsg, FlowMod, FlowRemoved, Instruction, Match, Message, Oxm, PacketOut, PortNo,
+    PortReason, PortStatus, SwitchConfig,
 };
 use parking_lot::{Mutex, RwLock};
 // ahash: keys come off the wire (MACs), so a DoS-resistant hash, but
@@ -302,24 +302,7 @@ fn hex_prefix(b: &[u8]) -> String {
 
 /// Deletes every flow in our cookie namespace, in every table.
 pub fn delete_ours() -> FlowMod<'static> {
-    FlowMod {
-        command: FlowModCommand::Delete,
-        table_id: openflow::TABLE_ALL,
-        cookie: cookie::NAMESPACE,
-        cookie_mask: cookie::NAMESPACE_MASK,
-        ..FlowMod::default()
-    }
-}
-
-/// Deletes every flow of one kind of ours, in every table.
-pub fn delete_kind(kind: Kind) -> FlowMod<'static> {
-    FlowMod {
-        command: FlowModCommand::Delete,
-        table_id: openflow::TABLE_ALL,
-        cookie: cookie::cookie(kind, 0),
-        cookie_mask: cookie::KIND_MASK,
-        ..FlowMod::default()
-    }
+    cookie::delete(cookie::NAMESPACE, cookie::NAMESPACE_MASK)
 }
 
 /// The flows that bring traffic towards service `index` to the

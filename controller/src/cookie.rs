@@ -32,6 +32,19 @@ pub const fn cookie(kind: Kind, id: u64) -> u64 {
     NAMESPACE | ((kind as u64) << 40) | (id & 0xff_ffff_ffff)
 }
 
+/// A FLOW_MOD deleting, in every table, the flows whose cookie matches
+/// `cookie` under `mask`: the one way Tierflow removes its own flows (all
+/// of them, one kind, or one path or session).
+pub fn delete(cookie: u64, mask: u64) -> openflow::FlowMod<'static> {
+    openflow::FlowMod {
+        command: openflow::FlowModCommand::Delete,
+        table_id: openflow::TABLE_ALL,
+        cookie,
+        cookie_mask: mask,
+        ..openflow::FlowMod::default()
+    }
+}
+
 /// The id part of one of our cookies of `kind`, if it is one.
 pub fn id_of(cookie: u64, kind: Kind) -> Option<u64> {
     (cookie & KIND_MASK == self::cookie(kind, 0)).then_some(cookie & 0xff_ffff_ffff)

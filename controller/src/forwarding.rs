@@ -21,8 +21,7 @@ use crate::topology::{Change, Hop, PortRef};
 use bytes::Bytes;
 use etherparse::{ArpPacketSlice, EtherType, Ethernet2Slice, Ipv4HeaderSlice};
 use openflow::{
-    Action, FlowMod, FlowModCommand, Instruction, MacAddr, Match, Message, Oxm, PacketIn,
-    PacketOut, PortNo,
+    Action, FlowMod, Instruction, MacAddr, Match, Message, Oxm, PacketIn, PacketOut, PortNo,
 };
 use parking_lot::Mutex;
 use slab::Slab;
@@ -373,16 +372,6 @@ fn set_output(flow: &mut FlowMod<'_>, port: u32) {
     }
 }
 
-fn delete_path(cookie: u64) -> FlowMod<'static> {
-    FlowMod {
-        command: FlowModCommand::Delete,
-        table_id: openflow::TABLE_ALL,
-        cookie,
-        cookie_mask: cookie::EXACT,
-        ..FlowMod::default()
-    }
-}
-
 impl Forwarding {
     /// Registers the path of a pair, returning its id; when the pair had a
     /// different path, the old flows are deleted first.
@@ -640,7 +629,7 @@ impl Forwarding {
 }
 
 fn delete_flows(ctl: &ControlPlane, id: u64, r: &PathRec) {
-    let del = delete_path(cookie::cookie(Kind::Path, id));
+    let del = cookie::delete(cookie::cookie(Kind::Path, id), cookie::EXACT);
     for h in &r.hops {
         if let Some(sw) = ctl.switch(h.dpid) {
             sw.send(&del);

@@ -165,17 +165,6 @@ pub fn delete_meter(meter_id: u32) -> MeterMod<'static> {
     }
 }
 
-/// Deletes every flow of one session on a switch.
-pub fn delete_session_flows(session: u64) -> FlowMod<'static> {
-    FlowMod {
-        command: FlowModCommand::Delete,
-        table_id: openflow::TABLE_ALL,
-        cookie: cookie::cookie(Kind::Session, session),
-        cookie_mask: cookie::EXACT,
-        ..FlowMod::default()
-    }
-}
-
 /// Meter ids of one switch. Ids are reused lowest-first so a long-running
 /// switch's ids stay dense; the ceiling is the switch's `max_meter`.
 #[derive(Debug, Clone, Default)]

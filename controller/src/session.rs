@@ -15,6 +15,7 @@
 //! output buffer; the topology lock is never held with either.
 
 use crate::control::ControlPlane;
+use crate::cookie::{self, Kind};
 use crate::crm::{Lookup, MatchedBy, Replica, Snapshot, Store};
 use crate::policy;
 use crate::qos::{self, Dir, FlowSpec, MeterPool, SessionHop, SessionKey};
@@ -837,7 +838,10 @@ impl ControlPlane {
                 continue;
             };
             sw.batch(|b| {
-                b.push(sw.next_xid(), &qos::delete_session_flows(id));
+                b.push(
+                    sw.next_xid(),
+                    &cookie::delete(cookie::cookie(Kind::Session, id), cookie::EXACT),
+                );
                 for m in [h.meter_fwd, h.meter_rev] {
                     if m != 0 {
                         b.push(sw.next_xid(), &Message::MeterMod(qos::delete_meter(m)));
@@ -1022,7 +1026,7 @@ impl ControlPlane {
         sw.batch(|b| {
             b.push(
                 sw.next_xid(),
-                &crate::control::delete_kind(crate::cookie::Kind::Service),
+                &cookie::delete(cookie::cookie(Kind::Service, 0), cookie::KIND_MASK),
             );
             for (i, s) in services.iter().enumerate() {
                 for f in crate::control::service_flows(
