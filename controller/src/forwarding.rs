@@ -199,7 +199,9 @@ impl ControlPlane {
             }
             return;
         };
-        if f.ether_type == EtherType::IPV4 {
+        // Only a CRM with tiers and services makes IPv4 session traffic; the
+        // check keeps plain forwarding from dropping and retaking the lock.
+        if f.ether_type == EtherType::IPV4 && self.sessions_wanted() {
             drop(topo);
             if self.session_packet_in(
                 sw,
@@ -225,13 +227,7 @@ impl ControlPlane {
             // the pair's whole path with a truncated one.
             if let Some(out_port) = self.forwarding.hop_on_path((f.src, f.dst), sw.dpid) {
                 drop(topo);
-                let out = PacketOut {
-                    buffer_id: openflow::NO_BUFFER,
-                    in_port: PortNo::from(in_port),
-                    actions: [Action::output(out_port)].into_iter().collect(),
-                    data: Cow::Borrowed(&pi.data),
-                };
-                sw.send_xid(0, &out);
+                self.packet_out(sw, in_port, out_port, &pi.data);
                 self.stats.transit_forwarded.inc();
                 return;
             }
@@ -268,10 +264,7 @@ impl ControlPlane {
                 }))
                 .collect()
         });
-        let data = match &pi.data {
-            Cow::Borrowed(d) => frame.slice_ref(d),
-            Cow::Owned(v) => Bytes::copy_from_slice(v),
-        };
+        let data = slice_of(frame, &pi.data);
         self.forwarding
             .setup(self, sw, data, in_port, (f.src, f.dst), fwd_hops, rev_hops);
     }
@@ -329,14 +322,30 @@ impl ControlPlane {
     }
 
     fn release(&self, s: Setup) {
+        self.packet_out(&s.ingress, s.in_port, s.out_port, &s.data);
+        self.stats.setups_completed.inc();
+    }
+
+    /// Sends `data` out of one port of `sw`, as if it came in on `in_port`.
+    pub(crate) fn packet_out(&self, sw: &Switch, in_port: u32, out_port: u32, data: &[u8]) {
         let out = PacketOut {
             buffer_id: openflow::NO_BUFFER,
-            in_port: PortNo::from(s.in_port),
-            actions: [Action::output(s.out_port)].into_iter().collect(),
-            data: Cow::Borrowed(&s.data),
+            in_port: PortNo::from(in_port),
+            actions: [Action::output(out_port)].into_iter().collect(),
+            data: Cow::Borrowed(data),
         };
-        s.ingress.send_xid(0, &Message::PacketOut(out));
-        self.stats.setups_completed.inc();
+        sw.send_xid(0, &Message::PacketOut(out));
+    }
+}
+
+/// The packet as an owned `Bytes`: zero-copy when it lies inside the
+/// received `frame` (a decoded PACKET_IN borrows from it), else a copy.
+pub(crate) fn slice_of(frame: &Bytes, data: &[u8]) -> Bytes {
+    let r = frame.as_ptr_range();
+    if r.contains(&data.as_ptr()) && data.as_ptr_range().end <= r.end {
+        frame.slice_ref(data)
+    } else {
+        Bytes::copy_from_slice(data)
     }
 }
 

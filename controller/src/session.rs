@@ -17,6 +17,7 @@
 use crate::control::ControlPlane;
 use crate::cookie::{self, Kind};
 use crate::crm::{Lookup, MatchedBy, Replica, Snapshot, Store};
+use crate::forwarding::slice_of;
 use crate::policy;
 use crate::qos::{self, Dir, FlowSpec, MeterPool, SessionHop, SessionKey};
 use crate::sip::{self, SipMessage};
@@ -284,6 +285,13 @@ impl Sessions {
 }
 
 impl ControlPlane {
+    /// Whether the CRM has tiers and services, without which no packet is
+    /// session traffic (the packet-in path asks before anything else).
+    pub(crate) fn sessions_wanted(&self) -> bool {
+        let snap = self.sessions.snapshot();
+        !snap.tiers.is_empty() && !snap.services.is_empty()
+    }
+
     /// Session handling of a packet-in. Returns false when the packet is
     /// not session traffic (plain forwarding handles it).
     #[allow(clippy::too_many_arguments)]
@@ -317,9 +325,7 @@ impl ControlPlane {
                         || (s.port == p.sport && s.net.contains(&p.src)))
             })
         {
-            self.sip_packet(
-                sw, frame, data, in_port, macs, on_link, dst_at, &p, svc, &snap,
-            );
+            self.sip_packet(sw, frame, data, in_port, macs, on_link, dst_at, &p, svc);
             return true;
         }
         let request = services
@@ -338,7 +344,7 @@ impl ControlPlane {
                 ..ClientData::default()
             };
             return self.session_request(
-                sw, frame, data, in_port, macs, on_link, dst_at, key, svc, client, None,
+                sw, frame, data, in_port, on_link, dst_at, key, svc, client, None,
             );
         }
         // The server's side of a live session whose reverse flow idled out,
@@ -417,16 +423,6 @@ impl ControlPlane {
         true
     }
 
-    fn packet_out(&self, sw: &Switch, in_port: u32, out_port: u32, data: &[u8]) {
-        let out = openflow::PacketOut {
-            buffer_id: openflow::NO_BUFFER,
-            in_port: PortNo::from(in_port),
-            actions: [openflow::Action::output(out_port)].into_iter().collect(),
-            data: data.into(),
-        };
-        sw.send_xid(0, &Message::PacketOut(out));
-    }
-
     /// A session request: admits it, unless it is live already (its flows
     /// are missing: put them back) or being admitted.
     #[allow(clippy::too_many_arguments)]
@@ -436,7 +432,6 @@ impl ControlPlane {
         frame: &Bytes,
         data: &[u8],
         in_port: u32,
-        macs: (MacAddr, MacAddr),
         on_link: bool,
         dst_at: Option<PortRef>,
         key: SessionKey,
@@ -462,7 +457,6 @@ impl ControlPlane {
             self.stats.admissions_busy.inc();
             return true;
         }
-        let _ = macs;
         let owned = slice_of(frame, data);
         let release = match relay_to {
             // SIP: the INVITE is delivered to the server's port directly.
@@ -1104,12 +1098,12 @@ impl ControlPlane {
     /// Sessions Redis remembers from before a restart: parked, so their
     /// next packet re-admits them with the same id and override.
     pub fn park_remembered(&self, sessions: Vec<Session>) {
+        let snap = self.sessions.snapshot();
         let mut t = self.sessions.table.lock();
         for s in sessions {
             let (IpAddr::V4(client), IpAddr::V4(server)) = (s.client_ip, s.server_ip) else {
                 continue;
             };
-            let snap = self.sessions.snapshot();
             let l4 = snap
                 .services
                 .iter()
@@ -1136,9 +1130,7 @@ impl ControlPlane {
         dst_at: Option<PortRef>,
         p: &Ip4<'_>,
         svc: &Svc,
-        snap: &Arc<Snapshot>,
     ) {
-        let _ = snap;
         let to_server = svc.net.contains(&p.dst) && p.dport == svc.port;
         let msg = match sip::parse(p.payload, &self.sessions.default_country) {
             Ok(m) => Some(m),
@@ -1180,7 +1172,6 @@ impl ControlPlane {
                                 frame,
                                 data,
                                 in_port,
-                                macs,
                                 on_link,
                                 dst_at,
                                 key,
@@ -1203,12 +1194,12 @@ impl ControlPlane {
                 _ => {}
             }
         }
-        self.relay(sw, in_port, data, macs.1, dst_at);
+        self.relay(sw, in_port, data, dst_at);
     }
 
     /// Delivers a frame to the edge port its destination attaches to, or
     /// floods it to every edge port when the destination is not known yet.
-    fn relay(&self, sw: &Switch, in_port: u32, data: &[u8], dst: MacAddr, dst_at: Option<PortRef>) {
+    fn relay(&self, sw: &Switch, in_port: u32, data: &[u8], dst_at: Option<PortRef>) {
         self.stats.sip_relayed.inc();
         match dst_at.and_then(|at| self.switch(at.0).map(|s| (s, at.1))) {
             Some((dsw, port)) => {
@@ -1220,7 +1211,6 @@ impl ControlPlane {
                 self.packet_out(&dsw, in_port, port, data);
             }
             None => {
-                let _ = dst;
                 self.flood(sw.dpid, in_port, data, std::time::Instant::now());
             }
         }
@@ -1277,16 +1267,6 @@ fn max_meter(sw: &Switch) -> u32 {
             0
         }
     })
-}
-
-/// The packet as an owned `Bytes`, zero-copy when it is part of `frame`.
-fn slice_of(frame: &Bytes, data: &[u8]) -> Bytes {
-    let r = frame.as_ptr_range();
-    if r.contains(&data.as_ptr()) && data.as_ptr_range().end <= r.end {
-        frame.slice_ref(data)
-    } else {
-        Bytes::copy_from_slice(data)
-    }
 }
 
 impl Sessions {
