@@ -830,6 +830,22 @@ impl Backend for ControlBackend {
                 );
             }
         }
+        let replica = &self.ctl.sessions.crm().replica;
+        let _ = write!(
+            out,
+            "# HELP tierflow_crm_events_applied_total CRM change events the replica applied.\n\
+             # TYPE tierflow_crm_events_applied_total counter\n\
+             tierflow_crm_events_applied_total {}\n\
+             # HELP tierflow_crm_resyncs_total Full resyncs of the CRM replica.\n\
+             # TYPE tierflow_crm_resyncs_total counter\n\
+             tierflow_crm_resyncs_total {}\n\
+             # HELP tierflow_crm_replica_up Whether the replica follows Redis now.\n\
+             # TYPE tierflow_crm_replica_up gauge\n\
+             tierflow_crm_replica_up {}\n",
+            replica.events_applied(),
+            replica.resyncs(),
+            u8::from(replica.healthy())
+        );
         let switches = self.ctl.switches();
         let _ = write!(
             out,

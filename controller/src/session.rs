@@ -91,6 +91,9 @@ impl Svc {
     }
 }
 
+/// The compiled services and the snapshot they were compiled from.
+type ServiceCache = (Option<Arc<Snapshot>>, Arc<[Svc]>);
+
 /// A live session.
 #[derive(Debug)]
 struct Live {
@@ -203,7 +206,9 @@ pub struct Sessions {
     meters: Mutex<HashMap<u64, MeterPool>>,
     /// Compiled services of the current snapshot (rebuilt when the replica
     /// publishes a new one).
-    services: RwLock<(usize, Arc<[Svc]>)>,
+    /// Holding the snapshot (not its address) makes the check exact: an
+    /// address alone could be reused by a later snapshot.
+    services: RwLock<ServiceCache>,
     writer: Writer,
     default_country: String,
     idle_timeout: u16,
@@ -215,7 +220,7 @@ impl Sessions {
             crm,
             table: Mutex::new(Table::default()),
             meters: Mutex::new(HashMap::default()),
-            services: RwLock::new((0, Arc::from([]))),
+            services: RwLock::new((None, Arc::from([]))),
             writer: Writer::default(),
             default_country,
             idle_timeout,
@@ -231,20 +236,15 @@ impl Sessions {
     }
 
     fn services(&self, snap: &Arc<Snapshot>) -> Arc<[Svc]> {
-        let ptr = Arc::as_ptr(snap) as usize;
         {
             let s = self.services.read();
-            if s.0 == ptr {
+            if s.0.as_ref().is_some_and(|cached| Arc::ptr_eq(cached, snap)) {
                 return s.1.clone();
             }
         }
         let list: Arc<[Svc]> = snap.services.iter().filter_map(Svc::compile).collect();
-        *self.services.write() = (ptr, list.clone());
+        *self.services.write() = (Some(snap.clone()), list.clone());
         list
-    }
-
-    pub fn live_count(&self) -> usize {
-        self.table.lock().by_id.len()
     }
 
     /// Live sessions as the API shows them.
@@ -1392,7 +1392,10 @@ impl ControlPlane {
                 }),
             }
         }
-        if specs.is_empty() {
+        // A switch connecting to a CRM without shaped tiers needs nothing;
+        // after a tier change, no shaped tier left means clear our QoS
+        // (apply_queues with nothing does).
+        if specs.is_empty() && dpid.is_some() {
             return;
         }
         let dpids: Vec<u64> = match dpid {

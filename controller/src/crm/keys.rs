@@ -20,7 +20,6 @@
 //! | `tf:policy` | string | JSON [`Policy`](tierflow_api::model::Policy); absent means the default policy | `Store::put_policy`, `load` |
 //! | `tf:session:{id}` | string | JSON [`Session`](tierflow_api::model::Session); expires 1 h after the session ends | the control plane |
 //! | `tf:sessions` | set | ids of live sessions | the control plane |
-//! | `tf:session-seq` | string | counter behind session ids (`INCR`) | `Store::next_session_id` |
 //! | `tf:events` | pub/sub channel | `"<kind> <name>"` after every CRM write | every CRM write |
 //!
 //! Event kinds: `tier`, `customer`, `promotion`, `service`, `policy` (name
@@ -47,7 +46,6 @@ pub const SERVICES: &str = "tf:services";
 pub const POLICY: &str = "tf:policy";
 pub const IP_LENS: &str = "tf:idx:ip-lens";
 pub const SESSIONS: &str = "tf:sessions";
-pub const SESSION_SEQ: &str = "tf:session-seq";
 /// The pub/sub channel of change events.
 pub const EVENTS: &str = "tf:events";
 

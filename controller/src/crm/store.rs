@@ -681,20 +681,6 @@ impl Store {
 
     // ---- sessions ----
 
-    /// A fresh session id: `s-` and 8 hex digits from a Redis counter, so
-    /// ids stay unique across controller restarts.
-    pub async fn next_session_id(&self) -> Result<String> {
-        let mut con = self.con();
-        let n: u64 = self
-            .run(
-                redis::cmd("INCR")
-                    .arg(keys::SESSION_SEQ)
-                    .query_async(&mut con),
-            )
-            .await?;
-        Ok(format!("s-{:08x}", n & 0xffff_ffff))
-    }
-
     /// Stores a session. A session in state `ended` leaves the live set
     /// and expires after an hour; any other is live and kept.
     pub async fn put_session(&self, s: &Session) -> Result<()> {
