@@ -880,7 +880,7 @@ impl Backend for ControlBackend {
         }
         let (buckets, count, sum) = self.ctl.stats.packet_in_latency.snapshot();
         out.push_str(
-            "# HELP tierflow_packet_in_duration_seconds Time to handle one PACKET_IN.\n\
+            "# HELP tierflow_packet_in_duration_seconds Time to handle one PACKET_IN (one in 16 is timed).\n\
              # TYPE tierflow_packet_in_duration_seconds histogram\n",
         );
         for (le, n) in buckets {

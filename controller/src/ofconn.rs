@@ -309,11 +309,7 @@ fn dispatch(sw: &Arc<Switch>, ctl: &Arc<ControlPlane>, frame: &bytes::Bytes) {
         }
     };
     match msg {
-        Message::PacketIn(pi) => {
-            let t0 = Instant::now();
-            ctl.packet_in(sw, frame, &pi);
-            ctl.stats.packet_in_latency.observe(t0.elapsed());
-        }
+        Message::PacketIn(pi) => ctl.packet_in(sw, frame, &pi),
         Message::BarrierReply if h.xid & SETUP_XID_BIT != 0 => ctl.setup_barrier(sw, h.xid),
         Message::EchoRequest { data } => {
             sw.send_xid(h.xid, &Message::EchoReply { data });

@@ -13,6 +13,10 @@ impl Counter {
     pub fn inc(&self) {
         self.add(1);
     }
+    /// Increments and returns the value before.
+    pub fn inc_get(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
