@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 # Keep the checkout clean of __pycache__ (mininet/ and tests/ are source).
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(REPO / 'mininet'))
+# Mininet's Node.popen(shell=True) reads $SHELL, which CI (no login shell)
+# leaves unset.
+os.environ.setdefault('SHELL', '/bin/sh')
 
 #: Figures the tests measured, printed in the terminal summary (pytest
 #: captures the tests' own output when they pass).

@@ -165,7 +165,6 @@ def test_gold_and_bronze_measured_at_once_with_dscp_meters_and_queues(qos_net):
     assert 'tier best-effort' in line and 'default' in line, line
 
 
-@pytest.mark.skipif(False, reason='never skipped: sipp is installed by setup.sh')
 def test_promotion_code_in_a_sip_invite_lifts_the_caller(qos_net):
     assert shutil.which('sipp'), 'sipp not installed (scripts/setup.sh installs sip-tester)'
     controller, net = qos_net('replica')
@@ -173,9 +172,12 @@ def test_promotion_code_in_a_sip_invite_lifts_the_caller(qos_net):
     uas = sip.popen(['sipp', '-sn', 'uas', '-i', '10.0.0.100', '-p', '5060', '-bg',
                      '-trace_err'], cwd=str(SIPP_DIR))
     time.sleep(1)
-    uac = cust2.popen('sipp 10.0.0.100:5060 -sf %s -i 10.0.0.2 -p 5061 -m 1 -l 1 '
-                      '-timeout 20 -timeout_error' % (SIPP_DIR / 'uac_promo.xml'),
-                      shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A list, not shell=True: Mininet's shell form needs $SHELL, which CI's
+    # environment does not set.
+    uac = cust2.popen(['sipp', '10.0.0.100:5060', '-sf', str(SIPP_DIR / 'uac_promo.xml'),
+                       '-i', '10.0.0.2', '-p', '5061', '-m', '1', '-l', '1',
+                       '-timeout', '20', '-timeout_error'],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # During the call (the scenario holds it 3 s) the caller's edge carries
     # the tier flow, marking gold's DSCP.
     flows, deadline = [], time.monotonic() + 10
