@@ -7,7 +7,7 @@
 //! the control plane's counters and gauges.
 
 use crate::control::ControlPlane;
-use crate::crm::{self, CrmError, Store};
+use crate::crm::{self, CrmError, Store, Write};
 use crate::session::SessionError;
 use crate::switch::{RequestError, Switch};
 use chrono::Utc;
@@ -157,6 +157,17 @@ impl ControlBackend {
             .map_err(|e| self.session_error(id, e, "tier"))
     }
 
+    /// The store, with `put_*` refusing to overwrite (409): POST.
+    fn creating(&self) -> Store {
+        self.store().writing(Write::Create)
+    }
+
+    /// The store, with `put_*` refusing to create (404): PUT (the API
+    /// layer checked the body names the path's record).
+    fn updating(&self) -> Store {
+        self.store().writing(Write::Update)
+    }
+
     fn switch_or_404(&self, dpid: u64) -> R<Arc<Switch>> {
         self.ctl
             .switch(dpid)
@@ -179,29 +190,6 @@ fn switch_err(e: RequestError) -> BackendError {
         RequestError::Switch { .. } => BackendError::Internal(e.to_string()),
         _ => BackendError::Unavailable(e.to_string()),
     }
-}
-
-/// 409 when `get` finds the record, else writes it.
-async fn create<T, G, P>(kind: &str, id: &str, get: G, put: P) -> R<()>
-where
-    G: std::future::Future<Output = Result<T, CrmError>>,
-    P: std::future::Future<Output = Result<(), CrmError>>,
-{
-    match get.await {
-        Ok(_) => Err(BackendError::Conflict(format!("{kind} {id:?} exists"))),
-        Err(CrmError::NotFound { .. }) => put.await.map_err(crm_err),
-        Err(e) => Err(crm_err(e)),
-    }
-}
-
-/// 404 unless `get` finds the record, then writes it.
-async fn update<T, G, P>(get: G, put: P) -> R<()>
-where
-    G: std::future::Future<Output = Result<T, CrmError>>,
-    P: std::future::Future<Output = Result<(), CrmError>>,
-{
-    get.await.map_err(crm_err)?;
-    put.await.map_err(crm_err)
 }
 
 fn deleted(kind: &'static str, id: &str, r: Result<bool, CrmError>) -> R<()> {
@@ -545,14 +533,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_tier(&self, t: Tier) -> R<Tier> {
-        let s = self.store();
-        create("tier", &t.name, s.get_tier(&t.name), s.put_tier(&t)).await?;
+        self.creating().put_tier(&t).await.map_err(crm_err)?;
         Ok(t)
     }
 
-    async fn update_tier(&self, name: &str, t: Tier) -> R<Tier> {
-        let s = self.store();
-        update(s.get_tier(name), s.put_tier(&t)).await?;
+    async fn update_tier(&self, _name: &str, t: Tier) -> R<Tier> {
+        self.updating().put_tier(&t).await.map_err(crm_err)?;
         Ok(t)
     }
 
@@ -594,14 +580,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_customer(&self, c: Customer) -> R<Customer> {
-        let s = self.store();
-        create("customer", &c.id, s.get_customer(&c.id), s.put_customer(&c)).await?;
+        self.creating().put_customer(&c).await.map_err(crm_err)?;
         Ok(c)
     }
 
-    async fn update_customer(&self, id: &str, c: Customer) -> R<Customer> {
-        let s = self.store();
-        update(s.get_customer(id), s.put_customer(&c)).await?;
+    async fn update_customer(&self, _id: &str, c: Customer) -> R<Customer> {
+        self.updating().put_customer(&c).await.map_err(crm_err)?;
         Ok(c)
     }
 
@@ -620,20 +604,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_promotion(&self, p: Promotion) -> R<Promotion> {
-        let s = self.store();
-        create(
-            "promotion",
-            &p.code,
-            s.get_promotion(&p.code),
-            s.put_promotion(&p),
-        )
-        .await?;
+        self.creating().put_promotion(&p).await.map_err(crm_err)?;
         Ok(p)
     }
 
-    async fn update_promotion(&self, code: &str, p: Promotion) -> R<Promotion> {
-        let s = self.store();
-        update(s.get_promotion(code), s.put_promotion(&p)).await?;
+    async fn update_promotion(&self, _code: &str, p: Promotion) -> R<Promotion> {
+        self.updating().put_promotion(&p).await.map_err(crm_err)?;
         Ok(p)
     }
 
@@ -652,20 +628,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_service(&self, sv: Service) -> R<Service> {
-        let s = self.store();
-        create(
-            "service",
-            &sv.name,
-            s.get_service(&sv.name),
-            s.put_service(&sv),
-        )
-        .await?;
+        self.creating().put_service(&sv).await.map_err(crm_err)?;
         Ok(sv)
     }
 
-    async fn update_service(&self, name: &str, sv: Service) -> R<Service> {
-        let s = self.store();
-        update(s.get_service(name), s.put_service(&sv)).await?;
+    async fn update_service(&self, _name: &str, sv: Service) -> R<Service> {
+        self.updating().put_service(&sv).await.map_err(crm_err)?;
         Ok(sv)
     }
 
@@ -711,7 +679,7 @@ impl Backend for ControlBackend {
     }
 
     async fn get_session(&self, id: &str) -> R<Session> {
-        if let Some(s) = self.ctl.sessions.get(id) {
+        if let Some(s) = self.ctl.sessions.find(id) {
             return Ok(s);
         }
         if let Some(s) = self.ended.lock().0.get(id) {

@@ -248,16 +248,35 @@ impl Sessions {
     }
 
     /// Live sessions as the API shows them.
+    /// Live sessions and parked ones (waiting for their next packet after
+    /// their path broke or the controller restarted): an operator still
+    /// sees a session whose flows are momentarily gone.
     pub fn list(&self) -> Vec<Session> {
         let t = self.table.lock();
-        let mut v: Vec<Session> = t.by_id.values().map(|l| l.view.clone()).collect();
+        let mut v: Vec<Session> = t
+            .by_id
+            .values()
+            .map(|l| l.view.clone())
+            .chain(t.parked.values().map(parked_view))
+            .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 
+    /// A live session.
     pub fn get(&self, id: &str) -> Option<Session> {
         let id = parse_id(id)?;
         self.table.lock().by_id.get(&id).map(|l| l.view.clone())
+    }
+
+    /// A live or a parked session, for reading.
+    pub fn find(&self, id: &str) -> Option<Session> {
+        let n = parse_id(id)?;
+        let t = self.table.lock();
+        match t.by_id.get(&n) {
+            Some(l) => Some(l.view.clone()),
+            None => t.parked.values().find(|s| s.id == id).map(parked_view),
+        }
     }
 
     /// Sessions counted by (tier, state), for metrics.
@@ -1224,6 +1243,22 @@ pub enum SessionError {
     NotFound,
     #[error("no tier named {0:?}")]
     UnknownTier(String),
+}
+
+/// A parked session as the API shows it: its last view, with why it has
+/// no flows right now.
+fn parked_view(s: &Session) -> Session {
+    let mut s = s.clone();
+    s.path.clear();
+    s.state_reason = if s.state_reason.is_empty() {
+        "parked: no path now; its next packet re-admits it".into()
+    } else {
+        format!(
+            "{}; parked: no path now, its next packet re-admits it",
+            s.state_reason
+        )
+    };
+    s
 }
 
 fn reason_name(r: Reason) -> &'static str {

@@ -187,4 +187,14 @@ def test_api_edits_take_effect_on_a_running_session(
     assert re.search(r'tierflow_api_requests_total\{route="[^"]*/tiers/\{name\}",'
                      r'method="PUT",status="200"\} 1', metrics), \
         [m for m in metrics.splitlines() if 'tiers' in m][:10]
+
+    # A broken path parks the session (its flows leave the switches); the
+    # API still shows it, with why it has no path.
+    net.configLinkStatus('core1', 'core3', 'down')
+    deadline = time.monotonic() + 10
+    while 'parked' not in s['state_reason'] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        s = api.get('/sessions/%s' % sid)
+    assert 'parked' in s['state_reason'] and s['path'] == [], s
+    assert sid in [x['id'] for x in api.get('/sessions')['items']]
     assert controller.switch_errors() == (0, 0)
