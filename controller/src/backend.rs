@@ -10,14 +10,12 @@ use crate::control::ControlPlane;
 use crate::crm::{self, CrmError, Store, Write};
 use crate::session::SessionError;
 use crate::switch::{RequestError, Switch};
-use chrono::Utc;
 use openflow::multipart::{
     FlowStatsRequest, MeterFeatures, MeterMultipartRequest, MultipartReplyBody,
     MultipartRequestBody, QueueStatsRequest,
 };
 use openflow::{Match, PortNo};
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +29,6 @@ use tierflow_api::views::{
     TopologyView, format_dpid,
 };
 
-/// Ended sessions kept in memory for `GET /sessions` (Redis keeps every
-/// ended record for an hour, readable by id).
-const ENDED_KEPT: usize = 10_000;
 /// How long a session action waits for a tier the store has but the
 /// replica has not applied yet (a tier created a moment ago).
 const REPLICA_WAIT: Duration = Duration::from_secs(2);
@@ -44,33 +39,15 @@ type R<T> = Result<T, BackendError>;
 #[derive(Debug)]
 pub struct ControlBackend {
     ctl: Arc<ControlPlane>,
-    /// Sessions ended through the API, newest last.
-    ended: Mutex<(HashMap<String, Session>, VecDeque<String>)>,
 }
 
 impl ControlBackend {
     pub fn new(ctl: Arc<ControlPlane>) -> Self {
-        ControlBackend {
-            ctl,
-            ended: Mutex::new((HashMap::new(), VecDeque::new())),
-        }
+        ControlBackend { ctl }
     }
 
     fn store(&self) -> &Store {
         &self.ctl.sessions.crm().store
-    }
-
-    fn remember_ended(&self, s: Session) {
-        let mut g = self.ended.lock();
-        let (map, order) = &mut *g;
-        if map.insert(s.id.clone(), s.clone()).is_none() {
-            order.push_back(s.id);
-        }
-        while order.len() > ENDED_KEPT {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
-            }
-        }
     }
 
     /// A session that is not live: ended (in memory or in Redis) or
@@ -84,8 +61,8 @@ impl ControlBackend {
     }
 
     async fn ended_session(&self, id: &str) -> Option<Session> {
-        if let Some(s) = self.ended.lock().0.get(id) {
-            return Some(s.clone());
+        if let Some(s) = self.ctl.sessions.find_ended(id) {
+            return Some(s);
         }
         match self.store().get_session(id).await {
             Ok(mut s) => {
@@ -656,11 +633,11 @@ impl Backend for ControlBackend {
 
     async fn list_sessions(&self, f: SessionFilter) -> R<Page<Session>> {
         let mut all: BTreeMap<String, Session> = self
-            .ended
-            .lock()
-            .0
-            .values()
-            .map(|s| (s.id.clone(), s.clone()))
+            .ctl
+            .sessions
+            .ended()
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
             .collect();
         for s in self.ctl.sessions.list() {
             all.insert(s.id.clone(), s);
@@ -682,33 +659,21 @@ impl Backend for ControlBackend {
         if let Some(s) = self.ctl.sessions.find(id) {
             return Ok(s);
         }
-        if let Some(s) = self.ended.lock().0.get(id) {
-            return Ok(s.clone());
+        if let Some(s) = self.ctl.sessions.find_ended(id) {
+            return Ok(s);
         }
         self.store().get_session(id).await.map_err(crm_err)
     }
 
     async fn delete_session(&self, id: &str) -> R<()> {
-        let Some(mut s) = self.ctl.sessions.get(id) else {
-            return match self.ended_session(id).await {
-                Some(_) => Ok(()),
-                None => Err(BackendError::not_found("session", id)),
-            };
-        };
-        if !self.ctl.end_session(id, "deleted through the API") {
-            // Ended meanwhile (idle, BYE): the same outcome.
-            return Ok(());
+        // Ended meanwhile (idle, BYE) is the same outcome as ended now.
+        if self.ctl.end_session(id, "deleted through the API")
+            || self.ended_session(id).await.is_some()
+        {
+            Ok(())
+        } else {
+            Err(BackendError::not_found("session", id))
         }
-        s.state = SessionState::Ended;
-        s.state_reason = "deleted through the API".into();
-        s.updated_at = Utc::now();
-        // The session writer records the end too; this write makes the
-        // record say why, and is not needed for correctness.
-        if let Err(e) = self.store().put_session(&s).await {
-            tracing::debug!("ended session {id} not written to Redis now: {e}");
-        }
-        self.remember_ended(s);
-        Ok(())
     }
 
     async fn set_session_tier(&self, id: &str, tier: &str) -> R<Session> {

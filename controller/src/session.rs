@@ -194,7 +194,9 @@ pub fn parse_id(s: &str) -> Option<u64> {
 /// controller runs.
 #[derive(Debug, Default)]
 struct Writer {
-    dirty: Mutex<HashMap<String, Option<Session>>>,
+    /// The latest view of each session not written yet (an ended one
+    /// included: its record says why and expires).
+    dirty: Mutex<HashMap<String, Session>>,
     wake: Notify,
 }
 
@@ -210,8 +212,33 @@ pub struct Sessions {
     /// address alone could be reused by a later snapshot.
     services: RwLock<ServiceCache>,
     writer: Writer,
+    /// Recently ended sessions, newest last, for the API's reads (Redis
+    /// keeps each ended record for an hour too).
+    ended: Mutex<Ended>,
     default_country: String,
     idle_timeout: u16,
+}
+
+/// How many ended sessions the table remembers.
+const ENDED_KEPT: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct Ended {
+    by_id: HashMap<String, Session>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Ended {
+    fn push(&mut self, s: Session) {
+        if self.by_id.insert(s.id.clone(), s.clone()).is_none() {
+            self.order.push_back(s.id);
+        }
+        while self.order.len() > ENDED_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
 }
 
 impl Sessions {
@@ -222,6 +249,7 @@ impl Sessions {
             meters: Mutex::new(HashMap::default()),
             services: RwLock::new((None, Arc::from([]))),
             writer: Writer::default(),
+            ended: Mutex::default(),
             default_country,
             idle_timeout,
         }
@@ -261,6 +289,20 @@ impl Sessions {
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// Recently ended sessions (idle, BYE, the API), oldest first.
+    pub fn ended(&self) -> Vec<Session> {
+        let e = self.ended.lock();
+        e.order
+            .iter()
+            .filter_map(|id| e.by_id.get(id).cloned())
+            .collect()
+    }
+
+    /// A recently ended session.
+    pub fn find_ended(&self, id: &str) -> Option<Session> {
+        self.ended.lock().by_id.get(id).cloned()
     }
 
     /// A live session.
@@ -841,7 +883,12 @@ impl ControlPlane {
         self.free_meters(&live.hops);
         self.stats.sessions_ended.inc();
         info!("session {} ended: {why}", live.view.id);
-        self.sessions.writer_end(&live.view.id);
+        let mut view = live.view;
+        view.state = SessionState::Ended;
+        view.state_reason = why.to_owned();
+        view.updated_at = Utc::now();
+        self.sessions.persist(&view);
+        self.sessions.ended.lock().push(view);
         true
     }
 
@@ -1309,12 +1356,7 @@ impl Sessions {
         self.writer
             .dirty
             .lock()
-            .insert(s.id.clone(), Some(s.clone()));
-        self.writer.wake.notify_one();
-    }
-
-    fn writer_end(&self, id: &str) {
-        self.writer.dirty.lock().insert(id.to_string(), None);
+            .insert(s.id.clone(), s.clone());
         self.writer.wake.notify_one();
     }
 
@@ -1332,7 +1374,7 @@ impl Sessions {
                 _ = self.writer.wake.notified() => false,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             };
-            let batch: Vec<(String, Option<Session>)> = self.writer.dirty.lock().drain().collect();
+            let batch: Vec<(String, Session)> = self.writer.dirty.lock().drain().collect();
             let mut failed = Vec::new();
             for (id, s) in batch {
                 // After one failure the rest wait for the next round rather
@@ -1341,11 +1383,7 @@ impl Sessions {
                     failed.push((id, s));
                     continue;
                 }
-                let r = match &s {
-                    Some(s) => self.crm.store.put_session(s).await,
-                    None => self.crm.store.end_session(&id).await.map(drop),
-                };
-                if let Err(e) = r {
+                if let Err(e) = self.crm.store.put_session(&s).await {
                     stats.redis_errors.inc();
                     debug!("session {id} not written to Redis yet: {e}");
                     failed.push((id, s));
