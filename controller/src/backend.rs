@@ -33,6 +33,9 @@ use tierflow_api::views::{
 /// replica has not applied yet (a tier created a moment ago).
 const REPLICA_WAIT: Duration = Duration::from_secs(2);
 
+/// How long `/health` waits for OVSDB endpoints not connected yet.
+const HEALTH_OVSDB_WAIT: Duration = Duration::from_millis(300);
+
 type R<T> = Result<T, BackendError>;
 
 /// The control plane behind the REST API.
@@ -268,9 +271,12 @@ fn state_name(s: SessionState) -> &'static str {
 impl Backend for ControlBackend {
     async fn health(&self) -> Health {
         let redis = self.store().ping().await.is_ok();
-        // Endpoints not connected yet get one bounded attempt, so a
-        // controller that never needed OVSDB does not look degraded.
-        let _ = self.ctl.ovsdb.connect_all().await;
+        // Endpoints not connected yet get one short attempt, so a
+        // controller that never needed OVSDB does not look degraded. Short:
+        // a refused connection fails at once, and a probe polling /health
+        // must not wait out the OVSDB timeout of an unreachable endpoint
+        // (it shows as not connected).
+        let _ = tokio::time::timeout(HEALTH_OVSDB_WAIT, self.ctl.ovsdb.connect_all()).await;
         let ovsdb: Vec<EndpointStatus> = self
             .ctl
             .ovsdb

@@ -1353,10 +1353,7 @@ fn max_meter(sw: &Switch) -> u32 {
 
 impl Sessions {
     fn persist(&self, s: &Session) {
-        self.writer
-            .dirty
-            .lock()
-            .insert(s.id.clone(), s.clone());
+        self.writer.dirty.lock().insert(s.id.clone(), s.clone());
         self.writer.wake.notify_one();
     }
 
