@@ -32,7 +32,7 @@ use openflow::{FlowModCommand, MacAddr, Message, MeterModCommand, PortNo};
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 use smallvec::SmallVec;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 use tierflow_api::model::{
@@ -100,6 +100,68 @@ struct Live {
     key: SessionKey,
     hops: SmallVec<[SessionHop; 4]>,
     view: Session,
+    hold: HoldTrack,
+    /// RTP endpoints of a call, learnt from its SDP offers and answers.
+    media: SmallVec<[SocketAddrV4; 4]>,
+}
+
+/// What put a session on hold or resumed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldCause {
+    /// A re-INVITE or UPDATE whose SDP says hold or resume.
+    Sip,
+    /// `PUT /sessions/{id}/state` from a telephony system.
+    Cti,
+    /// The call's media stopped, or came back (flow statistics).
+    IdleMedia,
+}
+
+impl HoldCause {
+    pub const ALL: [HoldCause; 3] = [HoldCause::Sip, HoldCause::Cti, HoldCause::IdleMedia];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldCause::Sip => "sip",
+            HoldCause::Cti => "cti",
+            HoldCause::IdleMedia => "idle_media",
+        }
+    }
+}
+
+/// A session's hold bookkeeping (in memory: after a restart a call is
+/// re-admitted active).
+#[derive(Debug, Clone, Copy)]
+struct HoldTrack {
+    /// Who put it on hold; `None` while active.
+    by: Option<HoldCause>,
+    /// Why it had its tier before the hold (the explanation says `hold`
+    /// meanwhile); restored on resume.
+    before: Option<Reason>,
+    /// When the state last changed (or the session was admitted).
+    since: std::time::Instant,
+}
+
+impl HoldTrack {
+    fn new() -> Self {
+        HoldTrack {
+            by: None,
+            before: None,
+            since: std::time::Instant::now(),
+        }
+    }
+}
+
+/// A voice session as the idle-media monitor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct VoiceProbe {
+    pub id: u64,
+    /// The client-side switch, whose two session flows carry every media
+    /// packet of the call in both directions.
+    pub dpid: u64,
+    pub state: SessionState,
+    pub held_by: Option<HoldCause>,
+    /// When the state last changed.
+    pub since: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +175,13 @@ struct Table {
     /// restart): re-admitted by their next packet, keeping id, creation
     /// time and manual override.
     parked: HashMap<SessionKey, Session>,
+    /// Media endpoints of an INVITE's SDP offer whose session is being
+    /// admitted; taken by the admission.
+    offers: HashMap<SessionKey, SmallVec<[SocketAddrV4; 4]>>,
 }
+
+/// Bound on `Table::offers` (offers of admissions that never completed).
+const OFFERS_KEPT: usize = 4096;
 
 /// Where a parked packet is released once its tier is in place.
 #[derive(Debug)]
@@ -212,6 +280,9 @@ pub struct Sessions {
     writer: Writer,
     default_country: String,
     idle_timeout: u16,
+    /// Hold transitions by cause (`HoldCause::ALL` order), to hold and to
+    /// active.
+    transitions: [[crate::stats::Counter; 2]; 3],
 }
 
 impl Sessions {
@@ -224,6 +295,7 @@ impl Sessions {
             writer: Writer::default(),
             default_country,
             idle_timeout,
+            transitions: Default::default(),
         }
     }
 
@@ -276,6 +348,35 @@ impl Sessions {
                 .1 += 1;
         }
         m.into_iter().map(|((t, _), (s, n))| (t, s, n)).collect()
+    }
+
+    /// Hold transitions so far: `(cause, "hold" or "active", count)`.
+    pub fn hold_transitions(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut v = Vec::with_capacity(6);
+        for (cause, counts) in HoldCause::ALL.iter().zip(&self.transitions) {
+            for (to, c) in ["hold", "active"].into_iter().zip(counts) {
+                v.push((cause.as_str(), to, c.get()));
+            }
+        }
+        v
+    }
+
+    /// Live voice (SIP) sessions, for the idle-media monitor.
+    pub fn voice_probes(&self) -> Vec<VoiceProbe> {
+        let t = self.table.lock();
+        t.by_id
+            .iter()
+            .filter(|(_, l)| l.key.l4.is_none())
+            .filter_map(|(id, l)| {
+                Some(VoiceProbe {
+                    id: *id,
+                    dpid: l.hops.first()?.dpid,
+                    state: l.view.state,
+                    held_by: l.hold.by,
+                    since: l.hold.since,
+                })
+            })
+            .collect()
     }
 
     /// Meters in use on a switch.
@@ -656,7 +757,14 @@ impl ControlPlane {
             created_at,
             updated_at: now,
         };
-        let live = Live { key, hops, view };
+        let media = t.offers.remove(&key).unwrap_or_default();
+        let live = Live {
+            key,
+            hops,
+            view,
+            hold: HoldTrack::new(),
+            media,
+        };
         let Some(tier) = snap.tier(&live.view.tier).cloned() else {
             self.free_meters(&live.hops);
             return;
@@ -891,12 +999,22 @@ impl ControlPlane {
         id: &str,
         f: impl FnOnce(&mut Session),
     ) -> Result<Session, SessionError> {
+        self.update_live(id, |s, _| f(s))
+    }
+
+    /// `update_session` with the hold bookkeeping at hand too.
+    fn update_live(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Session, &mut HoldTrack),
+    ) -> Result<Session, SessionError> {
         let n = parse_id(id).ok_or(SessionError::NotFound)?;
         let snap = self.sessions.snapshot();
         let mut t = self.sessions.table.lock();
         let l = t.by_id.get_mut(&n).ok_or(SessionError::NotFound)?;
         let mut view = l.view.clone();
-        f(&mut view);
+        let mut hold = l.hold;
+        f(&mut view, &mut hold);
         let tier = snap
             .tier(&view.tier)
             .cloned()
@@ -912,6 +1030,76 @@ impl ControlPlane {
             );
         }
         l.view = view;
+        l.hold = hold;
+        self.retier(l, &tier);
+        Ok(l.view.clone())
+    }
+
+    /// Puts a live session on hold (`hold`) or resumes it: its meters on
+    /// every switch of its path move to the tier's hold rate or back, in
+    /// place. `why` becomes the session's `state_reason`. On hold the
+    /// explanation's reason says `hold` (unless a manual override is in
+    /// force); resuming restores the reason it had before.
+    pub fn set_hold(
+        &self,
+        id: &str,
+        hold: bool,
+        cause: HoldCause,
+        why: &str,
+    ) -> Result<Session, SessionError> {
+        let n = parse_id(id).ok_or(SessionError::NotFound)?;
+        let snap = self.sessions.snapshot();
+        let mut t = self.sessions.table.lock();
+        let l = t.by_id.get_mut(&n).ok_or(SessionError::NotFound)?;
+        let tier = snap
+            .tier(&l.view.tier)
+            .cloned()
+            .ok_or_else(|| SessionError::UnknownTier(l.view.tier.clone()))?;
+        let was = l.view.state == SessionState::Hold;
+        let v = &mut l.view;
+        if hold {
+            if !was {
+                l.hold.before = Some(v.explanation.reason);
+            }
+            if v.override_tier.is_none() {
+                v.explanation.reason = Reason::Hold;
+            }
+            v.state = SessionState::Hold;
+            l.hold.by = Some(cause);
+        } else {
+            if v.explanation.reason == Reason::Hold {
+                v.explanation.reason = l.hold.before.unwrap_or(if v.customer_id.is_some() {
+                    Reason::Automatic
+                } else {
+                    Reason::Default
+                });
+            }
+            l.hold.before = None;
+            v.state = SessionState::Active;
+            l.hold.by = None;
+        }
+        v.state_reason = why.to_string();
+        v.updated_at = Utc::now();
+        if was == hold {
+            self.sessions.persist(&l.view);
+            return Ok(l.view.clone());
+        }
+        l.hold.since = std::time::Instant::now();
+        let ci = HoldCause::ALL.iter().position(|c| *c == cause).unwrap_or(0);
+        if let Some(c) = self
+            .sessions
+            .transitions
+            .get(ci)
+            .and_then(|c| c.get(usize::from(!hold)))
+        {
+            c.inc();
+        }
+        info!(
+            "session {} {}: {why} (meters at {} kb/s)",
+            l.view.id,
+            if hold { "on hold" } else { "resumed" },
+            rate_of(&tier, l.view.state).0
+        );
         self.retier(l, &tier);
         Ok(l.view.clone())
     }
@@ -940,12 +1128,20 @@ impl ControlPlane {
         let e = self
             .decide(&snap, &inputs, &lookup)
             .ok_or_else(|| SessionError::UnknownTier(snap.policy.default_tier.clone()))?;
-        self.update_session(id, move |s| {
+        self.update_live(id, move |s, hold| {
             s.customer_id = e.customer_id.clone();
             s.tier = s.override_tier.clone().unwrap_or_else(|| e.tier.clone());
             let mut e = e;
             if s.override_tier.is_some() {
                 e.reason = Reason::ManualOverride;
+            }
+            // A held call stays held: the new reason is what resuming
+            // restores.
+            if s.state == SessionState::Hold {
+                hold.before = Some(e.reason);
+                if s.override_tier.is_none() {
+                    e.reason = Reason::Hold;
+                }
             }
             s.explanation = e;
         })
@@ -1153,9 +1349,29 @@ impl ControlPlane {
             server,
             l4: None,
         };
+        if let Some(SipMessage::Response(resp)) = &msg
+            && !on_link
+            && (200..300).contains(&resp.status)
+            && let Some(sdp) = &resp.sdp
+        {
+            // The answer to an INVITE or UPDATE: the other side's media.
+            self.learn_media(&key, sdp);
+        }
         if let Some(SipMessage::Request(r)) = &msg {
             match r.method.as_str() {
+                // A re-INVITE or UPDATE on a live call, from either side
+                // (an agent holds as often as a caller does).
+                "INVITE" | "UPDATE" if !on_link && self.sip_live(&key).is_some() => {
+                    self.sip_offer(&key, r, to_server);
+                }
                 "INVITE" if to_server && !on_link => {
+                    if let Some(sdp) = &r.sdp {
+                        let mut t = self.sessions.table.lock();
+                        if t.offers.len() >= OFFERS_KEPT {
+                            t.offers.clear();
+                        }
+                        t.offers.insert(key, endpoints_v4(sdp));
+                    }
                     let live = self.sessions.table.lock().by_key.contains_key(&key);
                     if !live {
                         let client_data = ClientData {
@@ -1195,6 +1411,107 @@ impl ControlPlane {
             }
         }
         self.relay(sw, in_port, data, dst_at);
+    }
+
+    fn sip_live(&self, key: &SessionKey) -> Option<u64> {
+        self.sessions.table.lock().by_key.get(key).copied()
+    }
+
+    /// An SDP offer in a re-INVITE or UPDATE on a live call: `sendonly`,
+    /// `inactive` or `c=0.0.0.0` puts it on hold; `sendrecv` (or no
+    /// direction) resumes a hold that SIP or idle media set. A hold set
+    /// through CTI is left to CTI to end: a session-refresh re-INVITE
+    /// repeats the call's `sendrecv` SDP and must not undo it. An offer
+    /// whose SDP cannot be read changes nothing.
+    fn sip_offer(&self, key: &SessionKey, r: &sip::SipRequest, to_server: bool) {
+        let Some(id) = self.sip_live(key) else {
+            return;
+        };
+        let sid = format_id(id);
+        let side = if to_server { "caller" } else { "callee" };
+        let what = if r.method == "INVITE" {
+            "re-INVITE"
+        } else {
+            "UPDATE"
+        };
+        if let Some(e) = &r.sdp_error {
+            warn!(
+                "session {sid}: SIP {what} from the {side} with unreadable SDP, hold state unchanged: {e}"
+            );
+            return;
+        }
+        let Some(sdp) = &r.sdp else {
+            // No offer (a refresh, or an offer to come in the ACK).
+            return;
+        };
+        self.learn_media(key, sdp);
+        let (state, by) = {
+            let t = self.sessions.table.lock();
+            match t.by_id.get(&id) {
+                Some(l) => (l.view.state, l.hold.by),
+                None => return,
+            }
+        };
+        let r = match sdp.hold_cause() {
+            Some(c) => self.set_hold(&sid, true, HoldCause::Sip, &format!("sip {what} {c}")),
+            None if state == SessionState::Hold && by != Some(HoldCause::Cti) => {
+                self.set_hold(&sid, false, HoldCause::Sip, &format!("sip {what} sendrecv"))
+            }
+            None => return,
+        };
+        if let Err(e) = r {
+            warn!("session {sid}: SIP {what} not applied: {e}");
+        }
+    }
+
+    /// Records a call's media endpoints from an SDP offer or answer.
+    ///
+    /// Media between the caller's and the server's own addresses (the
+    /// usual case: the phone and the agent's endpoint send RTP from the
+    /// addresses they signal from) is carried by the call's IP-pair tier
+    /// flows already, whatever the ports, so nothing more is installed.
+    /// Media to a third address (a media server or gateway that is not the
+    /// SIP server) is logged and left to plain forwarding.
+    fn learn_media(&self, key: &SessionKey, sdp: &sip::Sdp) {
+        let eps = endpoints_v4(sdp);
+        if eps.is_empty() {
+            return;
+        }
+        let mut t = self.sessions.table.lock();
+        let Some(l) = t
+            .by_key
+            .get(key)
+            .copied()
+            .and_then(|id| t.by_id.get_mut(&id))
+        else {
+            return;
+        };
+        for ep in eps {
+            // 0.0.0.0 is the old way of saying hold, not an endpoint.
+            if l.media.contains(&ep) || ep.ip().is_unspecified() {
+                continue;
+            }
+            if *ep.ip() != key.client && *ep.ip() != key.server {
+                info!(
+                    "session {}: media endpoint {ep} is outside the call's address pair; not tiered",
+                    l.view.id
+                );
+            } else {
+                debug!("session {}: media endpoint {ep}", l.view.id);
+            }
+            if l.media.len() < 8 {
+                l.media.push(ep);
+            }
+        }
+    }
+
+    /// RTP endpoints learnt from a live call's SDP offers and answers.
+    pub fn session_media(&self, id: &str) -> Vec<SocketAddrV4> {
+        let Some(n) = parse_id(id) else {
+            return Vec::new();
+        };
+        let t = self.sessions.table.lock();
+        t.by_id.get(&n).map_or_else(Vec::new, |l| l.media.to_vec())
     }
 
     /// Delivers a frame to the edge port its destination attaches to, or
@@ -1255,6 +1572,18 @@ fn rate_of(tier: &Tier, state: SessionState) -> (u32, u32) {
         ),
         _ => (tier.rate_kbps, tier.burst_kbits),
     }
+}
+
+/// The IPv4 RTP endpoints of an SDP description (RTCP is each port + 1,
+/// or as `a=rtcp` says; the IP-pair flows carry both).
+fn endpoints_v4(sdp: &sip::Sdp) -> SmallVec<[SocketAddrV4; 4]> {
+    sdp.media_endpoints()
+        .into_iter()
+        .filter_map(|(ip, port)| match ip {
+            IpAddr::V4(v4) => Some(SocketAddrV4::new(v4, port)),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 fn max_meter(sw: &Switch) -> u32 {

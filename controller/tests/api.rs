@@ -47,6 +47,10 @@ type Frames = mpsc::UnboundedSender<(u32, Vec<u8>)>;
 /// What the emulated switch saw of the controller's meter mods.
 type MeterLog = Arc<parking_lot::Mutex<Vec<(MeterModCommand, u32, u32)>>>;
 
+/// The byte count the emulated switch reports for any one session flow
+/// asked for by exact cookie (the idle-media monitor's reads).
+type FlowBytes = Arc<std::sync::atomic::AtomicU64>;
+
 fn port(no: u32) -> Port {
     Port {
         port_no: PortNo::from(no),
@@ -65,7 +69,12 @@ fn port(no: u32) -> Port {
 
 /// Answers one controller message the way OVS would; `None` for the
 /// messages a switch only applies.
-fn answer(m: &Message<'_>, dpid: u64, meters: &MeterLog) -> Option<Message<'static>> {
+fn answer(
+    m: &Message<'_>,
+    dpid: u64,
+    meters: &MeterLog,
+    bytes: &FlowBytes,
+) -> Option<Message<'static>> {
     let mp = |body| Some(Message::MultipartReply(MultipartReply { flags: 0, body }));
     match m {
         Message::Hello { .. } => Some(Message::Hello {
@@ -114,6 +123,24 @@ fn answer(m: &Message<'_>, dpid: u64, meters: &MeterLog) -> Option<Message<'stat
                     max_color: 0,
                 }))
             }
+            MultipartRequestBody::Flow(r) if r.cookie_mask == u64::MAX => {
+                mp(MultipartReplyBody::Flow(vec![
+                    openflow::multipart::FlowStats {
+                        table_id: 0,
+                        duration_sec: 1,
+                        duration_nsec: 0,
+                        priority: 30_000,
+                        idle_timeout: 0,
+                        hard_timeout: 0,
+                        flags: 0,
+                        cookie: r.cookie,
+                        packet_count: 1,
+                        byte_count: bytes.load(std::sync::atomic::Ordering::Relaxed),
+                        match_: Match::new(),
+                        instructions: Default::default(),
+                    },
+                ]))
+            }
             MultipartRequestBody::Flow(_) => mp(MultipartReplyBody::Flow(Vec::new())),
             MultipartRequestBody::Meter(_) => mp(MultipartReplyBody::Meter(Vec::new())),
             MultipartRequestBody::MeterConfig(_) => mp(MultipartReplyBody::MeterConfig(Vec::new())),
@@ -132,6 +159,7 @@ async fn run_switch(
     dpid: u64,
     mut frames: mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
     meters: MeterLog,
+    bytes: FlowBytes,
 ) {
     let mut buf = BytesMut::with_capacity(64 << 10);
     loop {
@@ -144,7 +172,7 @@ async fn run_switch(
             let Ok((h, m)) = openflow::decode(&frame) else {
                 continue;
             };
-            if let Some(reply) = answer(&m, dpid, &meters) {
+            if let Some(reply) = answer(&m, dpid, &meters, &bytes) {
                 let Ok(bytes) = openflow::to_vec(h.xid, &reply) else {
                     return;
                 };
@@ -228,6 +256,7 @@ struct Fx {
     backend: Arc<ControlBackend>,
     switch: tokio::sync::Mutex<Option<Frames>>,
     meters: MeterLog,
+    bytes: FlowBytes,
 }
 
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
@@ -239,12 +268,17 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 async fn start_fx() -> Fx {
+    start_fx_with(Default::default()).await
+}
+
+async fn start_fx_with(hold: tierflow::config::HoldConfig) -> Fx {
     let redis = RedisServer::start();
     let running = app::start(Config {
         openflow: "127.0.0.1:0".parse().expect("addr"),
         api: "127.0.0.1:0".parse().expect("addr"),
         redis: redis.url(),
         ovsdb: Vec::new(),
+        hold,
         ..Default::default()
     })
     .await
@@ -256,6 +290,7 @@ async fn start_fx() -> Fx {
         backend,
         switch: tokio::sync::Mutex::new(None),
         meters: MeterLog::default(),
+        bytes: FlowBytes::default(),
     }
 }
 
@@ -275,7 +310,13 @@ impl Fx {
             .expect("connect to the OpenFlow listener");
         stream.set_nodelay(true).expect("nodelay");
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_switch(stream, DPID, rx, self.meters.clone()));
+        tokio::spawn(run_switch(
+            stream,
+            DPID,
+            rx,
+            self.meters.clone(),
+            self.bytes.clone(),
+        ));
         let ctl = self.running.ctl.clone();
         eventually("switch connected and learnt", || {
             ctl.switch(DPID)
@@ -463,6 +504,256 @@ async fn hold_moves_the_meters_to_the_hold_rate_and_back() {
         fx.running.ctl.sessions().get(&id).map(|s| s.state),
         Some(SessionState::Active)
     );
+    fx.running.stop().await;
+}
+
+/// A SIP request from `from` to `to` (5060 both ends) on the call that
+/// `invite` started, with an SDP body.
+fn sip_with_sdp(method: &str, from: Ipv4Addr, to: Ipv4Addr, call: Ipv4Addr, sdp: &str) -> Vec<u8> {
+    format!(
+        "{method} sip:anyone@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from}:5060;branch=z9hG4bK-{method}-{n}\r\n\
+         From: <sip:support@{from}>;tag=t2\r\n\
+         To: <sip:anyone@{to}>;tag=t1\r\n\
+         Call-ID: call-{call}@test\r\n\
+         CSeq: {n} {method}\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {len}\r\n\r\n{sdp}",
+        n = sdp.len(),
+        len = sdp.len()
+    )
+    .into_bytes()
+}
+
+fn sdp_body(addr: Ipv4Addr, attrs: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+         m=audio 6000 RTP/AVP 0\r\n{attrs}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_reinvite_from_either_side_holds_and_resumes_the_call() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: false,
+        ..Default::default()
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let id = fx.start_session(IpAddr::V4(client), "sip").await;
+    let frames = fx.ensure_switch().await;
+    let ctl = fx.running.ctl.clone();
+    let state = |ctl: &tierflow::control::ControlPlane| {
+        ctl.sessions()
+            .get(&id)
+            .map(|s| (s.state, s.state_reason, s.explanation.reason))
+    };
+    let modifies = |rate: u32| {
+        fx.meter_log()
+            .iter()
+            .filter(|(c, _, r)| *c == MeterModCommand::Modify && *r == rate)
+            .count()
+    };
+    let cmac = mac_of(client);
+    let from_agent = |attrs: &str| {
+        udp(
+            (SERVER_MAC, server, 5060),
+            (cmac, client, 5060),
+            &sip_with_sdp("INVITE", server, client, client, &sdp_body(server, attrs)),
+        )
+    };
+    let from_caller = |method: &str, addr: &str, attrs: &str| {
+        let body = sdp_body(client, attrs).replace(&format!("c=IN IP4 {client}"), addr);
+        udp(
+            (cmac, client, 5060),
+            (SERVER_MAC, server, 5060),
+            &sip_with_sdp(method, client, server, client, &body),
+        )
+    };
+
+    // The agent's side holds with a=sendonly.
+    frames
+        .send((SERVER_PORT, from_agent("a=sendonly\r\n")))
+        .expect("switch");
+    eventually("hold by the agent's re-INVITE", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Hold)
+    })
+    .await;
+    let (_, why, reason) = state(&ctl).expect("live");
+    assert_eq!(why, "sip re-INVITE sendonly");
+    assert_eq!(reason, tierflow_api::model::Reason::Hold);
+    eventually("both meters at the hold rate", || modifies(64) >= 2).await;
+
+    // A re-INVITE whose SDP cannot be read changes nothing.
+    let broken = udp(
+        (cmac, client, 5060),
+        (SERVER_MAC, server, 5060),
+        &sip_with_sdp(
+            "INVITE",
+            client,
+            server,
+            client,
+            "v=0\r\nm=audio x RTP/AVP 0\r\n",
+        ),
+    );
+    frames.send((CLIENT_PORT, broken)).expect("switch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state(&ctl).map(|s| s.0), Some(SessionState::Hold));
+
+    // The agent resumes (no direction attribute means sendrecv).
+    frames.send((SERVER_PORT, from_agent(""))).expect("switch");
+    eventually("resumed", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Active)
+    })
+    .await;
+    let (_, why, reason) = state(&ctl).expect("live");
+    assert_eq!(why, "sip re-INVITE sendrecv");
+    assert_eq!(reason, tierflow_api::model::Reason::Automatic);
+    eventually("both meters back at the tier rate", || {
+        modifies(50_000) >= 2
+    })
+    .await;
+
+    // The caller's side: an UPDATE with c=0.0.0.0, then a=inactive, each
+    // hold; a re-INVITE with a=sendrecv resumes.
+    frames
+        .send((CLIENT_PORT, from_caller("UPDATE", "c=IN IP4 0.0.0.0", "")))
+        .expect("switch");
+    eventually("hold by the caller's UPDATE", || {
+        state(&ctl).is_some_and(|s| s.1 == "sip UPDATE c=0.0.0.0")
+    })
+    .await;
+    frames
+        .send((
+            CLIENT_PORT,
+            from_caller("INVITE", &format!("c=IN IP4 {client}"), "a=inactive\r\n"),
+        ))
+        .expect("switch");
+    eventually("still held, now inactive", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Hold && s.1 == "sip re-INVITE inactive")
+    })
+    .await;
+    frames
+        .send((
+            CLIENT_PORT,
+            from_caller("INVITE", &format!("c=IN IP4 {client}"), "a=sendrecv\r\n"),
+        ))
+        .expect("switch");
+    eventually("resumed by the caller", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Active)
+    })
+    .await;
+
+    // A CTI hold is not undone by a session-refresh re-INVITE (sendrecv).
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    frames
+        .send((SERVER_PORT, from_agent("a=sendrecv\r\n")))
+        .expect("switch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        state(&ctl).map(|s| (s.0, s.1)),
+        Some((SessionState::Hold, "cti".to_string()))
+    );
+    assert_eq!(
+        ctl.session_media(&id),
+        vec![
+            "10.0.0.100:6000".parse().expect("addr"),
+            "10.0.0.1:6000".parse().expect("addr")
+        ]
+    );
+
+    let text = c.get("/metrics").await.text();
+    for want in [
+        "tierflow_hold_transitions_total{cause=\"sip\",to=\"hold\"} 2\n",
+        "tierflow_hold_transitions_total{cause=\"sip\",to=\"active\"} 2\n",
+        "tierflow_hold_transitions_total{cause=\"cti\",to=\"hold\"} 1\n",
+        "tierflow_sessions{tier=\"gold\",state=\"hold\"} 1\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_media_holds_a_quiet_call_and_resumes_it_when_media_returns() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: true,
+        idle_poll_ms: 100,
+        idle_below_kbps: 8,
+        idle_after_ms: 600,
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let id = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "sip")
+        .await;
+    let ctl = fx.running.ctl.clone();
+    let state = || ctl.sessions().get(&id).map(|s| (s.state, s.state_reason));
+    // Media flowing at ~800 kb/s: stays active well past idle_after_ms.
+    let bytes = fx.bytes.clone();
+    let pump = |on: Arc<std::sync::atomic::AtomicBool>| {
+        let bytes = bytes.clone();
+        tokio::spawn(async move {
+            while on.load(std::sync::atomic::Ordering::Relaxed) {
+                bytes.fetch_add(5_000, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let on = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let task = pump(on.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(state().map(|s| s.0), Some(SessionState::Active));
+    // Media stops: hold, reason idle media.
+    on.store(false, std::sync::atomic::Ordering::Relaxed);
+    task.await.expect("pump");
+    let t0 = Instant::now();
+    eventually("idle media puts the call on hold", || {
+        state().is_some_and(|s| s.0 == SessionState::Hold)
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(state().map(|s| s.1), Some("idle media".to_string()));
+    eventually("meters at the hold rate", || {
+        fx.meter_log()
+            .iter()
+            .any(|(c, _, r)| *c == MeterModCommand::Modify && *r == 64)
+    })
+    .await;
+    // Media back: resumed.
+    let on = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let task = pump(on.clone());
+    eventually("media back resumes the call", || {
+        state().is_some_and(|s| s.0 == SessionState::Active)
+    })
+    .await;
+    assert_eq!(state().map(|s| s.1), Some("media resumed".to_string()));
+    // An explicit CTI hold is not resumed by the media.
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(state(), Some((SessionState::Hold, "cti".to_string())));
+    on.store(false, std::sync::atomic::Ordering::Relaxed);
+    task.await.expect("pump");
     fx.running.stop().await;
 }
 
