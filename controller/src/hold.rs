@@ -83,9 +83,14 @@ impl ControlPlane {
             let probes = self.sessions.voice_probes();
             seen.retain(|id, _| probes.iter().any(|p| p.id == *id));
             for p in probes {
-                let Some(bytes) = self.session_bytes(p.id, p.dpid).await else {
+                let Some(mut bytes) = self.flow_bytes(Kind::Session, p.id, p.dpid).await else {
                     continue;
                 };
+                // A call whose media bypasses its IP pair: its media leg's
+                // flows carry the RTP.
+                if let Some(d) = p.media_dpid {
+                    bytes += self.flow_bytes(Kind::Media, p.id, d).await.unwrap_or(0);
+                }
                 let now = Instant::now();
                 let Some(prev) = seen.get(&p.id).copied() else {
                     seen.insert(
@@ -138,19 +143,19 @@ impl ControlPlane {
         }
     }
 
-    /// Bytes the session's flows on `dpid` matched so far (both
+    /// Bytes the session's flows of `kind` on `dpid` matched so far (both
     /// directions: the client-side switch carries the forward flow in and
     /// the reverse flow out). Flow counters count every packet a flow
     /// matched, before its meter drops any, so a held call's media is
     /// measured at the rate it is sent.
-    async fn session_bytes(&self, id: u64, dpid: u64) -> Option<u64> {
+    async fn flow_bytes(&self, kind: Kind, id: u64, dpid: u64) -> Option<u64> {
         let sw = self.switch(dpid)?;
         let flows = sw
             .flow_stats(FlowStatsRequest {
                 table_id: openflow::TABLE_ALL,
                 out_port: PortNo::Any,
                 out_group: openflow::GROUP_ANY,
-                cookie: cookie::cookie(Kind::Session, id),
+                cookie: cookie::cookie(kind, id),
                 cookie_mask: cookie::EXACT,
                 match_: Match::new(),
             })
@@ -175,6 +180,7 @@ mod tests {
             state,
             held_by,
             since,
+            media_dpid: None,
         }
     }
 

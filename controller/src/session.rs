@@ -103,6 +103,25 @@ struct Live {
     hold: HoldTrack,
     /// RTP endpoints of a call, learnt from its SDP offers and answers.
     media: SmallVec<[SocketAddrV4; 4]>,
+    /// The call's latest SDP offer, paired with the answer when it comes.
+    offer: Option<Box<sip::Sdp>>,
+    /// Media streams between addresses the call's IP-pair flows do not
+    /// cover, with their own flows and meters.
+    legs: SmallVec<[MediaLeg; 1]>,
+}
+
+/// A call's media between two endpoints that are not the caller and the
+/// SIP server (a media gateway, an agent's phone behind a PBX): flows
+/// matching the streams' UDP ports and a meter per direction on every
+/// switch between the endpoints, at the call's tier and state, removed
+/// with the call.
+#[derive(Debug, Clone)]
+struct MediaLeg {
+    /// `(caller's side, far side)` of each stream: RTP, and RTCP when it
+    /// has ports of its own.
+    streams: SmallVec<[(SocketAddrV4, SocketAddrV4); 2]>,
+    /// From the caller's side's switch to the far side's.
+    hops: SmallVec<[SessionHop; 4]>,
 }
 
 /// What put a session on hold or resumed it.
@@ -162,6 +181,9 @@ pub struct VoiceProbe {
     pub held_by: Option<HoldCause>,
     /// When the state last changed.
     pub since: std::time::Instant,
+    /// The caller-side switch of the call's first media leg, when its
+    /// media bypasses the IP pair (the media flows are read there too).
+    pub media_dpid: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -177,7 +199,7 @@ struct Table {
     parked: HashMap<SessionKey, Session>,
     /// Media endpoints of an INVITE's SDP offer whose session is being
     /// admitted; taken by the admission.
-    offers: HashMap<SessionKey, SmallVec<[SocketAddrV4; 4]>>,
+    offers: HashMap<SessionKey, Box<sip::Sdp>>,
 }
 
 /// Bound on `Table::offers` (offers of admissions that never completed).
@@ -374,6 +396,7 @@ impl Sessions {
                     state: l.view.state,
                     held_by: l.hold.by,
                     since: l.hold.since,
+                    media_dpid: l.legs.first().and_then(|g| g.hops.first()).map(|h| h.dpid),
                 })
             })
             .collect()
@@ -723,6 +746,7 @@ impl ControlPlane {
             // old meters go back to the pools.
             t.by_key.remove(&old.key);
             self.free_meters(&old.hops);
+            self.remove_legs(id, &old.legs);
         }
         {
             let mut pools = sessions.meters.lock();
@@ -757,13 +781,15 @@ impl ControlPlane {
             created_at,
             updated_at: now,
         };
-        let media = t.offers.remove(&key).unwrap_or_default();
+        let offer = t.offers.remove(&key);
         let live = Live {
             key,
             hops,
             view,
             hold: HoldTrack::new(),
-            media,
+            media: offer.as_deref().map(endpoints_v4).unwrap_or_default(),
+            offer,
+            legs: SmallVec::new(),
         };
         let Some(tier) = snap.tier(&live.view.tier).cloned() else {
             self.free_meters(&live.hops);
@@ -819,7 +845,116 @@ impl ControlPlane {
         if let Some((slot, _)) = setup {
             self.forwarding.arm_setup(self, slot, sent);
         }
+        for leg in &live.legs {
+            self.push_leg_all(live, leg, tier, true);
+        }
         all
+    }
+
+    /// One media leg on every switch of its path (`fresh`: ADD, else
+    /// MODIFY in place).
+    fn push_leg_all(&self, live: &Live, leg: &MediaLeg, tier: &Tier, fresh: bool) {
+        for i in 0..leg.hops.len() {
+            let Some(sw) = leg.hops.get(i).and_then(|h| self.switch(h.dpid)) else {
+                continue;
+            };
+            sw.batch(|b| self.push_leg(b, &sw, live, leg, i, tier, fresh));
+        }
+    }
+
+    /// One switch's part of a media leg: its two meters and a flow per
+    /// stream and direction.
+    #[allow(clippy::too_many_arguments)]
+    fn push_leg(
+        &self,
+        b: &mut crate::switch::Batch<'_>,
+        sw: &Switch,
+        live: &Live,
+        leg: &MediaLeg,
+        i: usize,
+        tier: &Tier,
+        fresh: bool,
+    ) {
+        let Some(hop) = leg.hops.get(i) else {
+            return;
+        };
+        let last = leg.hops.len() - 1;
+        let (rate, burst) = rate_of(tier, live.view.state);
+        for m in [hop.meter_fwd, hop.meter_rev] {
+            if m == 0 {
+                continue;
+            }
+            if fresh {
+                b.push(sw.next_xid(), &Message::MeterMod(qos::delete_meter(m)));
+            }
+            let cmd = if fresh {
+                MeterModCommand::Add
+            } else {
+                MeterModCommand::Modify
+            };
+            b.push(
+                sw.next_xid(),
+                &Message::MeterMod(qos::meter(cmd, m, rate, burst)),
+            );
+        }
+        let command = if fresh {
+            FlowModCommand::Add
+        } else {
+            FlowModCommand::ModifyStrict
+        };
+        let id = parse_id(&live.view.id).unwrap_or(0);
+        for (n, (a, z)) in leg.streams.iter().enumerate() {
+            for (dir, meter, out_port, ingress, src, dst) in [
+                (Dir::Fwd, hop.meter_fwd, hop.out_port, i == 0, a, z),
+                (Dir::Rev, hop.meter_rev, hop.in_port, i == last, z, a),
+            ] {
+                let f = qos::media_flow(
+                    &FlowSpec {
+                        session: id,
+                        key: &live.key,
+                        tier,
+                        dir,
+                        meter: (meter != 0).then_some(meter),
+                        out_port,
+                        ingress,
+                        // The caller side's RTP flow carries the leg's idle
+                        // timeout, which ends the call (see
+                        // `media_flow_removed`).
+                        notify: i == 0 && n == 0 && dir == Dir::Fwd,
+                        idle_timeout: self.sessions.idle_timeout,
+                        command,
+                    },
+                    *src,
+                    *dst,
+                );
+                b.push(sw.next_xid(), &f);
+                self.stats.flow_mods_sent.inc();
+            }
+        }
+    }
+
+    /// Removes a call's media legs from their switches and frees their
+    /// meters.
+    fn remove_legs(&self, id: u64, legs: &[MediaLeg]) {
+        for leg in legs {
+            for h in &leg.hops {
+                let Some(sw) = self.switch(h.dpid) else {
+                    continue;
+                };
+                sw.batch(|b| {
+                    b.push(
+                        sw.next_xid(),
+                        &cookie::delete(cookie::cookie(Kind::Media, id), cookie::EXACT),
+                    );
+                    for m in [h.meter_fwd, h.meter_rev] {
+                        if m != 0 {
+                            b.push(sw.next_xid(), &Message::MeterMod(qos::delete_meter(m)));
+                        }
+                    }
+                });
+            }
+            self.free_meters(&leg.hops);
+        }
     }
 
     /// One switch's part of a session: its two meters (replaced: a
@@ -928,6 +1063,7 @@ impl ControlPlane {
         };
         self.remove_from_switches(n, &live.hops);
         self.free_meters(&live.hops);
+        self.remove_legs(n, &live.legs);
         self.stats.sessions_ended.inc();
         info!("session {} ended: {why}", live.view.id);
         self.sessions.writer_end(&live.view.id);
@@ -967,12 +1103,41 @@ impl ControlPlane {
         }
         let ours = {
             let t = self.sessions.table.lock();
-            t.by_id
-                .get(&id)
-                .is_some_and(|l| l.hops.first().is_some_and(|h| h.dpid == dpid))
+            // A call whose media goes elsewhere sends nothing on its IP
+            // pair (its signalling comes to the controller): its media
+            // leg's idle timeout ends it instead.
+            t.by_id.get(&id).is_some_and(|l| {
+                l.legs.is_empty() && l.hops.first().is_some_and(|h| h.dpid == dpid)
+            })
         };
         if ours {
             self.end_session(&format_id(id), "idle");
+        }
+    }
+
+    /// A call's media flow left a switch: the caller side's RTP flow of
+    /// its first leg reports, and its idle timeout ends the call.
+    pub(crate) fn media_flow_removed(
+        &self,
+        dpid: u64,
+        id: u64,
+        reason: openflow::FlowRemovedReason,
+    ) {
+        use openflow::FlowRemovedReason as R;
+        if !matches!(reason, R::IdleTimeout | R::HardTimeout) {
+            return;
+        }
+        let ours = {
+            let t = self.sessions.table.lock();
+            t.by_id.get(&id).is_some_and(|l| {
+                l.legs
+                    .first()
+                    .and_then(|g| g.hops.first())
+                    .is_some_and(|h| h.dpid == dpid)
+            })
+        };
+        if ours {
+            self.end_session(&format_id(id), "idle media leg");
         }
     }
 
@@ -987,6 +1152,9 @@ impl ControlPlane {
                 continue;
             };
             sw.batch(|b| self.push_session(b, &sw, l, i, tier, false));
+        }
+        for leg in &l.legs {
+            self.push_leg_all(l, leg, tier, false);
         }
         self.stats.sessions_retiered.inc();
         self.sessions.persist(&l.view);
@@ -1189,10 +1357,15 @@ impl ControlPlane {
         let t = self.sessions.table.lock();
         let mut n = 0;
         for l in t.by_id.values() {
-            let Some(i) = l.hops.iter().position(|h| h.dpid == sw.dpid) else {
+            let Some(tier) = snap.tier(&l.view.tier) else {
                 continue;
             };
-            let Some(tier) = snap.tier(&l.view.tier) else {
+            for leg in &l.legs {
+                if let Some(i) = leg.hops.iter().position(|h| h.dpid == sw.dpid) {
+                    sw.batch(|b| self.push_leg(b, sw, l, leg, i, tier, true));
+                }
+            }
+            let Some(i) = l.hops.iter().position(|h| h.dpid == sw.dpid) else {
                 continue;
             };
             sw.batch(|b| self.push_session(b, sw, l, i, tier, true));
@@ -1282,6 +1455,7 @@ impl ControlPlane {
         for (id, l) in &moved {
             self.remove_from_switches(*id, &l.hops);
             self.free_meters(&l.hops);
+            self.remove_legs(*id, &l.legs);
         }
         if !moved.is_empty() {
             info!(
@@ -1355,7 +1529,7 @@ impl ControlPlane {
             && let Some(sdp) = &resp.sdp
         {
             // The answer to an INVITE or UPDATE: the other side's media.
-            self.learn_media(&key, sdp);
+            self.learn_media(&key, sdp, true);
         }
         if let Some(SipMessage::Request(r)) = &msg {
             match r.method.as_str() {
@@ -1370,7 +1544,7 @@ impl ControlPlane {
                         if t.offers.len() >= OFFERS_KEPT {
                             t.offers.clear();
                         }
-                        t.offers.insert(key, endpoints_v4(sdp));
+                        t.offers.insert(key, Box::new(sdp.clone()));
                     }
                     let live = self.sessions.table.lock().by_key.contains_key(&key);
                     if !live {
@@ -1444,7 +1618,7 @@ impl ControlPlane {
             // No offer (a refresh, or an offer to come in the ACK).
             return;
         };
-        self.learn_media(key, sdp);
+        self.learn_media(key, sdp, false);
         let (state, by) = {
             let t = self.sessions.table.lock();
             match t.by_id.get(&id) {
@@ -1464,44 +1638,101 @@ impl ControlPlane {
         }
     }
 
-    /// Records a call's media endpoints from an SDP offer or answer.
+    /// Records a call's media endpoints from an SDP offer or answer, and
+    /// once an answer pairs with its offer, gives the media streams that
+    /// run between other addresses than the call's own their flows.
     ///
     /// Media between the caller's and the server's own addresses (the
     /// usual case: the phone and the agent's endpoint send RTP from the
     /// addresses they signal from) is carried by the call's IP-pair tier
-    /// flows already, whatever the ports, so nothing more is installed.
-    /// Media to a third address (a media server or gateway that is not the
-    /// SIP server) is logged and left to plain forwarding.
-    fn learn_media(&self, key: &SessionKey, sdp: &sip::Sdp) {
+    /// flows already, whatever the ports, so nothing more is installed for
+    /// it. Media to a third address (a media gateway, an agent's phone
+    /// behind the SIP server) gets a media leg: flows for its RTP and RTCP
+    /// ports and a meter per direction on every switch between the two
+    /// endpoints, at the call's tier and state.
+    fn learn_media(&self, key: &SessionKey, sdp: &sip::Sdp, answer: bool) {
         let eps = endpoints_v4(sdp);
-        if eps.is_empty() {
-            return;
-        }
-        let mut t = self.sessions.table.lock();
-        let Some(l) = t
-            .by_key
-            .get(key)
-            .copied()
-            .and_then(|id| t.by_id.get_mut(&id))
-        else {
-            return;
+        let (id, offer) = {
+            let mut t = self.sessions.table.lock();
+            let Some(id) = t.by_key.get(key).copied() else {
+                return;
+            };
+            let Some(l) = t.by_id.get_mut(&id) else {
+                return;
+            };
+            for ep in eps {
+                // 0.0.0.0 is the old way of saying hold, not an endpoint.
+                if l.media.contains(&ep) || ep.ip().is_unspecified() {
+                    continue;
+                }
+                debug!("session {}: media endpoint {ep}", l.view.id);
+                if l.media.len() < 8 {
+                    l.media.push(ep);
+                }
+            }
+            if !answer {
+                l.offer = Some(Box::new(sdp.clone()));
+                return;
+            }
+            let Some(offer) = l.offer.take() else {
+                return;
+            };
+            (id, offer)
         };
-        for ep in eps {
-            // 0.0.0.0 is the old way of saying hold, not an endpoint.
-            if l.media.contains(&ep) || ep.ip().is_unspecified() {
+        for streams in uncovered_streams(key, &offer, sdp) {
+            let Some(&(a, z)) = streams.first() else {
+                continue;
+            };
+            let ends = {
+                let topo = self.topology.lock();
+                let at = |ip: Ipv4Addr| {
+                    topo.hosts()
+                        .find(|h| h.ips.contains(&IpAddr::V4(ip)))
+                        .map(|h| h.at)
+                };
+                (at(*a.ip()), at(*z.ip()))
+            };
+            let (Some(a_at), Some(z_at)) = ends else {
+                info!(
+                    "{}: media {a} <-> {z} not tiered: where {} attaches is not known yet",
+                    format_id(id),
+                    if ends.0.is_none() { a.ip() } else { z.ip() }
+                );
+                continue;
+            };
+            let Some(mut hops) = self.session_hops(a_at, z_at) else {
+                continue;
+            };
+            let snap = self.sessions.snapshot();
+            let mut t = self.sessions.table.lock();
+            let Some(l) = t.by_id.get_mut(&id).filter(|l| l.key == *key) else {
+                return;
+            };
+            if l.legs.len() >= MAX_LEGS || l.legs.iter().any(|g| g.streams == streams) {
                 continue;
             }
-            if *ep.ip() != key.client && *ep.ip() != key.server {
-                info!(
-                    "session {}: media endpoint {ep} is outside the call's address pair; not tiered",
-                    l.view.id
-                );
-            } else {
-                debug!("session {}: media endpoint {ep}", l.view.id);
+            let Some(tier) = snap.tier(&l.view.tier) else {
+                continue;
+            };
+            {
+                let mut pools = self.sessions.meters.lock();
+                for h in hops.iter_mut() {
+                    let pool = pools.entry(h.dpid).or_insert_with(|| {
+                        MeterPool::new(self.switch(h.dpid).map_or(0, |s| max_meter(&s)))
+                    });
+                    h.meter_fwd = pool.alloc().unwrap_or(0);
+                    h.meter_rev = pool.alloc().unwrap_or(0);
+                }
             }
-            if l.media.len() < 8 {
-                l.media.push(ep);
-            }
+            let leg = MediaLeg { streams, hops };
+            self.push_leg_all(l, &leg, tier, true);
+            info!(
+                "session {}: media leg {a} <-> {z} on {} switches, tier {}",
+                l.view.id,
+                leg.hops.len(),
+                tier.name
+            );
+            l.legs.push(leg);
         }
     }
 
@@ -1572,6 +1803,49 @@ fn rate_of(tier: &Tier, state: SessionState) -> (u32, u32) {
         ),
         _ => (tier.rate_kbps, tier.burst_kbits),
     }
+}
+
+/// Most media legs one call gets (re-INVITEs may move its media).
+const MAX_LEGS: usize = 4;
+
+/// Streams a caller and the other side stream between: `(caller's side,
+/// far side)`.
+type Streams = SmallVec<[(SocketAddrV4, SocketAddrV4); 2]>;
+
+/// The media streams an SDP offer and its answer set up (m= lines pair up
+/// in order, RFC 3264 §6) that the call's IP-pair flows do not carry:
+/// one entry per m= line pair, RTP first, then RTCP when it has ports of
+/// its own; the caller's side first in each stream.
+fn uncovered_streams(key: &SessionKey, offer: &sip::Sdp, answer: &sip::Sdp) -> Vec<Streams> {
+    let mut out = Vec::new();
+    for (o, a) in offer.media.iter().zip(&answer.media) {
+        if o.port == 0 || a.port == 0 {
+            continue;
+        }
+        let (Some(IpAddr::V4(oi)), Some(IpAddr::V4(ai))) = (
+            o.connection.or(offer.connection),
+            a.connection.or(answer.connection),
+        ) else {
+            continue;
+        };
+        if oi.is_unspecified() || ai.is_unspecified() || oi == ai {
+            continue;
+        }
+        if (oi == key.client && ai == key.server) || (oi == key.server && ai == key.client) {
+            continue;
+        }
+        let (x, y) = if ai == key.client { (a, o) } else { (o, a) };
+        let (xi, yi) = if ai == key.client { (ai, oi) } else { (oi, ai) };
+        let mut streams = Streams::new();
+        streams.push((SocketAddrV4::new(xi, x.port), SocketAddrV4::new(yi, y.port)));
+        if let (Some(xr), Some(yr)) = (x.effective_rtcp_port(), y.effective_rtcp_port())
+            && (xr, yr) != (x.port, y.port)
+        {
+            streams.push((SocketAddrV4::new(xi, xr), SocketAddrV4::new(yi, yr)));
+        }
+        out.push(streams);
+    }
+    out
 }
 
 /// The IPv4 RTP endpoints of an SDP description (RTCP is each port + 1,
@@ -1749,5 +2023,81 @@ impl ControlPlane {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdp(addr: &str, ports: &[(u16, &str)]) -> sip::Sdp {
+        let mut text =
+            format!("v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n");
+        for (port, extra) in ports {
+            text.push_str(&format!("m=audio {port} RTP/AVP 0\r\n{extra}"));
+        }
+        sip::Sdp::parse(text.as_bytes()).expect("test SDP parses")
+    }
+
+    fn ep(s: &str) -> SocketAddrV4 {
+        s.parse().expect("endpoint")
+    }
+
+    const KEY: SessionKey = SessionKey {
+        client: Ipv4Addr::new(10, 0, 0, 1),
+        server: Ipv4Addr::new(10, 0, 0, 100),
+        l4: None,
+    };
+
+    #[test]
+    fn media_between_caller_and_server_needs_no_leg() {
+        let offer = sdp("10.0.0.1", &[(6000, "")]);
+        let answer = sdp("10.0.0.100", &[(7000, "")]);
+        assert!(uncovered_streams(&KEY, &offer, &answer).is_empty());
+        // Offered by the server side (an agent's re-INVITE): still covered.
+        assert!(uncovered_streams(&KEY, &answer, &offer).is_empty());
+    }
+
+    #[test]
+    fn media_to_a_third_address_gets_rtp_and_rtcp_streams_caller_first() {
+        let offer = sdp("10.0.0.1", &[(6000, "")]);
+        let answer = sdp("10.0.0.200", &[(7000, "")]);
+        let want: Vec<Streams> = vec![
+            [
+                (ep("10.0.0.1:6000"), ep("10.0.0.200:7000")),
+                (ep("10.0.0.1:6001"), ep("10.0.0.200:7001")),
+            ]
+            .into_iter()
+            .collect(),
+        ];
+        assert_eq!(uncovered_streams(&KEY, &offer, &answer), want);
+        // The far side offered (a re-INVITE from the agent's phone): the
+        // caller's endpoint still comes first.
+        assert_eq!(uncovered_streams(&KEY, &answer, &offer), want);
+        // rtcp-mux: one stream; a=rtcp gives the RTCP port.
+        let mux = sdp("10.0.0.200", &[(7000, "a=rtcp-mux\r\n")]);
+        let offer_mux = sdp("10.0.0.1", &[(6000, "a=rtcp-mux\r\n")]);
+        assert_eq!(uncovered_streams(&KEY, &offer_mux, &mux)[0].len(), 1);
+        let rtcp = sdp("10.0.0.200", &[(7000, "a=rtcp:7100\r\n")]);
+        assert_eq!(
+            uncovered_streams(&KEY, &offer, &rtcp)[0].get(1),
+            Some(&(ep("10.0.0.1:6001"), ep("10.0.0.200:7100")))
+        );
+    }
+
+    #[test]
+    fn several_m_lines_pair_in_order_and_rejected_or_held_streams_are_skipped() {
+        let offer = sdp("10.0.0.1", &[(6000, ""), (6002, ""), (6004, "")]);
+        // Second stream rejected (port 0) in the answer.
+        let answer = sdp("10.0.0.200", &[(7000, ""), (0, ""), (7004, "")]);
+        let got = uncovered_streams(&KEY, &offer, &answer);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1][0], (ep("10.0.0.1:6004"), ep("10.0.0.200:7004")));
+        // A hold offer with c=0.0.0.0 sets up no stream.
+        let held = sdp("0.0.0.0", &[(6000, "")]);
+        assert!(uncovered_streams(&KEY, &held, &answer).is_empty());
+        // More m= lines in the offer than in the answer: only the pairs.
+        let short = sdp("10.0.0.200", &[(7000, "")]);
+        assert_eq!(uncovered_streams(&KEY, &offer, &short).len(), 1);
     }
 }

@@ -40,6 +40,8 @@ const DPID: u64 = 0x00_00_00_00_00_00_0a_01;
 const CLIENT_PORT: u32 = 1;
 const SERVER_PORT: u32 = 2;
 const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xaa]);
+/// Where a third host (a media gateway) attaches.
+const MEDIA_PORT: u32 = 3;
 
 /// Frames the emulated switch sends as PACKET_INs: `(in_port, frame)`.
 type Frames = mpsc::UnboundedSender<(u32, Vec<u8>)>;
@@ -106,6 +108,7 @@ fn answer(
             MultipartRequestBody::PortDesc => mp(MultipartReplyBody::PortDesc(vec![
                 port(CLIENT_PORT),
                 port(SERVER_PORT),
+                port(MEDIA_PORT),
             ])),
             MultipartRequestBody::Desc => mp(MultipartReplyBody::Desc(Box::new(Desc {
                 mfr_desc: FixedStr::new("Emulated"),
@@ -680,6 +683,117 @@ async fn sip_reinvite_from_either_side_holds_and_resumes_the_call() {
     ] {
         assert!(text.contains(want), "no {want:?} in\n{text}");
     }
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: false,
+        ..Default::default()
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let gateway: Ipv4Addr = "10.0.0.200".parse().expect("ip");
+    let id = fx.start_session(IpAddr::V4(client), "sip").await;
+    let frames = fx.ensure_switch().await;
+    let gmac = mac_of(gateway);
+    frames
+        .send((
+            MEDIA_PORT,
+            udp(
+                (gmac, gateway, 9),
+                (MacAddr([0xff; 6]), Ipv4Addr::BROADCAST, 9),
+                b"here",
+            ),
+        ))
+        .expect("switch");
+    let count = |cmd: MeterModCommand, rate: Option<u32>| {
+        fx.meter_log()
+            .iter()
+            .filter(|(c, _, r)| *c == cmd && rate.is_none_or(|x| x == *r))
+            .count()
+    };
+    let adds = count(MeterModCommand::Add, Some(50_000));
+    // The caller offers its own address; the server answers with the
+    // gateway's: the media bypasses the call's IP pair.
+    let cmac = mac_of(client);
+    let offer = udp(
+        (cmac, client, 5060),
+        (SERVER_MAC, server, 5060),
+        &sip_with_sdp("INVITE", client, server, client, &sdp_body(client, "")),
+    );
+    let body = sdp_body(gateway, "");
+    let answer = format!(
+        "SIP/2.0 200 OK\r\n\
+         Via: SIP/2.0/UDP {client}:5060;branch=z9hG4bK-x\r\n\
+         From: <sip:anonymous@anonymous.invalid>;tag=t1\r\n\
+         To: <sip:support@{server}>;tag=t2\r\n\
+         Call-ID: call-{client}@test\r\n\
+         CSeq: 2 INVITE\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = udp(
+        (SERVER_MAC, server, 5060),
+        (cmac, client, 5060),
+        answer.as_bytes(),
+    );
+    frames.send((CLIENT_PORT, offer)).expect("switch");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    frames.send((SERVER_PORT, answer)).expect("switch");
+    eventually("the media leg's two meters at the tier rate", || {
+        count(MeterModCommand::Add, Some(50_000)) >= adds + 2
+    })
+    .await;
+    let ctl = fx.running.ctl.clone();
+    assert!(
+        ctl.session_media(&id)
+            .contains(&"10.0.0.200:6000".parse().expect("addr")),
+        "{:?}",
+        ctl.session_media(&id)
+    );
+    // Hold moves the leg's meters too: four meters to the hold rate.
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    eventually("call and leg meters at the hold rate", || {
+        count(MeterModCommand::Modify, Some(64)) >= 4
+    })
+    .await;
+    // BYE ends the call: its four meters are deleted.
+    let deletes = count(MeterModCommand::Delete, None);
+    let bye = format!(
+        "BYE sip:support@{server} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {client}:5060;branch=z9hG4bK-bye\r\n\
+         From: <sip:anonymous@anonymous.invalid>;tag=t1\r\n\
+         To: <sip:support@{server}>;tag=t2\r\n\
+         Call-ID: call-{client}@test\r\n\
+         CSeq: 3 BYE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    frames
+        .send((
+            CLIENT_PORT,
+            udp(
+                (cmac, client, 5060),
+                (SERVER_MAC, server, 5060),
+                bye.as_bytes(),
+            ),
+        ))
+        .expect("switch");
+    eventually("call ended, its and its leg's meters deleted", || {
+        ctl.sessions().get(&id).is_none() && count(MeterModCommand::Delete, None) >= deletes + 4
+    })
+    .await;
     fx.running.stop().await;
 }
 
