@@ -103,8 +103,9 @@ struct Live {
     hold: HoldTrack,
     /// RTP endpoints of a call, learnt from its SDP offers and answers.
     media: SmallVec<[SocketAddrV4; 4]>,
-    /// The call's latest SDP offer, paired with the answer when it comes.
-    offer: Option<Box<sip::Sdp>>,
+    /// The call's latest SDP offer, paired with the answer of the same
+    /// Call-ID when it comes.
+    offer: Option<Offer>,
     /// Media streams between addresses the call's IP-pair flows do not
     /// cover, with their own flows and meters.
     legs: SmallVec<[MediaLeg; 1]>,
@@ -199,8 +200,12 @@ struct Table {
     parked: HashMap<SessionKey, Session>,
     /// Media endpoints of an INVITE's SDP offer whose session is being
     /// admitted; taken by the admission.
-    offers: HashMap<SessionKey, Box<sip::Sdp>>,
+    offers: HashMap<SessionKey, Offer>,
 }
+
+/// An SDP offer waiting for its answer: the Call-ID it came with and the
+/// description.
+type Offer = (Option<Box<str>>, Box<sip::Sdp>);
 
 /// Bound on `Table::offers` (offers of admissions that never completed).
 const OFFERS_KEPT: usize = 4096;
@@ -787,7 +792,10 @@ impl ControlPlane {
             hops,
             view,
             hold: HoldTrack::new(),
-            media: offer.as_deref().map(endpoints_v4).unwrap_or_default(),
+            media: offer
+                .as_ref()
+                .map(|o| endpoints_v4(&o.1))
+                .unwrap_or_default(),
             offer,
             legs: SmallVec::new(),
         };
@@ -1529,7 +1537,7 @@ impl ControlPlane {
             && let Some(sdp) = &resp.sdp
         {
             // The answer to an INVITE or UPDATE: the other side's media.
-            self.learn_media(&key, sdp, true);
+            self.learn_media(&key, sdp, resp.call_id.as_deref(), true);
         }
         if let Some(SipMessage::Request(r)) = &msg {
             match r.method.as_str() {
@@ -1544,7 +1552,10 @@ impl ControlPlane {
                         if t.offers.len() >= OFFERS_KEPT {
                             t.offers.clear();
                         }
-                        t.offers.insert(key, Box::new(sdp.clone()));
+                        t.offers.insert(
+                            key,
+                            (r.call_id.as_deref().map(Box::from), Box::new(sdp.clone())),
+                        );
                     }
                     let live = self.sessions.table.lock().by_key.contains_key(&key);
                     if !live {
@@ -1618,7 +1629,7 @@ impl ControlPlane {
             // No offer (a refresh, or an offer to come in the ACK).
             return;
         };
-        self.learn_media(key, sdp, false);
+        self.learn_media(key, sdp, r.call_id.as_deref(), false);
         let (state, by) = {
             let t = self.sessions.table.lock();
             match t.by_id.get(&id) {
@@ -1650,7 +1661,7 @@ impl ControlPlane {
     /// behind the SIP server) gets a media leg: flows for its RTP and RTCP
     /// ports and a meter per direction on every switch between the two
     /// endpoints, at the call's tier and state.
-    fn learn_media(&self, key: &SessionKey, sdp: &sip::Sdp, answer: bool) {
+    fn learn_media(&self, key: &SessionKey, sdp: &sip::Sdp, call_id: Option<&str>, answer: bool) {
         let eps = endpoints_v4(sdp);
         let (id, offer) = {
             let mut t = self.sessions.table.lock();
@@ -1671,10 +1682,15 @@ impl ControlPlane {
                 }
             }
             if !answer {
-                l.offer = Some(Box::new(sdp.clone()));
+                l.offer = Some((call_id.map(Box::from), Box::new(sdp.clone())));
                 return;
             }
-            let Some(offer) = l.offer.take() else {
+            // The answer to this call's offer (the caller and the server
+            // may have other calls between them).
+            if l.offer.as_ref().is_none_or(|o| o.0.as_deref() != call_id) {
+                return;
+            }
+            let Some((_, offer)) = l.offer.take() else {
                 return;
             };
             (id, offer)

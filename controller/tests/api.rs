@@ -739,6 +739,13 @@ async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
          Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
+    let other_call = udp(
+        (SERVER_MAC, server, 5060),
+        (cmac, client, 5060),
+        answer
+            .replace("Call-ID: call-", "Call-ID: other-")
+            .as_bytes(),
+    );
     let answer = udp(
         (SERVER_MAC, server, 5060),
         (cmac, client, 5060),
@@ -746,6 +753,10 @@ async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
     );
     frames.send((CLIENT_PORT, offer)).expect("switch");
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // An answer of another call (another Call-ID) pairs with nothing.
+    frames.send((SERVER_PORT, other_call)).expect("switch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(MeterModCommand::Add, Some(50_000)), adds);
     frames.send((SERVER_PORT, answer)).expect("switch");
     eventually("the media leg's two meters at the tier rate", || {
         count(MeterModCommand::Add, Some(50_000)) >= adds + 2
