@@ -360,3 +360,107 @@ def test_demo_held_call(hold_net):
     assert held <= 3 * GOLD_HOLD / 1000, (active, held, resumed)
     assert resumed >= 0.3 * GOLD / 1000, (active, held, resumed)
     controller.wait_log('session %s ended: SIP BYE' % sid)
+
+
+ECHO = '''
+import select, socket, sys
+socks = []
+for port in (6000, 6001):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], port))
+    socks.append(s)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        data, peer = s.recvfrom(2048)
+        s.sendto(data, peer)
+'''
+
+
+def media_leg_flows(switch, src, dst):
+    """Tierflow's media-leg flows (cookie kind 5) on `switch` from src to dst."""
+    out = subprocess.run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', switch,
+                          'udp,nw_src=%s,nw_dst=%s' % (src, dst)],
+                         capture_output=True, text=True, timeout=20).stdout
+    return [line for line in out.splitlines() if 'cookie=0x746605' in line]
+
+
+def test_media_to_a_third_host_rides_a_media_leg_that_holds_and_ends_with_the_call(
+        hold_net, tmp_path):
+    """The SIP server answers with an agent phone's address (10.0.0.200,
+    on the site switch) for the media: the RTP bypasses the call's IP pair
+    and gets a media leg of its own."""
+    controller, net, api = hold_net()
+    agent = net.get('agent1')
+    gw = agent.IP()
+    # The controller learns where the agent's phone attaches.
+    agent.cmd(['ping', '-c', '1', '-W', '1', SERVER])
+    echo = agent.popen(['/usr/bin/python3', '-c', ECHO, gw],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    uas_xml = Path(tmp_path) / 'uas_gateway.xml'
+    uas_xml.write_text((SIPP_DIR / 'uas_hold.xml').read_text().replace(
+        'c=IN IP[media_ip_type] [media_ip]', 'c=IN IP4 %s' % gw))
+    pcap = rtp_pcap(Path(tmp_path) / 'rtp.pcap', 3.5)
+    uac_xml = scenario(tmp_path, 'uac_hold.xml', PCAP=pcap, TALK_MS=4000, HOLD_MS=4000)
+    sip, cust1 = net.get('sip'), net.get('cust1')
+    uas = sip.popen(['sipp', '-sf', str(uas_xml), '-i', SERVER, '-mi', SERVER, '-p', '5060',
+                     '-m', '1', '-nostdin'],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    uac = cust1.popen(['sipp', SERVER + ':5060', '-sf', str(uac_xml), '-i', CALLER,
+                       '-mi', CALLER, '-p', '5061', '-m', '1', '-l', '1',
+                       '-timeout', '60', '-timeout_error'],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        sid = sid_of(session_line(controller, CALLER, SERVER))
+        controller.wait_log('session %s: media leg %s:6000 <-> %s:6000' % (sid, CALLER, gw),
+                            timeout=10)
+        # The leg's flows on every switch between caller and agent phone
+        # (the same switches as the call's path here: the phone is on the
+        # site switch too), both streams' RTP counted both ways.
+        time.sleep(1.0)
+        counts = lambda: {sw: (  # noqa: E731
+            sum(int(n) for f in media_leg_flows(sw, CALLER, gw)
+                for n in re.findall(r'n_packets=(\d+)', f)),
+            sum(int(n) for f in media_leg_flows(sw, gw, CALLER)
+                for n in re.findall(r'n_packets=(\d+)', f))) for sw in PATH_CUST1}
+        before = counts()
+        time.sleep(1.0)
+        after = counts()
+        grew = {sw: (after[sw][0] - before[sw][0], after[sw][1] - before[sw][1])
+                for sw in PATH_CUST1}
+        for sw, (fwd, rev) in grew.items():
+            assert fwd >= 30 and rev >= 30, ('RTP not on the media leg', sw, grew)
+            flows = media_leg_flows(sw, CALLER, gw)
+            # RTP and RTCP, each with the call's meter and gold's queue.
+            assert sorted(re.findall(r'tp_dst=(\d+)', ' '.join(flows))) == ['6000', '6001'], flows
+            assert all('set_queue:1' in f and re.search(r'meter:\d+', f) for f in flows), flows
+        figure('  hold: media leg %s:6000 <-> %s:6000 of call %s, RTP packets per second on '
+               'its flows: %s' % (CALLER, gw, sid,
+                                  ', '.join('%s %d/%d' % (sw, f, r) for sw, (f, r) in grew.items())))
+
+        def leg_rates():
+            out = {}
+            for sw in PATH_CUST1:
+                rates = meters(sw)
+                ids = {int(m) for f in media_leg_flows(sw, CALLER, gw) + media_leg_flows(sw, gw, CALLER)
+                       for m in re.findall(r'meter:(\d+)', f)}
+                out[sw] = sorted(rates.get(i) for i in ids)
+            return out
+
+        assert all(r == [GOLD, GOLD] for r in leg_rates().values()), leg_rates()
+        api.wait_state(sid, 'hold', timeout=10)
+        time.sleep(0.5)
+        held = leg_rates()
+        assert all(r == [GOLD_HOLD, GOLD_HOLD] for r in held.values()), held
+        api.wait_state(sid, 'active', timeout=10)
+        time.sleep(0.5)
+        back = leg_rates()
+        assert all(r == [GOLD, GOLD] for r in back.values()), back
+    finally:
+        end_call(net, uas, uac, controller)
+        echo.kill()
+        echo.wait()
+    controller.wait_log('session %s ended: SIP BYE' % sid)
+    time.sleep(0.5)
+    for sw in PATH_CUST1:
+        assert not media_leg_flows(sw, CALLER, gw), sw
