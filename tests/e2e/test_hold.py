@@ -260,19 +260,21 @@ def test_cti_hold_on_a_running_iperf3_session(hold_net):
     # the meter alone decides what arrives. (TCP measures its own recovery
     # too: after seconds at 64 kb/s it takes many seconds to climb back,
     # the meter being at the tier's rate again from the PUT on.)
-    t0 = time.monotonic()
-    proc = cust1.popen(['iperf3', '-c', '10.0.0.101', '-p', '5201', '-R', '-t', '12',
+    proc = cust1.popen(['iperf3', '-c', '10.0.0.101', '-p', '5201', '-R', '-t', '13',
                         '-i', '0.5', '-J', '-u', '-b', '%dM' % UDP_MBPS, '-l', '1200'],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     session_line(controller, CALLER, '10.0.0.101')
-    time.sleep(max(0.0, 3.0 - (time.monotonic() - t0)))
+    # iperf3's clock starts when its stream does, a moment after its
+    # control connection was admitted: the windows below leave room.
+    t0 = time.monotonic()
+    time.sleep(3.0)
     sids = sessions_between(api, CALLER, '10.0.0.101')
     assert sids, 'no session of the iperf3 traffic'
     t_hold = time.monotonic() - t0
     for sid in sids:
         s = api.call('PUT', '/sessions/%s/state' % sid, {'state': 'hold'})
         assert s['state'] == 'hold' and s['state_reason'] == 'cti', s
-    time.sleep(max(0.0, 6.5 - (time.monotonic() - t0)))
+    time.sleep(max(0.0, 7.0 - (time.monotonic() - t0)))
     t_resume = time.monotonic() - t0
     for sid in sids:
         s = api.call('PUT', '/sessions/%s/state' % sid, {'state': 'active'})
@@ -283,9 +285,8 @@ def test_cti_hold_on_a_running_iperf3_session(hold_net):
         if server.poll() is None:
             server.kill()
         server.wait()
-    print('intervals: ' + ' '.join('%.1f:%.2f' % (a, r) for a, b, r in iv))
-    # iperf3's clock starts a little after ours (connection set-up): the
-    # windows leave half a second either side.
+    print('hold at %.2f s, resume at %.2f s; intervals: %s' % (
+        t_hold, t_resume, ' '.join('%.1f:%.2f' % (a, r) for a, b, r in iv)))
     before = mean(r for a, b, r in iv if b <= t_hold - 0.5)
     during = mean(r for a, b, r in iv if a >= t_hold + 2.0 and b <= t_resume - 0.5)
     # The end of the first whole interval at about the hold rate: by then
