@@ -687,6 +687,99 @@ async fn sip_reinvite_from_either_side_holds_and_resumes_the_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_stays_held_through_rescoring_and_overrides() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: false,
+        ..Default::default()
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let id = fx.start_session(IpAddr::V4(client), "sip").await;
+    let frames = fx.ensure_switch().await;
+    let ctl = fx.running.ctl.clone();
+    let view = || ctl.sessions().get(&id).expect("live");
+    let reinvite = |attrs: &str| {
+        udp(
+            (SERVER_MAC, server, 5060),
+            (mac_of(client), client, 5060),
+            &sip_with_sdp("INVITE", server, client, client, &sdp_body(server, attrs)),
+        )
+    };
+    frames
+        .send((SERVER_PORT, reinvite("a=inactive\r\n")))
+        .expect("switch");
+    eventually("held", || view().state == SessionState::Hold).await;
+    // The customer's value grows: re-scored to platinum, still on hold.
+    let mut acme = suite::acme();
+    acme["lifetime_value"] = serde_json::json!(700_000.0);
+    c.put("/api/v1/customers/c-1001", &acme)
+        .await
+        .expect(axum::http::StatusCode::OK);
+    eventually("re-scored to platinum", || view().tier == "platinum").await;
+    let s = view();
+    assert_eq!(
+        (s.state, s.explanation.reason, s.state_reason.as_str()),
+        (
+            SessionState::Hold,
+            tierflow_api::model::Reason::Hold,
+            "sip re-INVITE inactive"
+        )
+    );
+    // An override while held: its tier, still held at that tier's hold rate.
+    c.put(
+        &format!("/api/v1/sessions/{id}/tier"),
+        &serde_json::json!({"tier": "silver"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    let s = view();
+    assert_eq!(
+        (s.state, s.tier.as_str(), s.explanation.reason),
+        (
+            SessionState::Hold,
+            "silver",
+            tierflow_api::model::Reason::ManualOverride
+        )
+    );
+    // Back to automatic: platinum, on hold, the reason says hold.
+    c.delete(&format!("/api/v1/sessions/{id}/tier"))
+        .await
+        .expect(axum::http::StatusCode::OK);
+    let s = view();
+    assert_eq!(
+        (s.state, s.tier.as_str(), s.explanation.reason),
+        (
+            SessionState::Hold,
+            "platinum",
+            tierflow_api::model::Reason::Hold
+        )
+    );
+    // Resumed: platinum's rate, the automatic reason back.
+    let log_len = fx.meter_log().len();
+    frames
+        .send((SERVER_PORT, reinvite("a=sendrecv\r\n")))
+        .expect("switch");
+    eventually("resumed", || view().state == SessionState::Active).await;
+    assert_eq!(
+        view().explanation.reason,
+        tierflow_api::model::Reason::Automatic
+    );
+    eventually("meters at platinum's rate", || {
+        fx.meter_log()[log_len..]
+            .iter()
+            .filter(|(c, _, r)| *c == MeterModCommand::Modify && *r == 100_000)
+            .count()
+            >= 2
+    })
+    .await;
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
     let fx = start_fx_with(tierflow::config::HoldConfig {
         idle_media: false,
