@@ -1471,6 +1471,28 @@ impl ControlPlane {
                 moved.len()
             );
         }
+        // Media legs whose path broke (their call's own path did not):
+        // the call's legs are taken down (one cookie covers them all on a
+        // switch) and set up again on the current shortest paths.
+        let crosses = |hops: &[SessionHop]| {
+            hops.iter().any(|h| {
+                broken.contains(&(h.dpid, h.out_port)) || broken.contains(&(h.dpid, h.in_port))
+            })
+        };
+        let rerouted: Vec<(u64, SessionKey, Vec<MediaLeg>)> = {
+            let mut t = self.sessions.table.lock();
+            t.by_id
+                .iter_mut()
+                .filter(|(_, l)| l.legs.iter().any(|g| crosses(&g.hops)))
+                .map(|(id, l)| (*id, l.key, l.legs.drain(..).collect()))
+                .collect()
+        };
+        for (id, key, gone) in rerouted {
+            self.remove_legs(id, &gone);
+            for g in gone {
+                self.add_leg(id, &key, g.streams);
+            }
+        }
     }
 
     /// Sessions Redis remembers from before a restart: parked, so their
@@ -1696,60 +1718,67 @@ impl ControlPlane {
             (id, offer)
         };
         for streams in uncovered_streams(key, &offer, sdp) {
-            let Some(&(a, z)) = streams.first() else {
-                continue;
-            };
-            let ends = {
-                let topo = self.topology.lock();
-                let at = |ip: Ipv4Addr| {
-                    topo.hosts()
-                        .find(|h| h.ips.contains(&IpAddr::V4(ip)))
-                        .map(|h| h.at)
-                };
-                (at(*a.ip()), at(*z.ip()))
-            };
-            let (Some(a_at), Some(z_at)) = ends else {
-                info!(
-                    "{}: media {a} <-> {z} not tiered: where {} attaches is not known yet",
-                    format_id(id),
-                    if ends.0.is_none() { a.ip() } else { z.ip() }
-                );
-                continue;
-            };
-            let Some(mut hops) = self.session_hops(a_at, z_at) else {
-                continue;
-            };
-            let snap = self.sessions.snapshot();
-            let mut t = self.sessions.table.lock();
-            let Some(l) = t.by_id.get_mut(&id).filter(|l| l.key == *key) else {
-                return;
-            };
-            if l.legs.len() >= MAX_LEGS || l.legs.iter().any(|g| g.streams == streams) {
-                continue;
-            }
-            let Some(tier) = snap.tier(&l.view.tier) else {
-                continue;
-            };
-            {
-                let mut pools = self.sessions.meters.lock();
-                for h in hops.iter_mut() {
-                    let pool = pools.entry(h.dpid).or_insert_with(|| {
-                        MeterPool::new(self.switch(h.dpid).map_or(0, |s| max_meter(&s)))
-                    });
-                    h.meter_fwd = pool.alloc().unwrap_or(0);
-                    h.meter_rev = pool.alloc().unwrap_or(0);
-                }
-            }
-            let leg = MediaLeg { streams, hops };
-            self.push_leg_all(l, &leg, tier, true);
-            info!(
-                "session {}: media leg {a} <-> {z} on {} switches, tier {}",
-                l.view.id,
-                leg.hops.len(),
-                tier.name
-            );
-            l.legs.push(leg);
+            self.add_leg(id, key, streams);
         }
+    }
+
+    /// Gives a call a media leg for `streams` on the current shortest path
+    /// between their endpoints (unless it has it already).
+    fn add_leg(&self, id: u64, key: &SessionKey, streams: Streams) {
+        let Some(&(a, z)) = streams.first() else {
+            return;
+        };
+        let ends = {
+            let topo = self.topology.lock();
+            let at = |ip: Ipv4Addr| {
+                topo.hosts()
+                    .find(|h| h.ips.contains(&IpAddr::V4(ip)))
+                    .map(|h| h.at)
+            };
+            (at(*a.ip()), at(*z.ip()))
+        };
+        let (Some(a_at), Some(z_at)) = ends else {
+            info!(
+                "{}: media {a} <-> {z} not tiered: where {} attaches is not known yet",
+                format_id(id),
+                if ends.0.is_none() { a.ip() } else { z.ip() }
+            );
+            return;
+        };
+        let Some(mut hops) = self.session_hops(a_at, z_at) else {
+            info!("{}: media {a} <-> {z} not tiered: no path", format_id(id));
+            return;
+        };
+        let snap = self.sessions.snapshot();
+        let mut t = self.sessions.table.lock();
+        let Some(l) = t.by_id.get_mut(&id).filter(|l| l.key == *key) else {
+            return;
+        };
+        if l.legs.len() >= MAX_LEGS || l.legs.iter().any(|g| g.streams == streams) {
+            return;
+        }
+        let Some(tier) = snap.tier(&l.view.tier) else {
+            return;
+        };
+        {
+            let mut pools = self.sessions.meters.lock();
+            for h in hops.iter_mut() {
+                let pool = pools.entry(h.dpid).or_insert_with(|| {
+                    MeterPool::new(self.switch(h.dpid).map_or(0, |s| max_meter(&s)))
+                });
+                h.meter_fwd = pool.alloc().unwrap_or(0);
+                h.meter_rev = pool.alloc().unwrap_or(0);
+            }
+        }
+        let leg = MediaLeg { streams, hops };
+        self.push_leg_all(l, &leg, tier, true);
+        info!(
+            "session {}: media leg {a} <-> {z} on {} switches, tier {}",
+            l.view.id,
+            leg.hops.len(),
+            tier.name
+        );
+        l.legs.push(leg);
     }
 
     /// RTP endpoints learnt from a live call's SDP offers and answers.
