@@ -4,7 +4,9 @@
 //! path, the packet released once every switch confirmed by barrier),
 //! tier changes in place, hold, their end (idle timeout reported by
 //! FLOW_REMOVED, BYE, the API), putting them back after a switch
-//! reconnects, and writing them to Redis.
+//! reconnects, and writing them to Redis. For SIP calls: hold and resume
+//! from re-INVITE/UPDATE SDP (and CTI, idle media through `set_hold`),
+//! and media legs for media that bypasses the call's address pair.
 //!
 //! Owns the session table and the per-switch meter id pools. The session
 //! id is derived from what the session's flows match (client, server,

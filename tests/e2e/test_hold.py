@@ -178,7 +178,7 @@ def test_sip_call_media_on_tier_then_reinvite_hold_and_resume(hold_net, tmp_path
         active_rates = path_meter_rates(CALLER, SERVER, PATH_CUST1)
         for sw, rates in active_rates.items():
             assert rates == [GOLD, GOLD], (sw, active_rates)
-        figure('  hold: RTP packets per second on the tier flows, caller->server/echo: %s'
+        figure('  hold: RTP packets on the tier flows in a ~1 s sample, caller->server/echo: %s'
                % ', '.join('%s %d/%d' % (sw, f, r) for sw, (f, r) in grew.items()))
 
         # (b) The re-INVITE with a=sendonly: hold, on every switch.
@@ -435,8 +435,8 @@ def test_media_to_a_third_host_rides_a_media_leg_that_holds_and_ends_with_the_ca
             # RTP and RTCP, each with the call's meter and gold's queue.
             assert sorted(re.findall(r'tp_dst=(\d+)', ' '.join(flows))) == ['6000', '6001'], flows
             assert all('set_queue:1' in f and re.search(r'meter:\d+', f) for f in flows), flows
-        figure('  hold: media leg %s:6000 <-> %s:6000 of call %s, RTP packets per second on '
-               'its flows: %s' % (CALLER, gw, sid,
+        figure('  hold: media leg %s:6000 <-> %s:6000 of call %s, RTP packets on '
+               'its flows in a ~1 s sample: %s' % (CALLER, gw, sid,
                                   ', '.join('%s %d/%d' % (sw, f, r) for sw, (f, r) in grew.items())))
 
         def leg_rates():
