@@ -148,6 +148,18 @@ impl HoldCause {
             HoldCause::IdleMedia => "idle_media",
         }
     }
+
+    /// The cause a held session's `state_reason` names (a session
+    /// remembered from Redis keeps its hold, and who may end it).
+    fn from_reason(why: &str) -> HoldCause {
+        if why.starts_with("sip") {
+            HoldCause::Sip
+        } else if why == "idle media" {
+            HoldCause::IdleMedia
+        } else {
+            HoldCause::Cti
+        }
+    }
 }
 
 /// A session's hold bookkeeping (in memory: after a restart a call is
@@ -773,18 +785,37 @@ impl ControlPlane {
             e.reason = Reason::ManualOverride;
             e.tier = o.to_string();
         }
+        // A session that was on hold when its path broke (or when the
+        // controller restarted) comes back on hold. Not a SIP call: what
+        // re-admits one is an INVITE, most likely a new call, whose own
+        // SDP says whether it is held.
+        let mut hold = HoldTrack::new();
+        let (state, state_reason) = match parked
+            .as_ref()
+            .filter(|p| p.state == SessionState::Hold && key.l4.is_some())
+        {
+            Some(p) => {
+                hold.by = Some(HoldCause::from_reason(&p.state_reason));
+                hold.before = Some(e.reason);
+                if e.reason != Reason::ManualOverride {
+                    e.reason = Reason::Hold;
+                }
+                (SessionState::Hold, p.state_reason.clone())
+            }
+            None => (SessionState::Active, String::new()),
+        };
         let view = Session {
             id: format_id(id),
             service: service.to_string(),
             client_ip: IpAddr::V4(key.client),
             server_ip: IpAddr::V4(key.server),
-            state: SessionState::Active,
+            state,
             tier: e.tier.clone(),
             override_tier,
             customer_id: e.customer_id.clone(),
             explanation: e,
             path: hops.iter().map(|h| format!("{:016x}", h.dpid)).collect(),
-            state_reason: String::new(),
+            state_reason,
             created_at,
             updated_at: now,
         };
@@ -793,7 +824,7 @@ impl ControlPlane {
             key,
             hops,
             view,
-            hold: HoldTrack::new(),
+            hold,
             media: offer
                 .as_ref()
                 .map(|o| endpoints_v4(&o.1))

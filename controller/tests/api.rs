@@ -780,6 +780,82 @@ async fn a_held_call_stays_held_through_rescoring_and_overrides() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cti_hold_survives_a_controller_restart() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    c.post(
+        "/api/v1/services",
+        &serde_json::json!({"name": "web", "ip": "10.0.0.100", "proto": "tcp", "port": 80, "kind": "web"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::CREATED);
+    use suite::Fixture as _;
+    let id = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "web")
+        .await;
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    let store = fx.running.ctl.sessions().crm().store.clone();
+    let t0 = Instant::now();
+    while store.get_session(&id).await.map(|s| s.state).ok() != Some(SessionState::Hold) {
+        assert!(t0.elapsed() < WAIT, "hold not written to Redis");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Fx { redis, running, .. } = fx;
+    running.stop().await;
+    let redis = redis.into_inner();
+    // A new controller on the same Redis: the session's next packet
+    // re-admits it with the same id, still held, meters at the hold rate.
+    let running = app::start(Config {
+        openflow: "127.0.0.1:0".parse().expect("addr"),
+        api: "127.0.0.1:0".parse().expect("addr"),
+        redis: redis.url(),
+        ovsdb: Vec::new(),
+        ..Default::default()
+    })
+    .await
+    .expect("controller restarts");
+    let fx2 = Fx {
+        backend: Arc::new(ControlBackend::new(running.ctl.clone())),
+        redis: tokio::sync::Mutex::new(redis),
+        running,
+        switch: tokio::sync::Mutex::new(None),
+        meters: MeterLog::default(),
+        bytes: FlowBytes::default(),
+    };
+    let again = fx2
+        .start_session("10.0.0.1".parse().expect("ip"), "web")
+        .await;
+    assert_eq!(again, id);
+    let s = fx2.running.ctl.sessions().get(&id).expect("live");
+    assert_eq!(
+        (s.state, s.state_reason.as_str(), s.explanation.reason),
+        (SessionState::Hold, "cti", tierflow_api::model::Reason::Hold)
+    );
+    eventually("meters added at the hold rate", || {
+        fx2.meter_log()
+            .iter()
+            .filter(|(c, _, r)| *c == MeterModCommand::Add && *r == 64)
+            .count()
+            >= 2
+    })
+    .await;
+    // Still resumable through CTI.
+    let s = fx2
+        .running
+        .ctl
+        .set_hold(&id, false, tierflow::session::HoldCause::Cti, "cti")
+        .expect("resume");
+    assert_eq!(s.state, SessionState::Active);
+    fx2.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
     let fx = start_fx_with(tierflow::config::HoldConfig {
         idle_media: false,
