@@ -787,20 +787,33 @@ impl ControlPlane {
         }
         // A session that was on hold when its path broke (or when the
         // controller restarted) comes back on hold. Not a SIP call: what
-        // re-admits one is an INVITE, most likely a new call, whose own
+        // re-admits one is an INVITE, most likely a new call, and its own
         // SDP says whether it is held.
-        let mut hold = HoldTrack::new();
-        let (state, state_reason) = match parked
+        let offer = t.offers.remove(&key);
+        let held = match parked
             .as_ref()
             .filter(|p| p.state == SessionState::Hold && key.l4.is_some())
         {
-            Some(p) => {
-                hold.by = Some(HoldCause::from_reason(&p.state_reason));
+            Some(p) => Some((
+                HoldCause::from_reason(&p.state_reason),
+                p.state_reason.clone(),
+            )),
+            // A re-INVITE putting a call on hold can be what (re-)admits
+            // it (the controller restarted meanwhile).
+            None => offer
+                .as_ref()
+                .and_then(|o| o.1.hold_cause())
+                .map(|c| (HoldCause::Sip, format!("sip INVITE {c}"))),
+        };
+        let mut hold = HoldTrack::new();
+        let (state, state_reason) = match held {
+            Some((by, why)) => {
+                hold.by = Some(by);
                 hold.before = Some(e.reason);
                 if e.reason != Reason::ManualOverride {
                     e.reason = Reason::Hold;
                 }
-                (SessionState::Hold, p.state_reason.clone())
+                (SessionState::Hold, why)
             }
             None => (SessionState::Active, String::new()),
         };
@@ -819,7 +832,6 @@ impl ControlPlane {
             created_at,
             updated_at: now,
         };
-        let offer = t.offers.remove(&key);
         let live = Live {
             key,
             hops,

@@ -856,6 +856,69 @@ async fn a_cti_hold_survives_a_controller_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_that_holds_admits_the_call_on_hold() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    let frames = fx.ensure_switch().await;
+    let replica = fx.running.ctl.sessions().crm().replica.clone();
+    eventually("replica has the sip service", || {
+        replica
+            .snapshot()
+            .services()
+            .iter()
+            .any(|x| x.name == "sip")
+    })
+    .await;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let hello = udp(
+        (SERVER_MAC, server, 9),
+        (MacAddr([0xff; 6]), Ipv4Addr::BROADCAST, 9),
+        b"here",
+    );
+    // A re-INVITE holding a call whose session this controller does not
+    // have (it restarted): the call is admitted on hold.
+    let invite = udp(
+        (mac_of(client), client, 5060),
+        (SERVER_MAC, server, 5060),
+        &sip_with_sdp(
+            "INVITE",
+            client,
+            server,
+            client,
+            &sdp_body(client, "a=inactive\r\n"),
+        ),
+    );
+    let ctl = fx.running.ctl.clone();
+    let t0 = Instant::now();
+    let s = loop {
+        frames.send((SERVER_PORT, hello.clone())).expect("switch");
+        frames.send((CLIENT_PORT, invite.clone())).expect("switch");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(s) = ctl.sessions().list().into_iter().next() {
+            break s;
+        }
+        assert!(t0.elapsed() < WAIT, "no session");
+    };
+    assert_eq!(
+        (s.state, s.state_reason.as_str(), s.explanation.reason),
+        (
+            SessionState::Hold,
+            "sip INVITE inactive",
+            tierflow_api::model::Reason::Hold
+        )
+    );
+    eventually("meters added at the hold rate", || {
+        fx.meter_log()
+            .iter()
+            .any(|(c, _, r)| *c == MeterModCommand::Add && *r == 64)
+    })
+    .await;
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
     let fx = start_fx_with(tierflow::config::HoldConfig {
         idle_media: false,
