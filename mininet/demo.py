@@ -3,8 +3,10 @@
 running Tierflow, showing what the controller does today (discovery,
 loop-free flooding, shortest-path flows on every switch, re-routing around
 a failed core link) and customer-value QoS: two customers of different
-value measured at the same time through the same network. Run by scripts/demo.sh; needs root and a controller
-listening on --controller."""
+value measured at the same time through the same network, and an operator
+changing a tier through the REST API while its session runs. Run by
+scripts/demo.sh; needs root and a controller listening on --controller, its
+API on --api."""
 
 import argparse
 import json
@@ -13,6 +15,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tierflow_mn import ContactCenterTopo, start_net  # noqa: E402
@@ -30,9 +34,51 @@ def tierflow_flows(switch):
     return [line.strip() for line in out.splitlines() if 'cookie=0x7466' in line]
 
 
+def api_call(api, method, path, body=None):
+    """One REST call with the operator's token; returns (status, JSON)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request('http://%s/api/v1%s' % (api, path), data=data,
+                                 method=method)
+    req.add_header('Content-Type', 'application/json')
+    req.add_header('Authorization', 'Bearer ' + os.environ.get('TIERFLOW_API_TOKEN', ''))
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b'null')
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b'null')
+
+
+def live_tier_change(api, client, server):
+    """Runs iperf3 from client, and 4 s in raises the client's tier
+    (bronze) through the API; prints each second's rate."""
+    _, bronze = api_call(api, 'GET', '/tiers/bronze')
+    proc = client.popen(['iperf3', '-c', server.IP(), '-p', '5201', '-t', '9', '-i', '1',
+                         '-J'], stdout=subprocess.PIPE, text=True)
+    time.sleep(4)
+    raised = dict(bronze, rate_kbps=20000, burst_kbits=4000)
+    print('  4 s in: curl -X PUT -H "Authorization: Bearer $TIERFLOW_API_TOKEN" '
+          '-d \'{"name": "bronze", "rate_kbps": 20000, ...}\' http://%s/api/v1/tiers/bronze'
+          % api)
+    status, _ = api_call(api, 'PUT', '/tiers/bronze', raised)
+    print('  -> HTTP %s; the live session is re-metered on every switch of its path' % status)
+    out, _ = proc.communicate(timeout=30)
+    try:
+        for i in json.loads(out)['intervals']:
+            t = i['sum']
+            print('  %4.1f-%4.1f s  %6.1f Mbit/s' % (t['start'], t['end'],
+                                                    t['bits_per_second'] / 1e6))
+    except (ValueError, KeyError):
+        print('  iperf3 gave no result')
+    status, _ = api_call(api, 'PUT', '/tiers/bronze', bronze)
+    print('  bronze put back to %d kbit/s (HTTP %s)' % (bronze['rate_kbps'], status))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--controller', default='127.0.0.1:6653')
+    parser.add_argument('--api', default='127.0.0.1:8080')
+    parser.add_argument('--keep', action='store_true',
+                        help='leave the network up at the end, until Enter')
     args = parser.parse_args()
     setLogLevel('warning')
 
@@ -118,6 +164,24 @@ def main():
             for f in flows:
                 print('  %s: %s' % (name, re.sub(r'duration=[^,]*, ', '', f)))
         net.configLinkStatus('core1', 'core3', 'up')
+
+        banner('The operator\'s REST API (interactive docs: http://%s/docs): '
+               'raise bronze to 20 Mbit/s while Bolt Bikes (cust2) runs' % args.api)
+        live_tier_change(args.api, cust2, sip)
+        _, page = api_call(args.api, 'GET', '/sessions?customer=c-1002')
+        for s in (page or {}).get('items', [])[:3]:
+            e = s['explanation']
+            print('  GET /sessions/%s: %s -> %s tier %s (%s): %s'
+                  % (s['id'], s['client_ip'], s['server_ip'], s['tier'], e['reason'],
+                     e['detail']))
+
+        if args.keep:
+            banner('Network and controller stay up. cust2 (bronze) sends to sip for an hour; '
+                   'open http://%s/docs, Authorize with the token, PUT /tiers/bronze, and '
+                   'watch `ovs-ofctl -O OpenFlow13 dump-meters core2` and '
+                   '`GET /switches/{dpid}/meters`. Enter stops.' % args.api)
+            cust2.cmd('iperf3 -c %s -p 5201 -t 3600 >/dev/null 2>&1 &' % sip.IP())
+            input()
     finally:
         net.stop()
 

@@ -6,8 +6,15 @@
 # and a bronze customer measured at the same time, an unknown client on the
 # default tier, the gold session's meter, DSCP and queue on every switch of
 # its path), re-routing around a failed link, and Open vSwitch decoding the
-# tier FLOW_MOD Tierflow's codec builds.
+# tier FLOW_MOD Tierflow's codec builds, and an operator raising a tier
+# through the REST API while its session runs (interactive docs at
+# http://127.0.0.1:8080/docs). `--keep` leaves everything up at the end so
+# you can drive the API yourself; Enter stops it.
 set -euo pipefail
+keep=()
+[[ "${1:-}" == --keep ]] && keep=(--keep)
+# Mutations need a bearer token: yours, or the demo's.
+export TIERFLOW_API_TOKEN="${TIERFLOW_API_TOKEN:-tierflow-demo}"
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --quiet --bin tierflow --example tier_flow_mod
@@ -19,13 +26,13 @@ log=target/demo/tierflow.log
 mn -c >/dev/null 2>&1 || true
 echo "== tierflow crm load crm/contact-center.json (into the local Redis)"
 "$tf" crm load crm/contact-center.json --redis redis://127.0.0.1:6379
-RUST_LOG=info "$tf" run --openflow 127.0.0.1:6653 --redis redis://127.0.0.1:6379 2>"$log" &
+RUST_LOG=info "$tf" run --openflow 127.0.0.1:6653 --api 127.0.0.1:8080 --redis redis://127.0.0.1:6379 2>"$log" &
 ctl=$!
 trap 'kill -TERM $ctl 2>/dev/null || true; wait $ctl 2>/dev/null || true; mn -c >/dev/null 2>&1 || true' EXIT
 sleep 0.5
-echo "== tierflow run (pid $ctl), log in $log"
+echo "== tierflow run (pid $ctl), log in $log; API http://127.0.0.1:8080/docs, token \$TIERFLOW_API_TOKEN=$TIERFLOW_API_TOKEN"
 
-/usr/bin/python3 mininet/demo.py --controller 127.0.0.1:6653
+/usr/bin/python3 mininet/demo.py --controller 127.0.0.1:6653 --api 127.0.0.1:8080 "${keep[@]}"
 
 kill -TERM $ctl; wait $ctl || true
 trap - EXIT

@@ -16,23 +16,23 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
-    /// Unique name, `[a-z0-9_-]`, 1..=32 characters.
-    #[schema(example = "gold")]
+    /// Unique name: letters, digits, `_`, `-`, `.`; 1..=64 characters.
+    #[schema(example = "gold", pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub name: String,
     /// The least expected benefit that earns this tier.
     #[schema(example = 5000.0)]
     pub min_benefit: f64,
     /// Per-session meter rate, kbit/s, > 0.
-    #[schema(example = 50000)]
+    #[schema(example = 50000, minimum = 1)]
     pub rate_kbps: u32,
     /// Per-session meter burst, kbit, > 0.
-    #[schema(example = 5000)]
+    #[schema(example = 5000, minimum = 1)]
     pub burst_kbits: u32,
     /// DSCP marked at the ingress edge, 0..=63.
-    #[schema(example = 46)]
+    #[schema(example = 46, maximum = 63)]
     pub dscp: u8,
     /// The OVS queue the tier's traffic is put in (`set_queue`).
-    #[schema(example = 1)]
+    #[schema(example = 1, maximum = 4294967294_u32)]
     pub queue_id: u32,
     /// Guaranteed rate of the tier's queue, kbit/s, <= `rate_kbps`.
     #[serde(default)]
@@ -40,7 +40,7 @@ pub struct Tier {
     pub queue_min_kbps: u32,
     /// Per-session rate while a call is on hold, kbit/s, > 0.
     #[serde(default = "default_hold_rate")]
-    #[schema(example = 64)]
+    #[schema(example = 64, minimum = 1)]
     pub hold_rate_kbps: u32,
 }
 
@@ -52,7 +52,7 @@ fn default_hold_rate() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
-    #[schema(example = "c-1001")]
+    #[schema(example = "c-1001", pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub id: String,
     #[serde(default)]
     #[schema(example = "Acme Corp")]
@@ -66,19 +66,25 @@ pub struct Customer {
     #[schema(example = json!(["10.0.0.1"]))]
     pub ips: Vec<String>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub lifetime_value: f64,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub annual_revenue: f64,
     /// 0..=100.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub margin_pct: f64,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub open_opportunity_value: f64,
     /// 0..=1.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
     pub win_probability: f64,
     /// 0..=1.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1)]
     pub churn_risk: f64,
     #[serde(default)]
     #[schema(example = "enterprise")]
@@ -89,7 +95,7 @@ pub struct Customer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Promotion {
-    #[schema(example = "SPRING")]
+    #[schema(example = "SPRING", pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub code: String,
     #[serde(default)]
     #[schema(example = 2500.0)]
@@ -138,7 +144,7 @@ pub enum ServiceKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
-    #[schema(example = "sip")]
+    #[schema(example = "sip", pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub name: String,
     /// An address or a prefix (`10.0.1.0/24`).
     #[schema(example = "10.0.0.100")]
@@ -187,7 +193,7 @@ impl Default for Weights {
 pub struct Policy {
     #[serde(default)]
     pub weights: Weights,
-    #[schema(example = "best-effort")]
+    #[schema(example = "best-effort", pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     pub default_tier: String,
 }
 

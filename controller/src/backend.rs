@@ -7,17 +7,15 @@
 //! the control plane's counters and gauges.
 
 use crate::control::ControlPlane;
-use crate::crm::{self, CrmError, Store};
+use crate::crm::{self, CrmError, Store, Write};
 use crate::session::SessionError;
 use crate::switch::{RequestError, Switch};
-use chrono::Utc;
 use openflow::multipart::{
     FlowStatsRequest, MeterFeatures, MeterMultipartRequest, MultipartReplyBody,
     MultipartRequestBody, QueueStatsRequest,
 };
 use openflow::{Match, PortNo};
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +29,12 @@ use tierflow_api::views::{
     TopologyView, format_dpid,
 };
 
-/// Ended sessions kept in memory for `GET /sessions` (Redis keeps every
-/// ended record for an hour, readable by id).
-const ENDED_KEPT: usize = 10_000;
 /// How long a session action waits for a tier the store has but the
 /// replica has not applied yet (a tier created a moment ago).
 const REPLICA_WAIT: Duration = Duration::from_secs(2);
+
+/// How long `/health` waits for OVSDB endpoints not connected yet.
+const HEALTH_OVSDB_WAIT: Duration = Duration::from_millis(300);
 
 type R<T> = Result<T, BackendError>;
 
@@ -44,33 +42,15 @@ type R<T> = Result<T, BackendError>;
 #[derive(Debug)]
 pub struct ControlBackend {
     ctl: Arc<ControlPlane>,
-    /// Sessions ended through the API, newest last.
-    ended: Mutex<(HashMap<String, Session>, VecDeque<String>)>,
 }
 
 impl ControlBackend {
     pub fn new(ctl: Arc<ControlPlane>) -> Self {
-        ControlBackend {
-            ctl,
-            ended: Mutex::new((HashMap::new(), VecDeque::new())),
-        }
+        ControlBackend { ctl }
     }
 
     fn store(&self) -> &Store {
         &self.ctl.sessions.crm().store
-    }
-
-    fn remember_ended(&self, s: Session) {
-        let mut g = self.ended.lock();
-        let (map, order) = &mut *g;
-        if map.insert(s.id.clone(), s.clone()).is_none() {
-            order.push_back(s.id);
-        }
-        while order.len() > ENDED_KEPT {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
-            }
-        }
     }
 
     /// A session that is not live: ended (in memory or in Redis) or
@@ -84,8 +64,8 @@ impl ControlBackend {
     }
 
     async fn ended_session(&self, id: &str) -> Option<Session> {
-        if let Some(s) = self.ended.lock().0.get(id) {
-            return Some(s.clone());
+        if let Some(s) = self.ctl.sessions.find_ended(id) {
+            return Some(s);
         }
         match self.store().get_session(id).await {
             Ok(mut s) => {
@@ -147,6 +127,17 @@ impl ControlBackend {
         Ok(())
     }
 
+    /// The store, with `put_*` refusing to overwrite (409): POST.
+    fn creating(&self) -> Store {
+        self.store().writing(Write::Create)
+    }
+
+    /// The store, with `put_*` refusing to create (404): PUT (the API
+    /// layer checked the body names the path's record).
+    fn updating(&self) -> Store {
+        self.store().writing(Write::Update)
+    }
+
     fn switch_or_404(&self, dpid: u64) -> R<Arc<Switch>> {
         self.ctl
             .switch(dpid)
@@ -169,29 +160,6 @@ fn switch_err(e: RequestError) -> BackendError {
         RequestError::Switch { .. } => BackendError::Internal(e.to_string()),
         _ => BackendError::Unavailable(e.to_string()),
     }
-}
-
-/// 409 when `get` finds the record, else writes it.
-async fn create<T, G, P>(kind: &str, id: &str, get: G, put: P) -> R<()>
-where
-    G: std::future::Future<Output = Result<T, CrmError>>,
-    P: std::future::Future<Output = Result<(), CrmError>>,
-{
-    match get.await {
-        Ok(_) => Err(BackendError::Conflict(format!("{kind} {id:?} exists"))),
-        Err(CrmError::NotFound { .. }) => put.await.map_err(crm_err),
-        Err(e) => Err(crm_err(e)),
-    }
-}
-
-/// 404 unless `get` finds the record, then writes it.
-async fn update<T, G, P>(get: G, put: P) -> R<()>
-where
-    G: std::future::Future<Output = Result<T, CrmError>>,
-    P: std::future::Future<Output = Result<(), CrmError>>,
-{
-    get.await.map_err(crm_err)?;
-    put.await.map_err(crm_err)
 }
 
 fn deleted(kind: &'static str, id: &str, r: Result<bool, CrmError>) -> R<()> {
@@ -293,9 +261,12 @@ fn state_name(s: SessionState) -> &'static str {
 impl Backend for ControlBackend {
     async fn health(&self) -> Health {
         let redis = self.store().ping().await.is_ok();
-        // Endpoints not connected yet get one bounded attempt, so a
-        // controller that never needed OVSDB does not look degraded.
-        let _ = self.ctl.ovsdb.connect_all().await;
+        // Endpoints not connected yet get one short attempt, so a
+        // controller that never needed OVSDB does not look degraded. Short:
+        // a refused connection fails at once, and a probe polling /health
+        // must not wait out the OVSDB timeout of an unreachable endpoint
+        // (it shows as not connected).
+        let _ = tokio::time::timeout(HEALTH_OVSDB_WAIT, self.ctl.ovsdb.connect_all()).await;
         let ovsdb: Vec<EndpointStatus> = self
             .ctl
             .ovsdb
@@ -535,14 +506,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_tier(&self, t: Tier) -> R<Tier> {
-        let s = self.store();
-        create("tier", &t.name, s.get_tier(&t.name), s.put_tier(&t)).await?;
+        self.creating().put_tier(&t).await.map_err(crm_err)?;
         Ok(t)
     }
 
-    async fn update_tier(&self, name: &str, t: Tier) -> R<Tier> {
-        let s = self.store();
-        update(s.get_tier(name), s.put_tier(&t)).await?;
+    async fn update_tier(&self, _name: &str, t: Tier) -> R<Tier> {
+        self.updating().put_tier(&t).await.map_err(crm_err)?;
         Ok(t)
     }
 
@@ -584,14 +553,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_customer(&self, c: Customer) -> R<Customer> {
-        let s = self.store();
-        create("customer", &c.id, s.get_customer(&c.id), s.put_customer(&c)).await?;
+        self.creating().put_customer(&c).await.map_err(crm_err)?;
         Ok(c)
     }
 
-    async fn update_customer(&self, id: &str, c: Customer) -> R<Customer> {
-        let s = self.store();
-        update(s.get_customer(id), s.put_customer(&c)).await?;
+    async fn update_customer(&self, _id: &str, c: Customer) -> R<Customer> {
+        self.updating().put_customer(&c).await.map_err(crm_err)?;
         Ok(c)
     }
 
@@ -610,20 +577,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_promotion(&self, p: Promotion) -> R<Promotion> {
-        let s = self.store();
-        create(
-            "promotion",
-            &p.code,
-            s.get_promotion(&p.code),
-            s.put_promotion(&p),
-        )
-        .await?;
+        self.creating().put_promotion(&p).await.map_err(crm_err)?;
         Ok(p)
     }
 
-    async fn update_promotion(&self, code: &str, p: Promotion) -> R<Promotion> {
-        let s = self.store();
-        update(s.get_promotion(code), s.put_promotion(&p)).await?;
+    async fn update_promotion(&self, _code: &str, p: Promotion) -> R<Promotion> {
+        self.updating().put_promotion(&p).await.map_err(crm_err)?;
         Ok(p)
     }
 
@@ -642,20 +601,12 @@ impl Backend for ControlBackend {
     }
 
     async fn create_service(&self, sv: Service) -> R<Service> {
-        let s = self.store();
-        create(
-            "service",
-            &sv.name,
-            s.get_service(&sv.name),
-            s.put_service(&sv),
-        )
-        .await?;
+        self.creating().put_service(&sv).await.map_err(crm_err)?;
         Ok(sv)
     }
 
-    async fn update_service(&self, name: &str, sv: Service) -> R<Service> {
-        let s = self.store();
-        update(s.get_service(name), s.put_service(&sv)).await?;
+    async fn update_service(&self, _name: &str, sv: Service) -> R<Service> {
+        self.updating().put_service(&sv).await.map_err(crm_err)?;
         Ok(sv)
     }
 
@@ -678,11 +629,11 @@ impl Backend for ControlBackend {
 
     async fn list_sessions(&self, f: SessionFilter) -> R<Page<Session>> {
         let mut all: BTreeMap<String, Session> = self
-            .ended
-            .lock()
-            .0
-            .values()
-            .map(|s| (s.id.clone(), s.clone()))
+            .ctl
+            .sessions
+            .ended()
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
             .collect();
         for s in self.ctl.sessions.list() {
             all.insert(s.id.clone(), s);
@@ -701,36 +652,24 @@ impl Backend for ControlBackend {
     }
 
     async fn get_session(&self, id: &str) -> R<Session> {
-        if let Some(s) = self.ctl.sessions.get(id) {
+        if let Some(s) = self.ctl.sessions.find(id) {
             return Ok(s);
         }
-        if let Some(s) = self.ended.lock().0.get(id) {
-            return Ok(s.clone());
+        if let Some(s) = self.ctl.sessions.find_ended(id) {
+            return Ok(s);
         }
         self.store().get_session(id).await.map_err(crm_err)
     }
 
     async fn delete_session(&self, id: &str) -> R<()> {
-        let Some(mut s) = self.ctl.sessions.get(id) else {
-            return match self.ended_session(id).await {
-                Some(_) => Ok(()),
-                None => Err(BackendError::not_found("session", id)),
-            };
-        };
-        if !self.ctl.end_session(id, "deleted through the API") {
-            // Ended meanwhile (idle, BYE): the same outcome.
-            return Ok(());
+        // Ended meanwhile (idle, BYE) is the same outcome as ended now.
+        if self.ctl.end_session(id, "deleted through the API")
+            || self.ended_session(id).await.is_some()
+        {
+            Ok(())
+        } else {
+            Err(BackendError::not_found("session", id))
         }
-        s.state = SessionState::Ended;
-        s.state_reason = "deleted through the API".into();
-        s.updated_at = Utc::now();
-        // The session writer records the end too; this write makes the
-        // record say why, and is not needed for correctness.
-        if let Err(e) = self.store().put_session(&s).await {
-            tracing::debug!("ended session {id} not written to Redis now: {e}");
-        }
-        self.remember_ended(s);
-        Ok(())
     }
 
     async fn set_session_tier(&self, id: &str, tier: &str) -> R<Session> {

@@ -303,7 +303,9 @@ pub fn parse_id(s: &str) -> Option<u64> {
 /// controller runs.
 #[derive(Debug, Default)]
 struct Writer {
-    dirty: Mutex<HashMap<String, Option<Session>>>,
+    /// The latest view of each session not written yet (an ended one
+    /// included: its record says why and expires).
+    dirty: Mutex<HashMap<String, Session>>,
     wake: Notify,
 }
 
@@ -319,11 +321,36 @@ pub struct Sessions {
     /// address alone could be reused by a later snapshot.
     services: RwLock<ServiceCache>,
     writer: Writer,
+    /// Recently ended sessions, newest last, for the API's reads (Redis
+    /// keeps each ended record for an hour too).
+    ended: Mutex<Ended>,
     default_country: String,
     idle_timeout: u16,
     /// Hold transitions by cause (`HoldCause::ALL` order), to hold and to
     /// active.
     transitions: [[crate::stats::Counter; 2]; 3],
+}
+
+/// How many ended sessions the table remembers.
+const ENDED_KEPT: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct Ended {
+    by_id: HashMap<String, Session>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Ended {
+    fn push(&mut self, s: Session) {
+        if self.by_id.insert(s.id.clone(), s.clone()).is_none() {
+            self.order.push_back(s.id);
+        }
+        while self.order.len() > ENDED_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
 }
 
 impl Sessions {
@@ -334,6 +361,7 @@ impl Sessions {
             meters: Mutex::new(HashMap::default()),
             services: RwLock::new((None, Arc::from([]))),
             writer: Writer::default(),
+            ended: Mutex::default(),
             default_country,
             idle_timeout,
             transitions: Default::default(),
@@ -361,16 +389,49 @@ impl Sessions {
     }
 
     /// Live sessions as the API shows them.
+    /// Live sessions and parked ones (waiting for their next packet after
+    /// their path broke or the controller restarted): an operator still
+    /// sees a session whose flows are momentarily gone.
     pub fn list(&self) -> Vec<Session> {
         let t = self.table.lock();
-        let mut v: Vec<Session> = t.by_id.values().map(|l| l.view.clone()).collect();
+        let mut v: Vec<Session> = t
+            .by_id
+            .values()
+            .map(|l| l.view.clone())
+            .chain(t.parked.values().map(parked_view))
+            .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 
+    /// Recently ended sessions (idle, BYE, the API), oldest first.
+    pub fn ended(&self) -> Vec<Session> {
+        let e = self.ended.lock();
+        e.order
+            .iter()
+            .filter_map(|id| e.by_id.get(id).cloned())
+            .collect()
+    }
+
+    /// A recently ended session.
+    pub fn find_ended(&self, id: &str) -> Option<Session> {
+        self.ended.lock().by_id.get(id).cloned()
+    }
+
+    /// A live session.
     pub fn get(&self, id: &str) -> Option<Session> {
         let id = parse_id(id)?;
         self.table.lock().by_id.get(&id).map(|l| l.view.clone())
+    }
+
+    /// A live or a parked session, for reading.
+    pub fn find(&self, id: &str) -> Option<Session> {
+        let n = parse_id(id)?;
+        let t = self.table.lock();
+        match t.by_id.get(&n) {
+            Some(l) => Some(l.view.clone()),
+            None => t.parked.values().find(|s| s.id == id).map(parked_view),
+        }
     }
 
     /// Sessions counted by (tier, state), for metrics.
@@ -1119,7 +1180,12 @@ impl ControlPlane {
         self.remove_legs(n, &live.legs);
         self.stats.sessions_ended.inc();
         info!("session {} ended: {why}", live.view.id);
-        self.sessions.writer_end(&live.view.id);
+        let mut view = live.view;
+        view.state = SessionState::Ended;
+        view.state_reason = why.to_owned();
+        view.updated_at = Utc::now();
+        self.sessions.persist(&view);
+        self.sessions.ended.lock().push(view);
         true
     }
 
@@ -1864,6 +1930,22 @@ pub enum SessionError {
     UnknownTier(String),
 }
 
+/// A parked session as the API shows it: its last view, with why it has
+/// no flows right now.
+fn parked_view(s: &Session) -> Session {
+    let mut s = s.clone();
+    s.path.clear();
+    s.state_reason = if s.state_reason.is_empty() {
+        "parked: no path now; its next packet re-admits it".into()
+    } else {
+        format!(
+            "{}; parked: no path now, its next packet re-admits it",
+            s.state_reason
+        )
+    };
+    s
+}
+
 fn reason_name(r: Reason) -> &'static str {
     match r {
         Reason::Automatic => "automatic",
@@ -1964,15 +2046,7 @@ fn max_meter(sw: &Switch) -> u32 {
 
 impl Sessions {
     fn persist(&self, s: &Session) {
-        self.writer
-            .dirty
-            .lock()
-            .insert(s.id.clone(), Some(s.clone()));
-        self.writer.wake.notify_one();
-    }
-
-    fn writer_end(&self, id: &str) {
-        self.writer.dirty.lock().insert(id.to_string(), None);
+        self.writer.dirty.lock().insert(s.id.clone(), s.clone());
         self.writer.wake.notify_one();
     }
 
@@ -1990,7 +2064,7 @@ impl Sessions {
                 _ = self.writer.wake.notified() => false,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             };
-            let batch: Vec<(String, Option<Session>)> = self.writer.dirty.lock().drain().collect();
+            let batch: Vec<(String, Session)> = self.writer.dirty.lock().drain().collect();
             let mut failed = Vec::new();
             for (id, s) in batch {
                 // After one failure the rest wait for the next round rather
@@ -1999,11 +2073,7 @@ impl Sessions {
                     failed.push((id, s));
                     continue;
                 }
-                let r = match &s {
-                    Some(s) => self.crm.store.put_session(s).await,
-                    None => self.crm.store.end_session(&id).await.map(drop),
-                };
-                if let Err(e) = r {
+                if let Err(e) = self.crm.store.put_session(&s).await {
                     stats.redis_errors.inc();
                     debug!("session {id} not written to Redis yet: {e}");
                     failed.push((id, s));

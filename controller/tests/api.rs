@@ -832,7 +832,10 @@ async fn a_cti_hold_survives_a_controller_restart() {
         .start_session("10.0.0.1".parse().expect("ip"), "web")
         .await;
     assert_eq!(again, id);
-    let s = fx2.running.ctl.sessions().get(&id).expect("live");
+    // The list shows parked sessions too: wait for the re-admission.
+    let ctl2 = fx2.running.ctl.clone();
+    eventually("re-admitted", || ctl2.sessions().get(&id).is_some()).await;
+    let s = ctl2.sessions().get(&id).expect("live");
     assert_eq!(
         (s.state, s.state_reason.as_str(), s.explanation.reason),
         (SessionState::Hold, "cti", tierflow_api::model::Reason::Hold)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use support::redis::RedisServer;
 use tierflow::crm::{
     Change, ChangeKind, CrmError, CustomerFilter, LoadSummary, MatchedBy, Replica, ReplicaOptions,
-    ReplicaScope, Snapshot, Store, StoreOptions, load_file,
+    ReplicaScope, Snapshot, Store, StoreOptions, Write, load_file,
 };
 use tierflow_api::model::{
     ClientData, CrmFile, Customer, Explanation, Policy, Promotion, Proto, Reason, Service,
@@ -1239,4 +1239,82 @@ fn snapshot_lookup_matches_store_rules() {
         .customer
         .expect("b");
     assert!(Arc::ptr_eq(&a, &b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_of_one_name_let_exactly_one_through() {
+    let r = RedisServer::start();
+    let s = store(&r).await;
+    let creates = (0..16u32).map(|i| {
+        let s = s.writing(Write::Create);
+        tokio::spawn(async move {
+            let t = Tier {
+                rate_kbps: 1000 + i,
+                ..tier("gold", 5000.0)
+            };
+            (i, s.put_tier(&t).await)
+        })
+    });
+    let mut won = Vec::new();
+    for h in creates {
+        match h.await.expect("task") {
+            (i, Ok(())) => won.push(i),
+            (_, Err(CrmError::Conflict(m))) => assert_eq!(m, "tier \"gold\" exists"),
+            (_, Err(e)) => panic!("expected Conflict, got {e:?}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "one create wins: {won:?}");
+    let stored = s.get_tier("gold").await.expect("get");
+    assert_eq!(
+        stored.rate_kbps,
+        1000 + won[0],
+        "the winner's record is stored"
+    );
+
+    // A customer create is checked the same way.
+    let c = customer("c-1", &["+14155550100"], &["10.0.0.1"]);
+    s.writing(Write::Create)
+        .put_customer(&c)
+        .await
+        .expect("create");
+    match s.writing(Write::Create).put_customer(&c).await {
+        Err(CrmError::Conflict(m)) => assert_eq!(m, "customer \"c-1\" exists"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_of_a_missing_record_writes_nothing() {
+    let r = RedisServer::start();
+    let s = store(&r).await;
+    let up = s.writing(Write::Update);
+    match up.put_tier(&tier("gold", 5000.0)).await {
+        Err(CrmError::NotFound { kind, id }) => assert_eq!((kind, id.as_str()), ("tier", "gold")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    let c = customer("c-1", &["+14155550100"], &["10.0.0.1"]);
+    match up.put_customer(&c).await {
+        Err(CrmError::NotFound { kind, id }) => {
+            assert_eq!((kind, id.as_str()), ("customer", "c-1"))
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(s.list_tiers().await.expect("list").is_empty());
+    assert!(
+        s.lookup(None, Some("10.0.0.1".parse().expect("ip")), None)
+            .await
+            .expect("lookup")
+            .customer
+            .is_none(),
+        "no index entry was written"
+    );
+    // And an update of a record that exists goes through.
+    s.put_tier(&tier("gold", 5000.0)).await.expect("put");
+    up.put_tier(&Tier {
+        dscp: 7,
+        ..tier("gold", 5000.0)
+    })
+    .await
+    .expect("update");
+    assert_eq!(s.get_tier("gold").await.expect("get").dscp, 7);
 }

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,11 @@ def test_promotion_code_in_a_sip_invite_lifts_the_caller(qos_net):
     sid = re.search(r'session (s-[0-9a-f]+)', line).group(1)
     controller.wait_log('session %s ended: SIP BYE' % sid)
     assert not session_flows('edge2', '10.0.0.2', '10.0.0.100')
+    # The API lists the ended call, with why it ended.
+    with urllib.request.urlopen('http://127.0.0.1:%d/api/v1/sessions?state=ended'
+                                % controller.api_port, timeout=10) as r:
+        ended = {x['id']: x for x in json.loads(r.read())['items']}
+    assert ended.get(sid, {}).get('state_reason') == 'SIP BYE', ended
 
 
 def test_redis_outage_default_tier_for_new_sessions_old_ones_kept(qos_net, redis):

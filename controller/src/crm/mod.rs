@@ -23,7 +23,7 @@ pub mod store;
 
 pub use load::load_file;
 pub use replica::{Change, ChangeKind, Replica, ReplicaOptions, ReplicaScope, Snapshot};
-pub use store::{CrmError, CustomerFilter, LoadSummary, Store, StoreOptions};
+pub use store::{CrmError, CustomerFilter, LoadSummary, Store, StoreOptions, Write};
 
 use std::sync::Arc;
 use tierflow_api::model::{Customer, Promotion};

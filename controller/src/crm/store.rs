@@ -244,6 +244,9 @@ struct Batch {
     needs: Vec<(String, String, String)>,
     customers: Vec<CustomerOp>,
     events: Vec<String>,
+    /// `[key, must exist, kind, id]`: checked before anything is written,
+    /// so create-if-absent and update-if-present are atomic.
+    must: Vec<(String, bool, &'static str, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -293,11 +296,27 @@ impl Batch {
     }
 }
 
+/// What a write requires of the record already stored under its key; the
+/// check runs inside the write's script, so two concurrent creates of one
+/// name cannot both succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Write {
+    /// Create or replace (`crm load`, tests).
+    #[default]
+    Upsert,
+    /// `Conflict` when the record exists.
+    Create,
+    /// `NotFound` unless the record exists.
+    Update,
+}
+
 /// The CRM in Redis. Cheap to clone: clones share one connection.
 #[derive(Clone)]
 pub struct Store {
     con: ConnectionManager,
     op_timeout: Duration,
+    /// What a `put_*` requires of the record it replaces.
+    mode: Write,
     /// Cached `tf:idx:ip-lens`, checked against Redis by every IP lookup.
     lens: Arc<Mutex<IpLens>>,
 }
@@ -339,12 +358,31 @@ impl Store {
         Ok(Store {
             con,
             op_timeout: t,
+            mode: Write::Upsert,
             lens: Arc::default(),
         })
     }
 
     pub fn op_timeout(&self) -> Duration {
         self.op_timeout
+    }
+
+    /// This store (same connection) with `put_*` requiring `mode` of the
+    /// record they replace.
+    pub fn writing(&self, mode: Write) -> Store {
+        Store {
+            mode,
+            ..self.clone()
+        }
+    }
+
+    /// The existence check `self.mode` asks of `key`, if any.
+    fn must(&self, b: &mut Batch, key: String, kind: &'static str, id: &str) {
+        match self.mode {
+            Write::Upsert => {}
+            Write::Create => b.must.push((key, false, kind, id.to_owned())),
+            Write::Update => b.must.push((key, true, kind, id.to_owned())),
+        }
     }
 
     /// Runs one Redis call under the operation timeout.
@@ -444,6 +482,14 @@ impl Store {
         match reply.as_slice() {
             [ok] if ok == "ok" => Ok(()),
             [c, msg] if c == "conflict" => Err(CrmError::Conflict(msg.clone())),
+            [m, kind, id] if m == "missing" => Err(CrmError::NotFound {
+                kind: batch
+                    .must
+                    .iter()
+                    .find(|x| x.2 == kind)
+                    .map_or("record", |x| x.2),
+                id: id.clone(),
+            }),
             [i, field, reason] if i == "invalid" => {
                 Err(CrmError::Invalid(FieldError::new(field, reason)))
             }
@@ -454,6 +500,7 @@ impl Store {
     async fn put<T: Record>(&self, r: &T, needs: Option<(&str, &str)>) -> Result<()> {
         r.check()?;
         let mut b = Batch::default();
+        self.must(&mut b, T::key(r.ident()), T::KIND, r.ident());
         b.put(r)?;
         if let Some((field, tier)) = needs {
             b.need_tier(field.to_owned(), tier);
@@ -555,6 +602,7 @@ impl Store {
     pub async fn put_customer(&self, c: &Customer) -> Result<()> {
         c.validate()?;
         let mut b = Batch::default();
+        self.must(&mut b, keys::customer(&c.id), "customer", &c.id);
         b.customer(c, String::new())?;
         b.events.push(keys::event("customer", &c.id));
         self.apply(&b).await

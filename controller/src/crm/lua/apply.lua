@@ -4,11 +4,22 @@
 --   needs     [[field, tier_key, tier_name], ...] tiers that must exist afterwards
 --   customers [{id, key, owned, field, json, idx = [[key, class, field, value], ...]}]
 --   events    ["tier gold", ...]
+--   must      [[key, must_exist, kind, id], ...]  create/update preconditions
 -- ARGV[2]: customers set, ARGV[3]: ip-lens hash, ARGV[4]: events channel.
--- Returns {'ok'}, {'conflict', message} or {'invalid', field, reason};
+-- Returns {'ok'}, {'conflict', message}, {'missing', kind, id} or
+-- {'invalid', field, reason};
 -- on anything but 'ok' nothing has been written.
 local b = cjson.decode(ARGV[1])
 local customers_set, lens, channel = ARGV[2], ARGV[3], ARGV[4]
+
+for _, m in ipairs(b.must) do
+  local exists = redis.call('EXISTS', m[1]) == 1
+  if exists and not m[2] then
+    return {'conflict', m[3] .. ' "' .. m[4] .. '" exists'}
+  elseif m[2] and not exists then
+    return {'missing', m[3], m[4]}
+  end
+end
 
 local rewriting = {}
 for _, c in ipairs(b.customers) do rewriting[c.id] = true end
