@@ -11,7 +11,7 @@ none), shared with tests/e2e/test_hold.py.
 
 Call from a demo script with a started contact-center network:
     from demo_hold import held_call
-    held_call(net, api='http://127.0.0.1:8080')
+    held_call(net, api='127.0.0.1:8080')
 """
 
 import json
@@ -142,10 +142,13 @@ def _iperf(client, server_ip, port, secs):
 def held_call(net, api='http://127.0.0.1:8080', token=None, caller='cust1', server='sip',
               iperf_port=5202, measure_secs=3):
     """Runs the held-and-resumed call on `net` (a started ContactCenterTopo
-    against the controller whose REST API is `api`) and prints bandwidth
+    against the controller whose REST API is `api`, `http://host:port` or
+    `host:port`; `token` defaults to $TIERFLOW_API_TOKEN) and prints bandwidth
     and meters before, during and after the hold. Returns
     (session id, [Mbit/s active, hold, resumed])."""
     token = token or os.environ.get('TIERFLOW_API_TOKEN')
+    if '://' not in api:
+        api = 'http://' + api
     cl, sv = net.get(caller, server)
     work = Path(tempfile.mkdtemp(prefix='tierflow-hold-'))
     talk_ms = (measure_secs + 4) * 1000
