@@ -34,6 +34,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let openflow_addr = listener.local_addr()?;
     let lldp_every = Timers::secs(config.timers.lldp_interval);
     let (config_api, api_token) = (config.api, config.api_token.clone());
+    let hold_config = config.hold;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -106,6 +107,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         });
     }
 
+    tracker.spawn(
+        ctl.clone()
+            .idle_media_monitor(hold_config, shutdown.clone()),
+    );
     tracker.spawn(ofconn::serve(
         listener,
         ctl.clone(),

@@ -127,16 +127,6 @@ impl ControlBackend {
         Ok(())
     }
 
-    /// After a re-score: a held session keeps saying why its rate is low.
-    fn keep_hold(&self, id: &str, s: Session) -> R<Session> {
-        if s.state != SessionState::Hold || s.override_tier.is_some() {
-            return Ok(s);
-        }
-        self.ctl
-            .update_session(id, |v| v.explanation.reason = Reason::Hold)
-            .map_err(|e| self.session_error(id, e, "tier"))
-    }
-
     /// The store, with `put_*` refusing to overwrite (409): POST.
     fn creating(&self) -> Store {
         self.store().writing(Write::Create)
@@ -705,24 +695,20 @@ impl Backend for ControlBackend {
         self.ctl
             .update_session(id, |s| s.override_tier = None)
             .map_err(|e| self.session_error(id, e, "tier"))?;
-        let s = self
-            .ctl
+        self.ctl
             .rescore(id, None)
             .await
-            .map_err(|e| self.session_error(id, e, "tier"))?;
-        self.keep_hold(id, s)
+            .map_err(|e| self.session_error(id, e, "tier"))
     }
 
     async fn client_data(&self, id: &str, d: ClientData) -> R<Session> {
         if self.ctl.sessions.get(id).is_none() {
             return Err(self.not_live(id).await);
         }
-        let s = self
-            .ctl
+        self.ctl
             .rescore(id, Some(d))
             .await
-            .map_err(|e| self.session_error(id, e, "tier"))?;
-        self.keep_hold(id, s)
+            .map_err(|e| self.session_error(id, e, "tier"))
     }
 
     async fn set_session_state(&self, id: &str, state: SessionState) -> R<Session> {
@@ -735,25 +721,14 @@ impl Backend for ControlBackend {
         if self.ctl.sessions.get(id).is_none() {
             return Err(self.not_live(id).await);
         }
-        let s = self
-            .ctl
-            .update_session(id, |s| {
-                s.state = state;
-                s.state_reason = "cti".into();
-                if state == SessionState::Hold && s.override_tier.is_none() {
-                    s.explanation.reason = Reason::Hold;
-                }
-            })
-            .map_err(|e| self.session_error(id, e, "tier"))?;
-        if state == SessionState::Active && s.explanation.reason == Reason::Hold {
-            // Back to why the tier was chosen.
-            return self
-                .ctl
-                .rescore(id, None)
-                .await
-                .map_err(|e| self.session_error(id, e, "tier"));
-        }
-        Ok(s)
+        self.ctl
+            .set_hold(
+                id,
+                state == SessionState::Hold,
+                crate::session::HoldCause::Cti,
+                "cti",
+            )
+            .map_err(|e| self.session_error(id, e, "tier"))
     }
 
     fn metrics(&self) -> String {
@@ -803,6 +778,16 @@ impl Backend for ControlBackend {
                 "tierflow_sessions{{tier=\"{}\",state=\"{}\"}} {n}",
                 label(&tier),
                 state_name(state)
+            );
+        }
+        out.push_str(
+            "# HELP tierflow_hold_transitions_total Calls put on hold (to=hold) or resumed (to=active), by cause.\n\
+             # TYPE tierflow_hold_transitions_total counter\n",
+        );
+        for (cause, to, n) in self.ctl.sessions.hold_transitions() {
+            let _ = writeln!(
+                out,
+                "tierflow_hold_transitions_total{{cause=\"{cause}\",to=\"{to}\"}} {n}"
             );
         }
         out.push_str(

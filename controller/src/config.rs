@@ -27,6 +27,39 @@ pub struct Config {
     pub default_country: String,
     /// Timers of the switch connections and of topology discovery.
     pub timers: Timers,
+    /// Hold detection from idle media (`[hold]`).
+    pub hold: HoldConfig,
+}
+
+/// Idle-media hold detection for voice (SIP) sessions: the switches' flow
+/// statistics are polled, and a call whose media rate stays below
+/// `idle_below_kbps` for `idle_after_ms` is put on hold; traffic above it
+/// again resumes a hold this put in place. Sessions of other services are
+/// never polled.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HoldConfig {
+    /// Whether idle media puts calls on hold at all.
+    pub idle_media: bool,
+    /// How often the voice sessions' flow statistics are read.
+    pub idle_poll_ms: u64,
+    /// Media below this rate (both directions together) counts as idle.
+    pub idle_below_kbps: u32,
+    /// Idle this long (and this long since the last state change) means hold.
+    pub idle_after_ms: u64,
+}
+
+impl Default for HoldConfig {
+    fn default() -> Self {
+        HoldConfig {
+            idle_media: true,
+            idle_poll_ms: 1000,
+            // G.711 at 20 ms is 80 kb/s each way on the wire; comfort noise
+            // and RTCP stay well below 8.
+            idle_below_kbps: 8,
+            idle_after_ms: 10_000,
+        }
+    }
 }
 
 /// Connection and discovery timers, in seconds.
@@ -83,6 +116,7 @@ impl Default for Config {
             crm_mode: crate::session::CrmMode::default(),
             default_country: "US".into(),
             timers: Timers::default(),
+            hold: HoldConfig::default(),
         }
     }
 }
@@ -109,6 +143,12 @@ mod tests {
         assert_eq!(c.api.port(), 8080);
         assert!((c.timers.echo_interval - 2.5).abs() < f64::EPSILON);
         assert!((c.timers.dead_after - 15.0).abs() < f64::EPSILON);
+        assert!(c.hold.idle_media);
+        let h: Config = toml::from_str("[hold]\nidle_media = false\nidle_after_ms = 3000\n")
+            .expect("valid hold config");
+        assert!(!h.hold.idle_media);
+        assert_eq!((h.hold.idle_after_ms, h.hold.idle_poll_ms), (3000, 1000));
+        assert!(toml::from_str::<Config>("[hold]\nidle = 1\n").is_err());
         let err = toml::from_str::<Config>("openflw = \"x\"").expect_err("unknown key");
         assert!(err.to_string().contains("openflw"), "{err}");
     }

@@ -264,6 +264,8 @@ impl ControlPlane {
     pub fn flow_removed(&self, sw: &Switch, fr: &FlowRemoved<'_>) {
         if let Some(id) = cookie::id_of(fr.cookie, Kind::Session) {
             self.session_flow_removed(sw.dpid, id, fr.reason);
+        } else if let Some(id) = cookie::id_of(fr.cookie, Kind::Media) {
+            self.media_flow_removed(sw.dpid, id, fr.reason);
         }
     }
 

@@ -25,6 +25,9 @@ pub enum Kind {
     /// Service catch and SIP signalling flows: traffic to the services
     /// goes to the controller first.
     Service = 4,
+    /// A call's media flows to an address its session flows do not cover
+    /// (same id as the call's session).
+    Media = 5,
 }
 
 /// The cookie for a flow of `kind` with a 40-bit id.

@@ -11,6 +11,7 @@ pub mod cookie;
 pub mod crm;
 pub mod decode;
 pub mod forwarding;
+pub mod hold;
 pub mod lldp;
 pub mod ofconn;
 pub mod ovsdb;

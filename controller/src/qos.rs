@@ -137,6 +137,25 @@ pub fn session_flow(s: &FlowSpec<'_>) -> FlowMod<'static> {
     }
 }
 
+/// A flow of a call's media leg: UDP from `src` to `dst`'s port, with the
+/// call's meter, DSCP, queue and output (as `session_flow` would write
+/// them), under the media cookie of the call's session id.
+pub fn media_flow(
+    s: &FlowSpec<'_>,
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+) -> FlowMod<'static> {
+    let mut f = session_flow(s);
+    f.cookie = cookie::cookie(Kind::Media, s.session);
+    f.match_ = Match::new()
+        .with(Oxm::EthType(0x0800, None))
+        .with(Oxm::Ipv4Src(*src.ip(), None))
+        .with(Oxm::Ipv4Dst(*dst.ip(), None))
+        .with(Oxm::IpProto(17, None))
+        .with(Oxm::UdpDst(dst.port(), None));
+    f
+}
+
 /// A per-session meter: one DROP band at `rate_kbps` (OVS's userspace
 /// datapath enforces DROP bands only).
 pub fn meter(

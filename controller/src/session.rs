@@ -4,7 +4,9 @@
 //! path, the packet released once every switch confirmed by barrier),
 //! tier changes in place, hold, their end (idle timeout reported by
 //! FLOW_REMOVED, BYE, the API), putting them back after a switch
-//! reconnects, and writing them to Redis.
+//! reconnects, and writing them to Redis. For SIP calls: hold and resume
+//! from re-INVITE/UPDATE SDP (and CTI, idle media through `set_hold`),
+//! and media legs for media that bypasses the call's address pair.
 //!
 //! Owns the session table and the per-switch meter id pools. The session
 //! id is derived from what the session's flows match (client, server,
@@ -32,7 +34,7 @@ use openflow::{FlowModCommand, MacAddr, Message, MeterModCommand, PortNo};
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 use smallvec::SmallVec;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 use tierflow_api::model::{
@@ -100,6 +102,103 @@ struct Live {
     key: SessionKey,
     hops: SmallVec<[SessionHop; 4]>,
     view: Session,
+    hold: HoldTrack,
+    /// RTP endpoints of a call, learnt from its SDP offers and answers.
+    media: SmallVec<[SocketAddrV4; 4]>,
+    /// The call's latest SDP offer, paired with the answer of the same
+    /// Call-ID when it comes.
+    offer: Option<Offer>,
+    /// Media streams between addresses the call's IP-pair flows do not
+    /// cover, with their own flows and meters.
+    legs: SmallVec<[MediaLeg; 1]>,
+}
+
+/// A call's media between two endpoints that are not the caller and the
+/// SIP server (a media gateway, an agent's phone behind a PBX): flows
+/// matching the streams' UDP ports and a meter per direction on every
+/// switch between the endpoints, at the call's tier and state, removed
+/// with the call.
+#[derive(Debug, Clone)]
+struct MediaLeg {
+    /// `(caller's side, far side)` of each stream: RTP, and RTCP when it
+    /// has ports of its own.
+    streams: SmallVec<[(SocketAddrV4, SocketAddrV4); 2]>,
+    /// From the caller's side's switch to the far side's.
+    hops: SmallVec<[SessionHop; 4]>,
+}
+
+/// What put a session on hold or resumed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldCause {
+    /// A re-INVITE or UPDATE whose SDP says hold or resume.
+    Sip,
+    /// `PUT /sessions/{id}/state` from a telephony system.
+    Cti,
+    /// The call's media stopped, or came back (flow statistics).
+    IdleMedia,
+}
+
+impl HoldCause {
+    pub const ALL: [HoldCause; 3] = [HoldCause::Sip, HoldCause::Cti, HoldCause::IdleMedia];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldCause::Sip => "sip",
+            HoldCause::Cti => "cti",
+            HoldCause::IdleMedia => "idle_media",
+        }
+    }
+
+    /// The cause a held session's `state_reason` names (a session
+    /// remembered from Redis keeps its hold, and who may end it).
+    fn from_reason(why: &str) -> HoldCause {
+        if why.starts_with("sip") {
+            HoldCause::Sip
+        } else if why == "idle media" {
+            HoldCause::IdleMedia
+        } else {
+            HoldCause::Cti
+        }
+    }
+}
+
+/// A session's hold bookkeeping (in memory: after a restart a call is
+/// re-admitted active).
+#[derive(Debug, Clone, Copy)]
+struct HoldTrack {
+    /// Who put it on hold; `None` while active.
+    by: Option<HoldCause>,
+    /// Why it had its tier before the hold (the explanation says `hold`
+    /// meanwhile); restored on resume.
+    before: Option<Reason>,
+    /// When the state last changed (or the session was admitted).
+    since: std::time::Instant,
+}
+
+impl HoldTrack {
+    fn new() -> Self {
+        HoldTrack {
+            by: None,
+            before: None,
+            since: std::time::Instant::now(),
+        }
+    }
+}
+
+/// A voice session as the idle-media monitor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct VoiceProbe {
+    pub id: u64,
+    /// The client-side switch, whose two session flows carry every media
+    /// packet of the call in both directions.
+    pub dpid: u64,
+    pub state: SessionState,
+    pub held_by: Option<HoldCause>,
+    /// When the state last changed.
+    pub since: std::time::Instant,
+    /// The caller-side switch of the call's first media leg, when its
+    /// media bypasses the IP pair (the media flows are read there too).
+    pub media_dpid: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +212,17 @@ struct Table {
     /// restart): re-admitted by their next packet, keeping id, creation
     /// time and manual override.
     parked: HashMap<SessionKey, Session>,
+    /// Media endpoints of an INVITE's SDP offer whose session is being
+    /// admitted; taken by the admission.
+    offers: HashMap<SessionKey, Offer>,
 }
+
+/// An SDP offer waiting for its answer: the Call-ID it came with and the
+/// description.
+type Offer = (Option<Box<str>>, Box<sip::Sdp>);
+
+/// Bound on `Table::offers` (offers of admissions that never completed).
+const OFFERS_KEPT: usize = 4096;
 
 /// Where a parked packet is released once its tier is in place.
 #[derive(Debug)]
@@ -217,6 +326,9 @@ pub struct Sessions {
     ended: Mutex<Ended>,
     default_country: String,
     idle_timeout: u16,
+    /// Hold transitions by cause (`HoldCause::ALL` order), to hold and to
+    /// active.
+    transitions: [[crate::stats::Counter; 2]; 3],
 }
 
 /// How many ended sessions the table remembers.
@@ -252,6 +364,7 @@ impl Sessions {
             ended: Mutex::default(),
             default_country,
             idle_timeout,
+            transitions: Default::default(),
         }
     }
 
@@ -337,6 +450,36 @@ impl Sessions {
                 .1 += 1;
         }
         m.into_iter().map(|((t, _), (s, n))| (t, s, n)).collect()
+    }
+
+    /// Hold transitions so far: `(cause, "hold" or "active", count)`.
+    pub fn hold_transitions(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut v = Vec::with_capacity(6);
+        for (cause, counts) in HoldCause::ALL.iter().zip(&self.transitions) {
+            for (to, c) in ["hold", "active"].into_iter().zip(counts) {
+                v.push((cause.as_str(), to, c.get()));
+            }
+        }
+        v
+    }
+
+    /// Live voice (SIP) sessions, for the idle-media monitor.
+    pub fn voice_probes(&self) -> Vec<VoiceProbe> {
+        let t = self.table.lock();
+        t.by_id
+            .iter()
+            .filter(|(_, l)| l.key.l4.is_none())
+            .filter_map(|(id, l)| {
+                Some(VoiceProbe {
+                    id: *id,
+                    dpid: l.hops.first()?.dpid,
+                    state: l.view.state,
+                    held_by: l.hold.by,
+                    since: l.hold.since,
+                    media_dpid: l.legs.first().and_then(|g| g.hops.first()).map(|h| h.dpid),
+                })
+            })
+            .collect()
     }
 
     /// Meters in use on a switch.
@@ -683,6 +826,7 @@ impl ControlPlane {
             // old meters go back to the pools.
             t.by_key.remove(&old.key);
             self.free_meters(&old.hops);
+            self.remove_legs(id, &old.legs);
         }
         {
             let mut pools = sessions.meters.lock();
@@ -702,22 +846,65 @@ impl ControlPlane {
             e.reason = Reason::ManualOverride;
             e.tier = o.to_string();
         }
+        // A session that was on hold when its path broke (or when the
+        // controller restarted) comes back on hold. Not a SIP call: what
+        // re-admits one is an INVITE, most likely a new call, and its own
+        // SDP says whether it is held.
+        let offer = t.offers.remove(&key);
+        let held = match parked
+            .as_ref()
+            .filter(|p| p.state == SessionState::Hold && key.l4.is_some())
+        {
+            Some(p) => Some((
+                HoldCause::from_reason(&p.state_reason),
+                p.state_reason.clone(),
+            )),
+            // A re-INVITE putting a call on hold can be what (re-)admits
+            // it (the controller restarted meanwhile).
+            None => offer
+                .as_ref()
+                .and_then(|o| o.1.hold_cause())
+                .map(|c| (HoldCause::Sip, format!("sip INVITE {c}"))),
+        };
+        let mut hold = HoldTrack::new();
+        let (state, state_reason) = match held {
+            Some((by, why)) => {
+                hold.by = Some(by);
+                hold.before = Some(e.reason);
+                if e.reason != Reason::ManualOverride {
+                    e.reason = Reason::Hold;
+                }
+                (SessionState::Hold, why)
+            }
+            None => (SessionState::Active, String::new()),
+        };
         let view = Session {
             id: format_id(id),
             service: service.to_string(),
             client_ip: IpAddr::V4(key.client),
             server_ip: IpAddr::V4(key.server),
-            state: SessionState::Active,
+            state,
             tier: e.tier.clone(),
             override_tier,
             customer_id: e.customer_id.clone(),
             explanation: e,
             path: hops.iter().map(|h| format!("{:016x}", h.dpid)).collect(),
-            state_reason: String::new(),
+            state_reason,
             created_at,
             updated_at: now,
         };
-        let live = Live { key, hops, view };
+        let live = Live {
+            key,
+            hops,
+            view,
+            hold,
+            media: offer
+                .as_ref()
+                .map(|o| endpoints_v4(&o.1))
+                .unwrap_or_default(),
+            offer,
+            legs: SmallVec::new(),
+        };
         let Some(tier) = snap.tier(&live.view.tier).cloned() else {
             self.free_meters(&live.hops);
             return;
@@ -772,7 +959,116 @@ impl ControlPlane {
         if let Some((slot, _)) = setup {
             self.forwarding.arm_setup(self, slot, sent);
         }
+        for leg in &live.legs {
+            self.push_leg_all(live, leg, tier, true);
+        }
         all
+    }
+
+    /// One media leg on every switch of its path (`fresh`: ADD, else
+    /// MODIFY in place).
+    fn push_leg_all(&self, live: &Live, leg: &MediaLeg, tier: &Tier, fresh: bool) {
+        for i in 0..leg.hops.len() {
+            let Some(sw) = leg.hops.get(i).and_then(|h| self.switch(h.dpid)) else {
+                continue;
+            };
+            sw.batch(|b| self.push_leg(b, &sw, live, leg, i, tier, fresh));
+        }
+    }
+
+    /// One switch's part of a media leg: its two meters and a flow per
+    /// stream and direction.
+    #[allow(clippy::too_many_arguments)]
+    fn push_leg(
+        &self,
+        b: &mut crate::switch::Batch<'_>,
+        sw: &Switch,
+        live: &Live,
+        leg: &MediaLeg,
+        i: usize,
+        tier: &Tier,
+        fresh: bool,
+    ) {
+        let Some(hop) = leg.hops.get(i) else {
+            return;
+        };
+        let last = leg.hops.len() - 1;
+        let (rate, burst) = rate_of(tier, live.view.state);
+        for m in [hop.meter_fwd, hop.meter_rev] {
+            if m == 0 {
+                continue;
+            }
+            if fresh {
+                b.push(sw.next_xid(), &Message::MeterMod(qos::delete_meter(m)));
+            }
+            let cmd = if fresh {
+                MeterModCommand::Add
+            } else {
+                MeterModCommand::Modify
+            };
+            b.push(
+                sw.next_xid(),
+                &Message::MeterMod(qos::meter(cmd, m, rate, burst)),
+            );
+        }
+        let command = if fresh {
+            FlowModCommand::Add
+        } else {
+            FlowModCommand::ModifyStrict
+        };
+        let id = parse_id(&live.view.id).unwrap_or(0);
+        for (n, (a, z)) in leg.streams.iter().enumerate() {
+            for (dir, meter, out_port, ingress, src, dst) in [
+                (Dir::Fwd, hop.meter_fwd, hop.out_port, i == 0, a, z),
+                (Dir::Rev, hop.meter_rev, hop.in_port, i == last, z, a),
+            ] {
+                let f = qos::media_flow(
+                    &FlowSpec {
+                        session: id,
+                        key: &live.key,
+                        tier,
+                        dir,
+                        meter: (meter != 0).then_some(meter),
+                        out_port,
+                        ingress,
+                        // The caller side's RTP flow carries the leg's idle
+                        // timeout, which ends the call (see
+                        // `media_flow_removed`).
+                        notify: i == 0 && n == 0 && dir == Dir::Fwd,
+                        idle_timeout: self.sessions.idle_timeout,
+                        command,
+                    },
+                    *src,
+                    *dst,
+                );
+                b.push(sw.next_xid(), &f);
+                self.stats.flow_mods_sent.inc();
+            }
+        }
+    }
+
+    /// Removes a call's media legs from their switches and frees their
+    /// meters.
+    fn remove_legs(&self, id: u64, legs: &[MediaLeg]) {
+        for leg in legs {
+            for h in &leg.hops {
+                let Some(sw) = self.switch(h.dpid) else {
+                    continue;
+                };
+                sw.batch(|b| {
+                    b.push(
+                        sw.next_xid(),
+                        &cookie::delete(cookie::cookie(Kind::Media, id), cookie::EXACT),
+                    );
+                    for m in [h.meter_fwd, h.meter_rev] {
+                        if m != 0 {
+                            b.push(sw.next_xid(), &Message::MeterMod(qos::delete_meter(m)));
+                        }
+                    }
+                });
+            }
+            self.free_meters(&leg.hops);
+        }
     }
 
     /// One switch's part of a session: its two meters (replaced: a
@@ -881,6 +1177,7 @@ impl ControlPlane {
         };
         self.remove_from_switches(n, &live.hops);
         self.free_meters(&live.hops);
+        self.remove_legs(n, &live.legs);
         self.stats.sessions_ended.inc();
         info!("session {} ended: {why}", live.view.id);
         let mut view = live.view;
@@ -925,12 +1222,41 @@ impl ControlPlane {
         }
         let ours = {
             let t = self.sessions.table.lock();
-            t.by_id
-                .get(&id)
-                .is_some_and(|l| l.hops.first().is_some_and(|h| h.dpid == dpid))
+            // A call whose media goes elsewhere sends nothing on its IP
+            // pair (its signalling comes to the controller): its media
+            // leg's idle timeout ends it instead.
+            t.by_id.get(&id).is_some_and(|l| {
+                l.legs.is_empty() && l.hops.first().is_some_and(|h| h.dpid == dpid)
+            })
         };
         if ours {
             self.end_session(&format_id(id), "idle");
+        }
+    }
+
+    /// A call's media flow left a switch: the caller side's RTP flow of
+    /// its first leg reports, and its idle timeout ends the call.
+    pub(crate) fn media_flow_removed(
+        &self,
+        dpid: u64,
+        id: u64,
+        reason: openflow::FlowRemovedReason,
+    ) {
+        use openflow::FlowRemovedReason as R;
+        if !matches!(reason, R::IdleTimeout | R::HardTimeout) {
+            return;
+        }
+        let ours = {
+            let t = self.sessions.table.lock();
+            t.by_id.get(&id).is_some_and(|l| {
+                l.legs
+                    .first()
+                    .and_then(|g| g.hops.first())
+                    .is_some_and(|h| h.dpid == dpid)
+            })
+        };
+        if ours {
+            self.end_session(&format_id(id), "idle media leg");
         }
     }
 
@@ -946,6 +1272,9 @@ impl ControlPlane {
             };
             sw.batch(|b| self.push_session(b, &sw, l, i, tier, false));
         }
+        for leg in &l.legs {
+            self.push_leg_all(l, leg, tier, false);
+        }
         self.stats.sessions_retiered.inc();
         self.sessions.persist(&l.view);
     }
@@ -957,12 +1286,22 @@ impl ControlPlane {
         id: &str,
         f: impl FnOnce(&mut Session),
     ) -> Result<Session, SessionError> {
+        self.update_live(id, |s, _| f(s))
+    }
+
+    /// `update_session` with the hold bookkeeping at hand too.
+    fn update_live(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Session, &mut HoldTrack),
+    ) -> Result<Session, SessionError> {
         let n = parse_id(id).ok_or(SessionError::NotFound)?;
         let snap = self.sessions.snapshot();
         let mut t = self.sessions.table.lock();
         let l = t.by_id.get_mut(&n).ok_or(SessionError::NotFound)?;
         let mut view = l.view.clone();
-        f(&mut view);
+        let mut hold = l.hold;
+        f(&mut view, &mut hold);
         let tier = snap
             .tier(&view.tier)
             .cloned()
@@ -978,6 +1317,76 @@ impl ControlPlane {
             );
         }
         l.view = view;
+        l.hold = hold;
+        self.retier(l, &tier);
+        Ok(l.view.clone())
+    }
+
+    /// Puts a live session on hold (`hold`) or resumes it: its meters on
+    /// every switch of its path move to the tier's hold rate or back, in
+    /// place. `why` becomes the session's `state_reason`. On hold the
+    /// explanation's reason says `hold` (unless a manual override is in
+    /// force); resuming restores the reason it had before.
+    pub fn set_hold(
+        &self,
+        id: &str,
+        hold: bool,
+        cause: HoldCause,
+        why: &str,
+    ) -> Result<Session, SessionError> {
+        let n = parse_id(id).ok_or(SessionError::NotFound)?;
+        let snap = self.sessions.snapshot();
+        let mut t = self.sessions.table.lock();
+        let l = t.by_id.get_mut(&n).ok_or(SessionError::NotFound)?;
+        let tier = snap
+            .tier(&l.view.tier)
+            .cloned()
+            .ok_or_else(|| SessionError::UnknownTier(l.view.tier.clone()))?;
+        let was = l.view.state == SessionState::Hold;
+        let v = &mut l.view;
+        if hold {
+            if !was {
+                l.hold.before = Some(v.explanation.reason);
+            }
+            if v.override_tier.is_none() {
+                v.explanation.reason = Reason::Hold;
+            }
+            v.state = SessionState::Hold;
+            l.hold.by = Some(cause);
+        } else {
+            if v.explanation.reason == Reason::Hold {
+                v.explanation.reason = l.hold.before.unwrap_or(if v.customer_id.is_some() {
+                    Reason::Automatic
+                } else {
+                    Reason::Default
+                });
+            }
+            l.hold.before = None;
+            v.state = SessionState::Active;
+            l.hold.by = None;
+        }
+        v.state_reason = why.to_string();
+        v.updated_at = Utc::now();
+        if was == hold {
+            self.sessions.persist(&l.view);
+            return Ok(l.view.clone());
+        }
+        l.hold.since = std::time::Instant::now();
+        let ci = HoldCause::ALL.iter().position(|c| *c == cause).unwrap_or(0);
+        if let Some(c) = self
+            .sessions
+            .transitions
+            .get(ci)
+            .and_then(|c| c.get(usize::from(!hold)))
+        {
+            c.inc();
+        }
+        info!(
+            "session {} {}: {why} (meters at {} kb/s)",
+            l.view.id,
+            if hold { "on hold" } else { "resumed" },
+            rate_of(&tier, l.view.state).0
+        );
         self.retier(l, &tier);
         Ok(l.view.clone())
     }
@@ -1006,12 +1415,20 @@ impl ControlPlane {
         let e = self
             .decide(&snap, &inputs, &lookup)
             .ok_or_else(|| SessionError::UnknownTier(snap.policy.default_tier.clone()))?;
-        self.update_session(id, move |s| {
+        self.update_live(id, move |s, hold| {
             s.customer_id = e.customer_id.clone();
             s.tier = s.override_tier.clone().unwrap_or_else(|| e.tier.clone());
             let mut e = e;
             if s.override_tier.is_some() {
                 e.reason = Reason::ManualOverride;
+            }
+            // A held call stays held: the new reason is what resuming
+            // restores.
+            if s.state == SessionState::Hold {
+                hold.before = Some(e.reason);
+                if s.override_tier.is_none() {
+                    e.reason = Reason::Hold;
+                }
             }
             s.explanation = e;
         })
@@ -1059,10 +1476,15 @@ impl ControlPlane {
         let t = self.sessions.table.lock();
         let mut n = 0;
         for l in t.by_id.values() {
-            let Some(i) = l.hops.iter().position(|h| h.dpid == sw.dpid) else {
+            let Some(tier) = snap.tier(&l.view.tier) else {
                 continue;
             };
-            let Some(tier) = snap.tier(&l.view.tier) else {
+            for leg in &l.legs {
+                if let Some(i) = leg.hops.iter().position(|h| h.dpid == sw.dpid) {
+                    sw.batch(|b| self.push_leg(b, sw, l, leg, i, tier, true));
+                }
+            }
+            let Some(i) = l.hops.iter().position(|h| h.dpid == sw.dpid) else {
                 continue;
             };
             sw.batch(|b| self.push_session(b, sw, l, i, tier, true));
@@ -1152,12 +1574,35 @@ impl ControlPlane {
         for (id, l) in &moved {
             self.remove_from_switches(*id, &l.hops);
             self.free_meters(&l.hops);
+            self.remove_legs(*id, &l.legs);
         }
         if !moved.is_empty() {
             info!(
                 "{} sessions lost their path; re-admitted on their next packet",
                 moved.len()
             );
+        }
+        // Media legs whose path broke (their call's own path did not):
+        // the call's legs are taken down (one cookie covers them all on a
+        // switch) and set up again on the current shortest paths.
+        let crosses = |hops: &[SessionHop]| {
+            hops.iter().any(|h| {
+                broken.contains(&(h.dpid, h.out_port)) || broken.contains(&(h.dpid, h.in_port))
+            })
+        };
+        let rerouted: Vec<(u64, SessionKey, Vec<MediaLeg>)> = {
+            let mut t = self.sessions.table.lock();
+            t.by_id
+                .iter_mut()
+                .filter(|(_, l)| l.legs.iter().any(|g| crosses(&g.hops)))
+                .map(|(id, l)| (*id, l.key, l.legs.drain(..).collect()))
+                .collect()
+        };
+        for (id, key, gone) in rerouted {
+            self.remove_legs(id, &gone);
+            for g in gone {
+                self.add_leg(id, &key, g.streams);
+            }
         }
     }
 
@@ -1219,9 +1664,32 @@ impl ControlPlane {
             server,
             l4: None,
         };
+        if let Some(SipMessage::Response(resp)) = &msg
+            && !on_link
+            && (200..300).contains(&resp.status)
+            && let Some(sdp) = &resp.sdp
+        {
+            // The answer to an INVITE or UPDATE: the other side's media.
+            self.learn_media(&key, sdp, resp.call_id.as_deref(), true);
+        }
         if let Some(SipMessage::Request(r)) = &msg {
             match r.method.as_str() {
+                // A re-INVITE or UPDATE on a live call, from either side
+                // (an agent holds as often as a caller does).
+                "INVITE" | "UPDATE" if !on_link && self.sip_live(&key).is_some() => {
+                    self.sip_offer(&key, r, to_server);
+                }
                 "INVITE" if to_server && !on_link => {
+                    if let Some(sdp) = &r.sdp {
+                        let mut t = self.sessions.table.lock();
+                        if t.offers.len() >= OFFERS_KEPT {
+                            t.offers.clear();
+                        }
+                        t.offers.insert(
+                            key,
+                            (r.call_id.as_deref().map(Box::from), Box::new(sdp.clone())),
+                        );
+                    }
                     let live = self.sessions.table.lock().by_key.contains_key(&key);
                     if !live {
                         let client_data = ClientData {
@@ -1261,6 +1729,176 @@ impl ControlPlane {
             }
         }
         self.relay(sw, in_port, data, dst_at);
+    }
+
+    fn sip_live(&self, key: &SessionKey) -> Option<u64> {
+        self.sessions.table.lock().by_key.get(key).copied()
+    }
+
+    /// An SDP offer in a re-INVITE or UPDATE on a live call: `sendonly`,
+    /// `inactive` or `c=0.0.0.0` puts it on hold; `sendrecv` (or no
+    /// direction) resumes a hold that SIP or idle media set. A hold set
+    /// through CTI is left to CTI to end: a session-refresh re-INVITE
+    /// repeats the call's `sendrecv` SDP and must not undo it. An offer
+    /// whose SDP cannot be read changes nothing.
+    fn sip_offer(&self, key: &SessionKey, r: &sip::SipRequest, to_server: bool) {
+        let Some(id) = self.sip_live(key) else {
+            return;
+        };
+        let sid = format_id(id);
+        let side = if to_server { "caller" } else { "callee" };
+        let what = if r.method == "INVITE" {
+            "re-INVITE"
+        } else {
+            "UPDATE"
+        };
+        if let Some(e) = &r.sdp_error {
+            warn!(
+                "session {sid}: SIP {what} from the {side} with unreadable SDP, hold state unchanged: {e}"
+            );
+            return;
+        }
+        let Some(sdp) = &r.sdp else {
+            // No offer (a refresh, or an offer to come in the ACK).
+            return;
+        };
+        self.learn_media(key, sdp, r.call_id.as_deref(), false);
+        let (state, by) = {
+            let t = self.sessions.table.lock();
+            match t.by_id.get(&id) {
+                Some(l) => (l.view.state, l.hold.by),
+                None => return,
+            }
+        };
+        let r = match sdp.hold_cause() {
+            Some(c) => self.set_hold(&sid, true, HoldCause::Sip, &format!("sip {what} {c}")),
+            None if state == SessionState::Hold && by != Some(HoldCause::Cti) => {
+                self.set_hold(&sid, false, HoldCause::Sip, &format!("sip {what} sendrecv"))
+            }
+            None => return,
+        };
+        if let Err(e) = r {
+            warn!("session {sid}: SIP {what} not applied: {e}");
+        }
+    }
+
+    /// Records a call's media endpoints from an SDP offer or answer, and
+    /// once an answer pairs with its offer, gives the media streams that
+    /// run between other addresses than the call's own their flows.
+    ///
+    /// Media between the caller's and the server's own addresses (the
+    /// usual case: the phone and the agent's endpoint send RTP from the
+    /// addresses they signal from) is carried by the call's IP-pair tier
+    /// flows already, whatever the ports, so nothing more is installed for
+    /// it. Media to a third address (a media gateway, an agent's phone
+    /// behind the SIP server) gets a media leg: flows for its RTP and RTCP
+    /// ports and a meter per direction on every switch between the two
+    /// endpoints, at the call's tier and state.
+    fn learn_media(&self, key: &SessionKey, sdp: &sip::Sdp, call_id: Option<&str>, answer: bool) {
+        let eps = endpoints_v4(sdp);
+        let (id, offer) = {
+            let mut t = self.sessions.table.lock();
+            let Some(id) = t.by_key.get(key).copied() else {
+                return;
+            };
+            let Some(l) = t.by_id.get_mut(&id) else {
+                return;
+            };
+            for ep in eps {
+                // 0.0.0.0 is the old way of saying hold, not an endpoint.
+                if l.media.contains(&ep) || ep.ip().is_unspecified() {
+                    continue;
+                }
+                debug!("session {}: media endpoint {ep}", l.view.id);
+                if l.media.len() < 8 {
+                    l.media.push(ep);
+                }
+            }
+            if !answer {
+                l.offer = Some((call_id.map(Box::from), Box::new(sdp.clone())));
+                return;
+            }
+            // The answer to this call's offer (the caller and the server
+            // may have other calls between them).
+            if l.offer.as_ref().is_none_or(|o| o.0.as_deref() != call_id) {
+                return;
+            }
+            let Some((_, offer)) = l.offer.take() else {
+                return;
+            };
+            (id, offer)
+        };
+        for streams in uncovered_streams(key, &offer, sdp) {
+            self.add_leg(id, key, streams);
+        }
+    }
+
+    /// Gives a call a media leg for `streams` on the current shortest path
+    /// between their endpoints (unless it has it already).
+    fn add_leg(&self, id: u64, key: &SessionKey, streams: Streams) {
+        let Some(&(a, z)) = streams.first() else {
+            return;
+        };
+        let ends = {
+            let topo = self.topology.lock();
+            let at = |ip: Ipv4Addr| {
+                topo.hosts()
+                    .find(|h| h.ips.contains(&IpAddr::V4(ip)))
+                    .map(|h| h.at)
+            };
+            (at(*a.ip()), at(*z.ip()))
+        };
+        let (Some(a_at), Some(z_at)) = ends else {
+            info!(
+                "{}: media {a} <-> {z} not tiered: where {} attaches is not known yet",
+                format_id(id),
+                if ends.0.is_none() { a.ip() } else { z.ip() }
+            );
+            return;
+        };
+        let Some(mut hops) = self.session_hops(a_at, z_at) else {
+            info!("{}: media {a} <-> {z} not tiered: no path", format_id(id));
+            return;
+        };
+        let snap = self.sessions.snapshot();
+        let mut t = self.sessions.table.lock();
+        let Some(l) = t.by_id.get_mut(&id).filter(|l| l.key == *key) else {
+            return;
+        };
+        if l.legs.len() >= MAX_LEGS || l.legs.iter().any(|g| g.streams == streams) {
+            return;
+        }
+        let Some(tier) = snap.tier(&l.view.tier) else {
+            return;
+        };
+        {
+            let mut pools = self.sessions.meters.lock();
+            for h in hops.iter_mut() {
+                let pool = pools.entry(h.dpid).or_insert_with(|| {
+                    MeterPool::new(self.switch(h.dpid).map_or(0, |s| max_meter(&s)))
+                });
+                h.meter_fwd = pool.alloc().unwrap_or(0);
+                h.meter_rev = pool.alloc().unwrap_or(0);
+            }
+        }
+        let leg = MediaLeg { streams, hops };
+        self.push_leg_all(l, &leg, tier, true);
+        info!(
+            "session {}: media leg {a} <-> {z} on {} switches, tier {}",
+            l.view.id,
+            leg.hops.len(),
+            tier.name
+        );
+        l.legs.push(leg);
+    }
+
+    /// RTP endpoints learnt from a live call's SDP offers and answers.
+    pub fn session_media(&self, id: &str) -> Vec<SocketAddrV4> {
+        let Some(n) = parse_id(id) else {
+            return Vec::new();
+        };
+        let t = self.sessions.table.lock();
+        t.by_id.get(&n).map_or_else(Vec::new, |l| l.media.to_vec())
     }
 
     /// Delivers a frame to the edge port its destination attaches to, or
@@ -1337,6 +1975,61 @@ fn rate_of(tier: &Tier, state: SessionState) -> (u32, u32) {
         ),
         _ => (tier.rate_kbps, tier.burst_kbits),
     }
+}
+
+/// Most media legs one call gets (re-INVITEs may move its media).
+const MAX_LEGS: usize = 4;
+
+/// Streams a caller and the other side stream between: `(caller's side,
+/// far side)`.
+type Streams = SmallVec<[(SocketAddrV4, SocketAddrV4); 2]>;
+
+/// The media streams an SDP offer and its answer set up (m= lines pair up
+/// in order, RFC 3264 §6) that the call's IP-pair flows do not carry:
+/// one entry per m= line pair, RTP first, then RTCP when it has ports of
+/// its own; the caller's side first in each stream.
+fn uncovered_streams(key: &SessionKey, offer: &sip::Sdp, answer: &sip::Sdp) -> Vec<Streams> {
+    let mut out = Vec::new();
+    for (o, a) in offer.media.iter().zip(&answer.media) {
+        if o.port == 0 || a.port == 0 {
+            continue;
+        }
+        let (Some(IpAddr::V4(oi)), Some(IpAddr::V4(ai))) = (
+            o.connection.or(offer.connection),
+            a.connection.or(answer.connection),
+        ) else {
+            continue;
+        };
+        if oi.is_unspecified() || ai.is_unspecified() || oi == ai {
+            continue;
+        }
+        if (oi == key.client && ai == key.server) || (oi == key.server && ai == key.client) {
+            continue;
+        }
+        let (x, y) = if ai == key.client { (a, o) } else { (o, a) };
+        let (xi, yi) = if ai == key.client { (ai, oi) } else { (oi, ai) };
+        let mut streams = Streams::new();
+        streams.push((SocketAddrV4::new(xi, x.port), SocketAddrV4::new(yi, y.port)));
+        if let (Some(xr), Some(yr)) = (x.effective_rtcp_port(), y.effective_rtcp_port())
+            && (xr, yr) != (x.port, y.port)
+        {
+            streams.push((SocketAddrV4::new(xi, xr), SocketAddrV4::new(yi, yr)));
+        }
+        out.push(streams);
+    }
+    out
+}
+
+/// The IPv4 RTP endpoints of an SDP description (RTCP is each port + 1,
+/// or as `a=rtcp` says; the IP-pair flows carry both).
+fn endpoints_v4(sdp: &sip::Sdp) -> SmallVec<[SocketAddrV4; 4]> {
+    sdp.media_endpoints()
+        .into_iter()
+        .filter_map(|(ip, port)| match ip {
+            IpAddr::V4(v4) => Some(SocketAddrV4::new(v4, port)),
+            IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 fn max_meter(sw: &Switch) -> u32 {
@@ -1490,5 +2183,81 @@ impl ControlPlane {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdp(addr: &str, ports: &[(u16, &str)]) -> sip::Sdp {
+        let mut text =
+            format!("v=0\r\no=- 1 1 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n");
+        for (port, extra) in ports {
+            text.push_str(&format!("m=audio {port} RTP/AVP 0\r\n{extra}"));
+        }
+        sip::Sdp::parse(text.as_bytes()).expect("test SDP parses")
+    }
+
+    fn ep(s: &str) -> SocketAddrV4 {
+        s.parse().expect("endpoint")
+    }
+
+    const KEY: SessionKey = SessionKey {
+        client: Ipv4Addr::new(10, 0, 0, 1),
+        server: Ipv4Addr::new(10, 0, 0, 100),
+        l4: None,
+    };
+
+    #[test]
+    fn media_between_caller_and_server_needs_no_leg() {
+        let offer = sdp("10.0.0.1", &[(6000, "")]);
+        let answer = sdp("10.0.0.100", &[(7000, "")]);
+        assert!(uncovered_streams(&KEY, &offer, &answer).is_empty());
+        // Offered by the server side (an agent's re-INVITE): still covered.
+        assert!(uncovered_streams(&KEY, &answer, &offer).is_empty());
+    }
+
+    #[test]
+    fn media_to_a_third_address_gets_rtp_and_rtcp_streams_caller_first() {
+        let offer = sdp("10.0.0.1", &[(6000, "")]);
+        let answer = sdp("10.0.0.200", &[(7000, "")]);
+        let want: Vec<Streams> = vec![
+            [
+                (ep("10.0.0.1:6000"), ep("10.0.0.200:7000")),
+                (ep("10.0.0.1:6001"), ep("10.0.0.200:7001")),
+            ]
+            .into_iter()
+            .collect(),
+        ];
+        assert_eq!(uncovered_streams(&KEY, &offer, &answer), want);
+        // The far side offered (a re-INVITE from the agent's phone): the
+        // caller's endpoint still comes first.
+        assert_eq!(uncovered_streams(&KEY, &answer, &offer), want);
+        // rtcp-mux: one stream; a=rtcp gives the RTCP port.
+        let mux = sdp("10.0.0.200", &[(7000, "a=rtcp-mux\r\n")]);
+        let offer_mux = sdp("10.0.0.1", &[(6000, "a=rtcp-mux\r\n")]);
+        assert_eq!(uncovered_streams(&KEY, &offer_mux, &mux)[0].len(), 1);
+        let rtcp = sdp("10.0.0.200", &[(7000, "a=rtcp:7100\r\n")]);
+        assert_eq!(
+            uncovered_streams(&KEY, &offer, &rtcp)[0].get(1),
+            Some(&(ep("10.0.0.1:6001"), ep("10.0.0.200:7100")))
+        );
+    }
+
+    #[test]
+    fn several_m_lines_pair_in_order_and_rejected_or_held_streams_are_skipped() {
+        let offer = sdp("10.0.0.1", &[(6000, ""), (6002, ""), (6004, "")]);
+        // Second stream rejected (port 0) in the answer.
+        let answer = sdp("10.0.0.200", &[(7000, ""), (0, ""), (7004, "")]);
+        let got = uncovered_streams(&KEY, &offer, &answer);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1][0], (ep("10.0.0.1:6004"), ep("10.0.0.200:7004")));
+        // A hold offer with c=0.0.0.0 sets up no stream.
+        let held = sdp("0.0.0.0", &[(6000, "")]);
+        assert!(uncovered_streams(&KEY, &held, &answer).is_empty());
+        // More m= lines in the offer than in the answer: only the pairs.
+        let short = sdp("10.0.0.200", &[(7000, "")]);
+        assert_eq!(uncovered_streams(&KEY, &offer, &short).len(), 1);
     }
 }

@@ -237,6 +237,13 @@ impl Sdp {
     /// (`0.0.0.0`, the RFC 2543 convention, or `::`). `sendrecv`, `recvonly`
     /// or no attribute is not hold.
     pub fn is_hold(&self) -> bool {
+        self.hold_cause().is_some()
+    }
+
+    /// What in this description means hold (`"sendonly"`, `"inactive"`,
+    /// `"c=0.0.0.0"`), `None` when it means the call is active; see
+    /// [`Sdp::is_hold`].
+    pub fn hold_cause(&self) -> Option<&'static str> {
         let (direction, connection) = match self.main_media() {
             Some(m) => (
                 m.direction.or(self.direction),
@@ -244,8 +251,13 @@ impl Sdp {
             ),
             None => (self.direction, self.connection),
         };
-        matches!(direction, Some(Direction::SendOnly | Direction::Inactive))
-            || connection.is_some_and(|ip| ip.is_unspecified())
+        match direction {
+            Some(Direction::SendOnly) => Some("sendonly"),
+            Some(Direction::Inactive) => Some("inactive"),
+            _ => connection
+                .is_some_and(|ip| ip.is_unspecified())
+                .then_some("c=0.0.0.0"),
+        }
     }
 
     /// `(address, RTP port)` of each enabled stream (port not 0) whose

@@ -40,12 +40,18 @@ const DPID: u64 = 0x00_00_00_00_00_00_0a_01;
 const CLIENT_PORT: u32 = 1;
 const SERVER_PORT: u32 = 2;
 const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xaa]);
+/// Where a third host (a media gateway) attaches.
+const MEDIA_PORT: u32 = 3;
 
 /// Frames the emulated switch sends as PACKET_INs: `(in_port, frame)`.
 type Frames = mpsc::UnboundedSender<(u32, Vec<u8>)>;
 
 /// What the emulated switch saw of the controller's meter mods.
 type MeterLog = Arc<parking_lot::Mutex<Vec<(MeterModCommand, u32, u32)>>>;
+
+/// The byte count the emulated switch reports for any one session flow
+/// asked for by exact cookie (the idle-media monitor's reads).
+type FlowBytes = Arc<std::sync::atomic::AtomicU64>;
 
 fn port(no: u32) -> Port {
     Port {
@@ -65,7 +71,12 @@ fn port(no: u32) -> Port {
 
 /// Answers one controller message the way OVS would; `None` for the
 /// messages a switch only applies.
-fn answer(m: &Message<'_>, dpid: u64, meters: &MeterLog) -> Option<Message<'static>> {
+fn answer(
+    m: &Message<'_>,
+    dpid: u64,
+    meters: &MeterLog,
+    bytes: &FlowBytes,
+) -> Option<Message<'static>> {
     let mp = |body| Some(Message::MultipartReply(MultipartReply { flags: 0, body }));
     match m {
         Message::Hello { .. } => Some(Message::Hello {
@@ -97,6 +108,7 @@ fn answer(m: &Message<'_>, dpid: u64, meters: &MeterLog) -> Option<Message<'stat
             MultipartRequestBody::PortDesc => mp(MultipartReplyBody::PortDesc(vec![
                 port(CLIENT_PORT),
                 port(SERVER_PORT),
+                port(MEDIA_PORT),
             ])),
             MultipartRequestBody::Desc => mp(MultipartReplyBody::Desc(Box::new(Desc {
                 mfr_desc: FixedStr::new("Emulated"),
@@ -113,6 +125,24 @@ fn answer(m: &Message<'_>, dpid: u64, meters: &MeterLog) -> Option<Message<'stat
                     max_bands: 1,
                     max_color: 0,
                 }))
+            }
+            MultipartRequestBody::Flow(r) if r.cookie_mask == u64::MAX => {
+                mp(MultipartReplyBody::Flow(vec![
+                    openflow::multipart::FlowStats {
+                        table_id: 0,
+                        duration_sec: 1,
+                        duration_nsec: 0,
+                        priority: 30_000,
+                        idle_timeout: 0,
+                        hard_timeout: 0,
+                        flags: 0,
+                        cookie: r.cookie,
+                        packet_count: 1,
+                        byte_count: bytes.load(std::sync::atomic::Ordering::Relaxed),
+                        match_: Match::new(),
+                        instructions: Default::default(),
+                    },
+                ]))
             }
             MultipartRequestBody::Flow(_) => mp(MultipartReplyBody::Flow(Vec::new())),
             MultipartRequestBody::Meter(_) => mp(MultipartReplyBody::Meter(Vec::new())),
@@ -132,6 +162,7 @@ async fn run_switch(
     dpid: u64,
     mut frames: mpsc::UnboundedReceiver<(u32, Vec<u8>)>,
     meters: MeterLog,
+    bytes: FlowBytes,
 ) {
     let mut buf = BytesMut::with_capacity(64 << 10);
     loop {
@@ -144,7 +175,7 @@ async fn run_switch(
             let Ok((h, m)) = openflow::decode(&frame) else {
                 continue;
             };
-            if let Some(reply) = answer(&m, dpid, &meters) {
+            if let Some(reply) = answer(&m, dpid, &meters, &bytes) {
                 let Ok(bytes) = openflow::to_vec(h.xid, &reply) else {
                     return;
                 };
@@ -228,6 +259,7 @@ struct Fx {
     backend: Arc<ControlBackend>,
     switch: tokio::sync::Mutex<Option<Frames>>,
     meters: MeterLog,
+    bytes: FlowBytes,
 }
 
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
@@ -239,12 +271,17 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 async fn start_fx() -> Fx {
+    start_fx_with(Default::default()).await
+}
+
+async fn start_fx_with(hold: tierflow::config::HoldConfig) -> Fx {
     let redis = RedisServer::start();
     let running = app::start(Config {
         openflow: "127.0.0.1:0".parse().expect("addr"),
         api: "127.0.0.1:0".parse().expect("addr"),
         redis: redis.url(),
         ovsdb: Vec::new(),
+        hold,
         ..Default::default()
     })
     .await
@@ -256,6 +293,7 @@ async fn start_fx() -> Fx {
         backend,
         switch: tokio::sync::Mutex::new(None),
         meters: MeterLog::default(),
+        bytes: FlowBytes::default(),
     }
 }
 
@@ -275,7 +313,13 @@ impl Fx {
             .expect("connect to the OpenFlow listener");
         stream.set_nodelay(true).expect("nodelay");
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_switch(stream, DPID, rx, self.meters.clone()));
+        tokio::spawn(run_switch(
+            stream,
+            DPID,
+            rx,
+            self.meters.clone(),
+            self.bytes.clone(),
+        ));
         let ctl = self.running.ctl.clone();
         eventually("switch connected and learnt", || {
             ctl.switch(DPID)
@@ -463,6 +507,613 @@ async fn hold_moves_the_meters_to_the_hold_rate_and_back() {
         fx.running.ctl.sessions().get(&id).map(|s| s.state),
         Some(SessionState::Active)
     );
+    fx.running.stop().await;
+}
+
+/// A SIP request from `from` to `to` (5060 both ends) on the call that
+/// `invite` started, with an SDP body.
+fn sip_with_sdp(method: &str, from: Ipv4Addr, to: Ipv4Addr, call: Ipv4Addr, sdp: &str) -> Vec<u8> {
+    format!(
+        "{method} sip:anyone@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from}:5060;branch=z9hG4bK-{method}-{n}\r\n\
+         From: <sip:support@{from}>;tag=t2\r\n\
+         To: <sip:anyone@{to}>;tag=t1\r\n\
+         Call-ID: call-{call}@test\r\n\
+         CSeq: {n} {method}\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {len}\r\n\r\n{sdp}",
+        n = sdp.len(),
+        len = sdp.len()
+    )
+    .into_bytes()
+}
+
+fn sdp_body(addr: Ipv4Addr, attrs: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+         m=audio 6000 RTP/AVP 0\r\n{attrs}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_reinvite_from_either_side_holds_and_resumes_the_call() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: false,
+        ..Default::default()
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let id = fx.start_session(IpAddr::V4(client), "sip").await;
+    let frames = fx.ensure_switch().await;
+    let ctl = fx.running.ctl.clone();
+    let state = |ctl: &tierflow::control::ControlPlane| {
+        ctl.sessions()
+            .get(&id)
+            .map(|s| (s.state, s.state_reason, s.explanation.reason))
+    };
+    let modifies = |rate: u32| {
+        fx.meter_log()
+            .iter()
+            .filter(|(c, _, r)| *c == MeterModCommand::Modify && *r == rate)
+            .count()
+    };
+    let cmac = mac_of(client);
+    let from_agent = |attrs: &str| {
+        udp(
+            (SERVER_MAC, server, 5060),
+            (cmac, client, 5060),
+            &sip_with_sdp("INVITE", server, client, client, &sdp_body(server, attrs)),
+        )
+    };
+    let from_caller = |method: &str, addr: &str, attrs: &str| {
+        let body = sdp_body(client, attrs).replace(&format!("c=IN IP4 {client}"), addr);
+        udp(
+            (cmac, client, 5060),
+            (SERVER_MAC, server, 5060),
+            &sip_with_sdp(method, client, server, client, &body),
+        )
+    };
+
+    // The agent's side holds with a=sendonly.
+    frames
+        .send((SERVER_PORT, from_agent("a=sendonly\r\n")))
+        .expect("switch");
+    eventually("hold by the agent's re-INVITE", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Hold)
+    })
+    .await;
+    let (_, why, reason) = state(&ctl).expect("live");
+    assert_eq!(why, "sip re-INVITE sendonly");
+    assert_eq!(reason, tierflow_api::model::Reason::Hold);
+    eventually("both meters at the hold rate", || modifies(64) >= 2).await;
+
+    // A re-INVITE whose SDP cannot be read changes nothing.
+    let broken = udp(
+        (cmac, client, 5060),
+        (SERVER_MAC, server, 5060),
+        &sip_with_sdp(
+            "INVITE",
+            client,
+            server,
+            client,
+            "v=0\r\nm=audio x RTP/AVP 0\r\n",
+        ),
+    );
+    frames.send((CLIENT_PORT, broken)).expect("switch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state(&ctl).map(|s| s.0), Some(SessionState::Hold));
+
+    // The agent resumes (no direction attribute means sendrecv).
+    frames.send((SERVER_PORT, from_agent(""))).expect("switch");
+    eventually("resumed", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Active)
+    })
+    .await;
+    let (_, why, reason) = state(&ctl).expect("live");
+    assert_eq!(why, "sip re-INVITE sendrecv");
+    assert_eq!(reason, tierflow_api::model::Reason::Automatic);
+    eventually("both meters back at the tier rate", || {
+        modifies(50_000) >= 2
+    })
+    .await;
+
+    // The caller's side: an UPDATE with c=0.0.0.0, then a=inactive, each
+    // hold; a re-INVITE with a=sendrecv resumes.
+    frames
+        .send((CLIENT_PORT, from_caller("UPDATE", "c=IN IP4 0.0.0.0", "")))
+        .expect("switch");
+    eventually("hold by the caller's UPDATE", || {
+        state(&ctl).is_some_and(|s| s.1 == "sip UPDATE c=0.0.0.0")
+    })
+    .await;
+    frames
+        .send((
+            CLIENT_PORT,
+            from_caller("INVITE", &format!("c=IN IP4 {client}"), "a=inactive\r\n"),
+        ))
+        .expect("switch");
+    eventually("still held, now inactive", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Hold && s.1 == "sip re-INVITE inactive")
+    })
+    .await;
+    frames
+        .send((
+            CLIENT_PORT,
+            from_caller("INVITE", &format!("c=IN IP4 {client}"), "a=sendrecv\r\n"),
+        ))
+        .expect("switch");
+    eventually("resumed by the caller", || {
+        state(&ctl).is_some_and(|s| s.0 == SessionState::Active)
+    })
+    .await;
+
+    // A CTI hold is not undone by a session-refresh re-INVITE (sendrecv).
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    frames
+        .send((SERVER_PORT, from_agent("a=sendrecv\r\n")))
+        .expect("switch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        state(&ctl).map(|s| (s.0, s.1)),
+        Some((SessionState::Hold, "cti".to_string()))
+    );
+    assert_eq!(
+        ctl.session_media(&id),
+        vec![
+            "10.0.0.100:6000".parse().expect("addr"),
+            "10.0.0.1:6000".parse().expect("addr")
+        ]
+    );
+
+    let text = c.get("/metrics").await.text();
+    for want in [
+        "tierflow_hold_transitions_total{cause=\"sip\",to=\"hold\"} 2\n",
+        "tierflow_hold_transitions_total{cause=\"sip\",to=\"active\"} 2\n",
+        "tierflow_hold_transitions_total{cause=\"cti\",to=\"hold\"} 1\n",
+        "tierflow_sessions{tier=\"gold\",state=\"hold\"} 1\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_stays_held_through_rescoring_and_overrides() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: false,
+        ..Default::default()
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let id = fx.start_session(IpAddr::V4(client), "sip").await;
+    let frames = fx.ensure_switch().await;
+    let ctl = fx.running.ctl.clone();
+    let view = || ctl.sessions().get(&id).expect("live");
+    let reinvite = |attrs: &str| {
+        udp(
+            (SERVER_MAC, server, 5060),
+            (mac_of(client), client, 5060),
+            &sip_with_sdp("INVITE", server, client, client, &sdp_body(server, attrs)),
+        )
+    };
+    frames
+        .send((SERVER_PORT, reinvite("a=inactive\r\n")))
+        .expect("switch");
+    eventually("held", || view().state == SessionState::Hold).await;
+    // The customer's value grows: re-scored to platinum, still on hold.
+    let mut acme = suite::acme();
+    acme["lifetime_value"] = serde_json::json!(700_000.0);
+    c.put("/api/v1/customers/c-1001", &acme)
+        .await
+        .expect(axum::http::StatusCode::OK);
+    eventually("re-scored to platinum", || view().tier == "platinum").await;
+    let s = view();
+    assert_eq!(
+        (s.state, s.explanation.reason, s.state_reason.as_str()),
+        (
+            SessionState::Hold,
+            tierflow_api::model::Reason::Hold,
+            "sip re-INVITE inactive"
+        )
+    );
+    // An override while held: its tier, still held at that tier's hold rate.
+    c.put(
+        &format!("/api/v1/sessions/{id}/tier"),
+        &serde_json::json!({"tier": "silver"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    let s = view();
+    assert_eq!(
+        (s.state, s.tier.as_str(), s.explanation.reason),
+        (
+            SessionState::Hold,
+            "silver",
+            tierflow_api::model::Reason::ManualOverride
+        )
+    );
+    // Back to automatic: platinum, on hold, the reason says hold.
+    c.delete(&format!("/api/v1/sessions/{id}/tier"))
+        .await
+        .expect(axum::http::StatusCode::OK);
+    let s = view();
+    assert_eq!(
+        (s.state, s.tier.as_str(), s.explanation.reason),
+        (
+            SessionState::Hold,
+            "platinum",
+            tierflow_api::model::Reason::Hold
+        )
+    );
+    // Resumed: platinum's rate, the automatic reason back.
+    let log_len = fx.meter_log().len();
+    frames
+        .send((SERVER_PORT, reinvite("a=sendrecv\r\n")))
+        .expect("switch");
+    eventually("resumed", || view().state == SessionState::Active).await;
+    assert_eq!(
+        view().explanation.reason,
+        tierflow_api::model::Reason::Automatic
+    );
+    eventually("meters at platinum's rate", || {
+        fx.meter_log()[log_len..]
+            .iter()
+            .filter(|(c, _, r)| *c == MeterModCommand::Modify && *r == 100_000)
+            .count()
+            >= 2
+    })
+    .await;
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cti_hold_survives_a_controller_restart() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    c.post(
+        "/api/v1/services",
+        &serde_json::json!({"name": "web", "ip": "10.0.0.100", "proto": "tcp", "port": 80, "kind": "web"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::CREATED);
+    use suite::Fixture as _;
+    let id = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "web")
+        .await;
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    let store = fx.running.ctl.sessions().crm().store.clone();
+    let t0 = Instant::now();
+    while store.get_session(&id).await.map(|s| s.state).ok() != Some(SessionState::Hold) {
+        assert!(t0.elapsed() < WAIT, "hold not written to Redis");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Fx { redis, running, .. } = fx;
+    running.stop().await;
+    let redis = redis.into_inner();
+    // A new controller on the same Redis: the session's next packet
+    // re-admits it with the same id, still held, meters at the hold rate.
+    let running = app::start(Config {
+        openflow: "127.0.0.1:0".parse().expect("addr"),
+        api: "127.0.0.1:0".parse().expect("addr"),
+        redis: redis.url(),
+        ovsdb: Vec::new(),
+        ..Default::default()
+    })
+    .await
+    .expect("controller restarts");
+    let fx2 = Fx {
+        backend: Arc::new(ControlBackend::new(running.ctl.clone())),
+        redis: tokio::sync::Mutex::new(redis),
+        running,
+        switch: tokio::sync::Mutex::new(None),
+        meters: MeterLog::default(),
+        bytes: FlowBytes::default(),
+    };
+    let again = fx2
+        .start_session("10.0.0.1".parse().expect("ip"), "web")
+        .await;
+    assert_eq!(again, id);
+    // The list shows parked sessions too: wait for the re-admission.
+    let ctl2 = fx2.running.ctl.clone();
+    eventually("re-admitted", || ctl2.sessions().get(&id).is_some()).await;
+    let s = ctl2.sessions().get(&id).expect("live");
+    assert_eq!(
+        (s.state, s.state_reason.as_str(), s.explanation.reason),
+        (SessionState::Hold, "cti", tierflow_api::model::Reason::Hold)
+    );
+    eventually("meters added at the hold rate", || {
+        fx2.meter_log()
+            .iter()
+            .filter(|(c, _, r)| *c == MeterModCommand::Add && *r == 64)
+            .count()
+            >= 2
+    })
+    .await;
+    // Still resumable through CTI.
+    let s = fx2
+        .running
+        .ctl
+        .set_hold(&id, false, tierflow::session::HoldCause::Cti, "cti")
+        .expect("resume");
+    assert_eq!(s.state, SessionState::Active);
+    fx2.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_that_holds_admits_the_call_on_hold() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    let frames = fx.ensure_switch().await;
+    let replica = fx.running.ctl.sessions().crm().replica.clone();
+    eventually("replica has the sip service", || {
+        replica
+            .snapshot()
+            .services()
+            .iter()
+            .any(|x| x.name == "sip")
+    })
+    .await;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let hello = udp(
+        (SERVER_MAC, server, 9),
+        (MacAddr([0xff; 6]), Ipv4Addr::BROADCAST, 9),
+        b"here",
+    );
+    // A re-INVITE holding a call whose session this controller does not
+    // have (it restarted): the call is admitted on hold.
+    let invite = udp(
+        (mac_of(client), client, 5060),
+        (SERVER_MAC, server, 5060),
+        &sip_with_sdp(
+            "INVITE",
+            client,
+            server,
+            client,
+            &sdp_body(client, "a=inactive\r\n"),
+        ),
+    );
+    let ctl = fx.running.ctl.clone();
+    let t0 = Instant::now();
+    let s = loop {
+        frames.send((SERVER_PORT, hello.clone())).expect("switch");
+        frames.send((CLIENT_PORT, invite.clone())).expect("switch");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(s) = ctl.sessions().list().into_iter().next() {
+            break s;
+        }
+        assert!(t0.elapsed() < WAIT, "no session");
+    };
+    assert_eq!(
+        (s.state, s.state_reason.as_str(), s.explanation.reason),
+        (
+            SessionState::Hold,
+            "sip INVITE inactive",
+            tierflow_api::model::Reason::Hold
+        )
+    );
+    eventually("meters added at the hold rate", || {
+        fx.meter_log()
+            .iter()
+            .any(|(c, _, r)| *c == MeterModCommand::Add && *r == 64)
+    })
+    .await;
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: false,
+        ..Default::default()
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let client: Ipv4Addr = "10.0.0.1".parse().expect("ip");
+    let server: Ipv4Addr = "10.0.0.100".parse().expect("ip");
+    let gateway: Ipv4Addr = "10.0.0.200".parse().expect("ip");
+    let id = fx.start_session(IpAddr::V4(client), "sip").await;
+    let frames = fx.ensure_switch().await;
+    let gmac = mac_of(gateway);
+    frames
+        .send((
+            MEDIA_PORT,
+            udp(
+                (gmac, gateway, 9),
+                (MacAddr([0xff; 6]), Ipv4Addr::BROADCAST, 9),
+                b"here",
+            ),
+        ))
+        .expect("switch");
+    let count = |cmd: MeterModCommand, rate: Option<u32>| {
+        fx.meter_log()
+            .iter()
+            .filter(|(c, _, r)| *c == cmd && rate.is_none_or(|x| x == *r))
+            .count()
+    };
+    let adds = count(MeterModCommand::Add, Some(50_000));
+    // The caller offers its own address; the server answers with the
+    // gateway's: the media bypasses the call's IP pair.
+    let cmac = mac_of(client);
+    let offer = udp(
+        (cmac, client, 5060),
+        (SERVER_MAC, server, 5060),
+        &sip_with_sdp("INVITE", client, server, client, &sdp_body(client, "")),
+    );
+    let body = sdp_body(gateway, "");
+    let answer = format!(
+        "SIP/2.0 200 OK\r\n\
+         Via: SIP/2.0/UDP {client}:5060;branch=z9hG4bK-x\r\n\
+         From: <sip:anonymous@anonymous.invalid>;tag=t1\r\n\
+         To: <sip:support@{server}>;tag=t2\r\n\
+         Call-ID: call-{client}@test\r\n\
+         CSeq: 2 INVITE\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let other_call = udp(
+        (SERVER_MAC, server, 5060),
+        (cmac, client, 5060),
+        answer
+            .replace("Call-ID: call-", "Call-ID: other-")
+            .as_bytes(),
+    );
+    let answer = udp(
+        (SERVER_MAC, server, 5060),
+        (cmac, client, 5060),
+        answer.as_bytes(),
+    );
+    frames.send((CLIENT_PORT, offer)).expect("switch");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // An answer of another call (another Call-ID) pairs with nothing.
+    frames.send((SERVER_PORT, other_call)).expect("switch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(MeterModCommand::Add, Some(50_000)), adds);
+    frames.send((SERVER_PORT, answer)).expect("switch");
+    eventually("the media leg's two meters at the tier rate", || {
+        count(MeterModCommand::Add, Some(50_000)) >= adds + 2
+    })
+    .await;
+    let ctl = fx.running.ctl.clone();
+    assert!(
+        ctl.session_media(&id)
+            .contains(&"10.0.0.200:6000".parse().expect("addr")),
+        "{:?}",
+        ctl.session_media(&id)
+    );
+    // Hold moves the leg's meters too: four meters to the hold rate.
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    eventually("call and leg meters at the hold rate", || {
+        count(MeterModCommand::Modify, Some(64)) >= 4
+    })
+    .await;
+    // BYE ends the call: its four meters are deleted.
+    let deletes = count(MeterModCommand::Delete, None);
+    let bye = format!(
+        "BYE sip:support@{server} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {client}:5060;branch=z9hG4bK-bye\r\n\
+         From: <sip:anonymous@anonymous.invalid>;tag=t1\r\n\
+         To: <sip:support@{server}>;tag=t2\r\n\
+         Call-ID: call-{client}@test\r\n\
+         CSeq: 3 BYE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    frames
+        .send((
+            CLIENT_PORT,
+            udp(
+                (cmac, client, 5060),
+                (SERVER_MAC, server, 5060),
+                bye.as_bytes(),
+            ),
+        ))
+        .expect("switch");
+    eventually("call ended, its and its leg's meters deleted", || {
+        ctl.sessions().get(&id).is_none() && count(MeterModCommand::Delete, None) >= deletes + 4
+    })
+    .await;
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_media_holds_a_quiet_call_and_resumes_it_when_media_returns() {
+    let fx = start_fx_with(tierflow::config::HoldConfig {
+        idle_media: true,
+        idle_poll_ms: 100,
+        idle_below_kbps: 8,
+        idle_after_ms: 600,
+    })
+    .await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let id = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "sip")
+        .await;
+    let ctl = fx.running.ctl.clone();
+    let state = || ctl.sessions().get(&id).map(|s| (s.state, s.state_reason));
+    // Media flowing at ~800 kb/s: stays active well past idle_after_ms.
+    let bytes = fx.bytes.clone();
+    let pump = |on: Arc<std::sync::atomic::AtomicBool>| {
+        let bytes = bytes.clone();
+        tokio::spawn(async move {
+            while on.load(std::sync::atomic::Ordering::Relaxed) {
+                bytes.fetch_add(5_000, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let on = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let task = pump(on.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(state().map(|s| s.0), Some(SessionState::Active));
+    // Media stops: hold, reason idle media.
+    on.store(false, std::sync::atomic::Ordering::Relaxed);
+    task.await.expect("pump");
+    let t0 = Instant::now();
+    eventually("idle media puts the call on hold", || {
+        state().is_some_and(|s| s.0 == SessionState::Hold)
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(state().map(|s| s.1), Some("idle media".to_string()));
+    eventually("meters at the hold rate", || {
+        fx.meter_log()
+            .iter()
+            .any(|(c, _, r)| *c == MeterModCommand::Modify && *r == 64)
+    })
+    .await;
+    // Media back: resumed.
+    let on = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let task = pump(on.clone());
+    eventually("media back resumes the call", || {
+        state().is_some_and(|s| s.0 == SessionState::Active)
+    })
+    .await;
+    assert_eq!(state().map(|s| s.1), Some("media resumed".to_string()));
+    // An explicit CTI hold is not resumed by the media.
+    c.put(
+        &format!("/api/v1/sessions/{id}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(state(), Some((SessionState::Hold, "cti".to_string())));
+    on.store(false, std::sync::atomic::Ordering::Relaxed);
+    task.await.expect("pump");
     fx.running.stop().await;
 }
 

@@ -779,6 +779,52 @@ mod sip {
     }
 
     #[test]
+    fn hold_cause_names_what_meant_hold() {
+        let c = "c=IN IP4 10.0.0.1\r\n";
+        let of = |session: &str, media: &str| {
+            sdp(&format!(
+                "{SDP_HEAD}{session}t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n{media}"
+            ))
+            .hold_cause()
+        };
+        assert_eq!(of(c, "a=sendonly\r\n"), Some("sendonly"));
+        assert_eq!(of(c, "a=inactive\r\n"), Some("inactive"));
+        assert_eq!(of("c=IN IP4 0.0.0.0\r\n", ""), Some("c=0.0.0.0"));
+        // A direction that means hold is named before the address.
+        assert_eq!(
+            of("c=IN IP4 0.0.0.0\r\n", "a=inactive\r\n"),
+            Some("inactive")
+        );
+        assert_eq!(of(c, "a=sendrecv\r\n"), None);
+        assert_eq!(of(c, ""), None);
+        // Session-level sendonly, media-level sendrecv: the media wins.
+        let s = sdp(&format!(
+            "{SDP_HEAD}{c}t=0 0\r\na=sendonly\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n"
+        ));
+        assert_eq!(s.hold_cause(), None);
+        // Several m= lines: the audio one decides even when it comes second.
+        let s = sdp(&format!(
+            "{SDP_HEAD}{c}t=0 0\r\nm=video 5000 RTP/AVP 96\r\na=sendrecv\r\nm=audio 4000 RTP/AVP 0\r\na=inactive\r\nm=audio 4002 RTP/AVP 0\r\na=sendrecv\r\n"
+        ));
+        assert_eq!(s.hold_cause(), Some("inactive"));
+    }
+
+    #[test]
+    fn reinvite_with_malformed_sdp_reports_no_hold_and_the_error() {
+        // The control plane leaves the hold state alone when a re-INVITE's
+        // SDP cannot be read: the parser gives it no SDP and the reason.
+        let body = "v=0\r\no=broken\r\nm=audio notaport RTP/AVP 0\r\na=sendonly\r\n";
+        let r = request(&invite(&["Content-Type: application/sdp"], body));
+        assert_eq!(r.method, "INVITE");
+        assert!(r.sdp.is_none());
+        assert!(
+            matches!(r.sdp_error, Some(SipError::Sdp(_))),
+            "{:?}",
+            r.sdp_error
+        );
+    }
+
+    #[test]
     fn hold_looks_at_first_audio_stream() {
         // Video first and on hold, audio active: not hold.
         let s = sdp(&format!(
