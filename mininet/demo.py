@@ -3,8 +3,9 @@
 running Tierflow, showing what the controller does today (discovery,
 loop-free flooding, shortest-path flows on every switch, re-routing around
 a failed core link) and customer-value QoS: two customers of different
-value measured at the same time through the same network, and an operator
-changing a tier through the REST API while its session runs. Run by
+value measured at the same time through the same network, an operator
+changing a tier through the REST API while its session runs, and a call
+held and resumed. Run by
 scripts/demo.sh; needs root and a controller listening on --controller, its
 API on --api."""
 
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from demo_hold import held_call  # noqa: E402
 from tierflow_mn import ContactCenterTopo, start_net  # noqa: E402
 from mininet.log import setLogLevel  # noqa: E402
 
@@ -174,6 +176,10 @@ def main():
             print('  GET /sessions/%s: %s -> %s tier %s (%s): %s'
                   % (s['id'], s['client_ip'], s['server_ip'], s['tier'], e['reason'],
                      e['detail']))
+
+        banner('A call on hold: a SIP call (sipp, with RTP) from gold Acme (cust1), put on '
+               'hold by a re-INVITE (a=sendonly) and resumed; bandwidth and meters on its path')
+        held_call(net, api=args.api)
 
         if args.keep:
             banner('Network and controller stay up. cust2 (bronze) sends to sip for an hour; '

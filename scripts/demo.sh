@@ -6,8 +6,9 @@
 # and a bronze customer measured at the same time, an unknown client on the
 # default tier, the gold session's meter, DSCP and queue on every switch of
 # its path), re-routing around a failed link, and Open vSwitch decoding the
-# tier FLOW_MOD Tierflow's codec builds, and an operator raising a tier
-# through the REST API while its session runs (interactive docs at
+# tier FLOW_MOD Tierflow's codec builds, an operator raising a tier
+# through the REST API while its session runs, and a SIP call held and
+# resumed by re-INVITE with its bandwidth before, during and after (interactive docs at
 # http://127.0.0.1:8080/docs). `--keep` leaves everything up at the end so
 # you can drive the API yourself; Enter stops it.
 set -euo pipefail

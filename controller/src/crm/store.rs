@@ -882,7 +882,9 @@ impl Store {
 
         let mut con = self.con();
         let mut inv = LOOKUP.prepare_invoke();
-        inv.key(keys::IP_LENS).key(&promo_key).arg(keys::customer(""));
+        inv.key(keys::IP_LENS)
+            .key(&promo_key)
+            .arg(keys::customer(""));
         inv.arg(if ip.is_some() { "1" } else { "0" });
         for k in &idx {
             inv.key(k);
@@ -937,10 +939,9 @@ impl Store {
         // An index entry whose record is gone (a concurrent delete between
         // the index write and the record's) matches nobody.
         let customer = match found {
-            Some((id, Some(j), by)) => Some((
-                Arc::new(parse::<Customer>(&keys::customer(&id), &j)?),
-                by,
-            )),
+            Some((id, Some(j), by)) => {
+                Some((Arc::new(parse::<Customer>(&keys::customer(&id), &j)?), by))
+            }
             _ => None,
         };
         Ok(Lookup {
