@@ -38,7 +38,6 @@ static DELETE_CUSTOMER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_customer.lua")));
 static DELETE_RECORD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_record.lua")));
-static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lookup.lua")));
 
 /// What went wrong talking to the CRM.
 #[derive(Debug, thiserror::Error)]
@@ -310,16 +309,6 @@ pub enum Write {
     /// `NotFound` unless the record exists.
     Update,
 }
-
-/// `lookup.lua`'s reply: matching position, customer id, customer JSON,
-/// promotion JSON, the ip-lens classes.
-type LookupReply = (
-    usize,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Vec<String>,
-);
 
 /// The CRM in Redis. Cheap to clone: clones share one connection.
 #[derive(Clone)]
@@ -843,10 +832,10 @@ impl Store {
     /// Who the client is and what its promotion code is (see the module
     /// doc of `crm` for the matching rules).
     ///
-    /// One round trip: `lookup.lua` reads the phone key, the exact address
-    /// key and the prefix keys of the cached prefix lengths in priority
-    /// order, the matched customer's record, the promotion, and the
-    /// classes of `tf:idx:ip-lens`. The lengths come back with it, so the
+    /// Two round trips: one pipeline (MGET of the phone key, the exact
+    /// address key, the prefix keys of the cached prefix lengths and the
+    /// promotion key, plus HKEYS of `tf:idx:ip-lens`), then a GET of the
+    /// matched customer. The lengths come back with the first trip, so the
     /// cache is checked on every IP lookup: when another writer added a
     /// prefix length the cache lacked, the cache is refreshed and, if
     /// nothing matched yet, the new lengths are probed in one extra MGET
@@ -866,45 +855,56 @@ impl Store {
             .map(|a| self.lens.lock().for_addr(a).to_vec())
             .unwrap_or_default();
 
-        // Index keys in priority order: phone, exact address, prefixes.
-        let mut idx: Vec<String> = Vec::with_capacity(2 + probed.len());
-        if let Some(p) = phone {
-            idx.push(keys::phone_idx(p));
-        }
+        let mut keys_: Vec<String> = Vec::with_capacity(3 + probed.len());
+        let phone_at = phone.map(|p| {
+            keys_.push(keys::phone_idx(p));
+            keys_.len() - 1
+        });
+        let promo_at = promo.map(|c| {
+            keys_.push(keys::promo(c));
+            keys_.len() - 1
+        });
+        let ip_at = keys_.len();
         if let Some(a) = ip {
-            idx.push(keys::ip_idx(a));
-            idx.extend(prefix_keys(a, &probed));
+            keys_.push(keys::ip_idx(a));
+            keys_.extend(prefix_keys(a, &probed));
         }
-        if idx.is_empty() && promo.is_none() {
+        if keys_.is_empty() {
             return Ok(Lookup::default());
         }
-        let promo_key = promo.map(keys::promo).unwrap_or_default();
 
         let mut con = self.con();
-        let mut inv = LOOKUP.prepare_invoke();
-        inv.key(keys::IP_LENS)
-            .key(&promo_key)
-            .arg(keys::customer(""));
-        inv.arg(if ip.is_some() { "1" } else { "0" });
-        for k in &idx {
-            inv.key(k);
-        }
-        let (pos, id, customer_json, promo_json, classes): LookupReply =
-            self.run(inv.invoke_async(&mut con)).await?;
+        let (vals, classes): (Vec<Option<String>>, Vec<String>) = if ip.is_some() {
+            self.run(
+                redis::pipe()
+                    .cmd("MGET")
+                    .arg(&keys_)
+                    .cmd("HKEYS")
+                    .arg(keys::IP_LENS)
+                    .query_async(&mut con),
+            )
+            .await?
+        } else {
+            let v = self
+                .run(redis::cmd("MGET").arg(&keys_).query_async(&mut con))
+                .await?;
+            (v, Vec::new())
+        };
 
-        let promotion = match promo_json {
-            Some(j) => Some(Arc::new(parse::<Promotion>(&promo_key, &j)?)),
-            None => None,
+        let at = |i: Option<usize>| i.and_then(|i| vals.get(i).cloned().flatten());
+        let promotion = match (promo_at, at(promo_at)) {
+            (Some(i), Some(j)) => Some(Arc::new(parse::<Promotion>(&keys_[i], &j)?)),
+            _ => None,
         };
-        let by = |pos: usize| {
-            if phone.is_some() && pos == 1 {
-                MatchedBy::Phone
-            } else {
-                MatchedBy::Ip
-            }
-        };
-        let mut found: Option<(String, Option<String>, MatchedBy)> =
-            id.map(|id| (id, customer_json, by(pos)));
+        let mut found: Option<(String, MatchedBy)> = at(phone_at).map(|id| (id, MatchedBy::Phone));
+        if found.is_none() && ip.is_some() {
+            found = vals
+                .get(ip_at..)
+                .into_iter()
+                .flatten()
+                .find_map(|v| v.clone())
+                .map(|id| (id, MatchedBy::Ip));
+        }
 
         if let Some(a) = ip {
             let fresh = IpLens::from_classes(&classes);
@@ -928,25 +928,23 @@ impl Store {
                     let v: Vec<Option<String>> = self
                         .run(redis::cmd("MGET").arg(&more).query_async(&mut con))
                         .await?;
-                    if let Some(id) = v.into_iter().flatten().next() {
-                        let json = self.get_raw(&keys::customer(&id)).await?;
-                        found = Some((id, json, MatchedBy::Ip));
-                    }
+                    found = v.into_iter().flatten().next().map(|id| (id, MatchedBy::Ip));
                 }
             }
         }
 
-        // An index entry whose record is gone (a concurrent delete between
-        // the index write and the record's) matches nobody.
-        let customer = match found {
-            Some((id, Some(j), by)) => {
-                Some((Arc::new(parse::<Customer>(&keys::customer(&id), &j)?), by))
-            }
-            _ => None,
+        let Some((id, by)) = found else {
+            return Ok(Lookup {
+                promotion,
+                ..Lookup::default()
+            });
         };
+        // The record can vanish between the two trips (a concurrent
+        // delete): then the client matches nobody.
+        let customer = self.fetch::<Customer>(&id).await?.map(Arc::new);
         Ok(Lookup {
-            matched_by: customer.as_ref().map(|c| c.1),
-            customer: customer.map(|c| c.0),
+            matched_by: customer.as_ref().map(|_| by),
+            customer,
             promotion,
         })
     }
