@@ -258,14 +258,14 @@ impl ControlPlane {
         }
     }
 
-    /// A flow we asked to hear about left a switch: only the client-side
-    /// flow of a session asks (path flows idle out on their own and are set
+    /// A flow we asked to hear about left a switch: only a session's
+    /// reporting flow asks (path flows idle out on their own and are set
     /// up again by the next packet).
     pub fn flow_removed(&self, sw: &Switch, fr: &FlowRemoved<'_>) {
         if let Some(id) = cookie::id_of(fr.cookie, Kind::Session) {
-            self.session_flow_removed(sw.dpid, id, fr.reason);
+            self.session_flow_removed(sw.dpid, id, false, fr.reason);
         } else if let Some(id) = cookie::id_of(fr.cookie, Kind::Media) {
-            self.media_flow_removed(sw.dpid, id, fr.reason);
+            self.session_flow_removed(sw.dpid, id, true, fr.reason);
         }
     }
 

@@ -92,31 +92,22 @@ impl ControlPlane {
                     bytes += self.flow_bytes(Kind::Media, p.id, d).await.unwrap_or(0);
                 }
                 let now = Instant::now();
-                let Some(prev) = seen.get(&p.id).copied() else {
-                    seen.insert(
-                        p.id,
-                        Seen {
-                            bytes,
-                            at: now,
-                            below_since: None,
-                        },
-                    );
-                    continue;
+                let fresh = Seen {
+                    bytes,
+                    at: now,
+                    below_since: None,
+                };
+                // A first sight, or counters that went backwards (the
+                // flows were put back after a switch reconnected): start
+                // over from this poll.
+                let prev = match seen.get(&p.id).copied() {
+                    Some(prev) if bytes >= prev.bytes && now > prev.at => prev,
+                    _ => {
+                        seen.insert(p.id, fresh);
+                        continue;
+                    }
                 };
                 let dt = now.duration_since(prev.at).as_secs_f64();
-                // Counters that went backwards: the flows were put back
-                // (a switch reconnected); start over.
-                if bytes < prev.bytes || dt <= 0.0 {
-                    seen.insert(
-                        p.id,
-                        Seen {
-                            bytes,
-                            at: now,
-                            below_since: None,
-                        },
-                    );
-                    continue;
-                }
                 let kbps = (bytes - prev.bytes) as f64 * 8.0 / 1000.0 / dt;
                 let below_since = (kbps < f64::from(cfg.idle_below_kbps))
                     .then(|| prev.below_since.unwrap_or(now));

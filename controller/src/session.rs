@@ -1036,7 +1036,7 @@ impl ControlPlane {
                         ingress,
                         // The caller side's RTP flow carries the leg's idle
                         // timeout, which ends the call (see
-                        // `media_flow_removed`).
+                        // `session_flow_removed`).
                         notify: i == 0 && n == 0 && dir == Dir::Fwd,
                         idle_timeout: self.sessions.idle_timeout,
                         command,
@@ -1211,38 +1211,17 @@ impl ControlPlane {
         }
     }
 
-    /// A session flow left a switch. The client-side forward flow is the
-    /// only one that reports: its idle timeout is the session's.
+    /// A session's flow (`media`: a media leg's) left a switch on timeout.
+    /// One flow per session reports: the client side's flow of the IP
+    /// pair, or, for a call whose media goes elsewhere (its IP pair then
+    /// carries nothing, the signalling comes to the controller), the
+    /// caller side's RTP flow of its first leg. Its idle timeout ends the
+    /// session.
     pub(crate) fn session_flow_removed(
         &self,
         dpid: u64,
         id: u64,
-        reason: openflow::FlowRemovedReason,
-    ) {
-        use openflow::FlowRemovedReason as R;
-        if !matches!(reason, R::IdleTimeout | R::HardTimeout) {
-            return;
-        }
-        let ours = {
-            let t = self.sessions.table.lock();
-            // A call whose media goes elsewhere sends nothing on its IP
-            // pair (its signalling comes to the controller): its media
-            // leg's idle timeout ends it instead.
-            t.by_id.get(&id).is_some_and(|l| {
-                l.legs.is_empty() && l.hops.first().is_some_and(|h| h.dpid == dpid)
-            })
-        };
-        if ours {
-            self.end_session(&format_id(id), "idle");
-        }
-    }
-
-    /// A call's media flow left a switch: the caller side's RTP flow of
-    /// its first leg reports, and its idle timeout ends the call.
-    pub(crate) fn media_flow_removed(
-        &self,
-        dpid: u64,
-        id: u64,
+        media: bool,
         reason: openflow::FlowRemovedReason,
     ) {
         use openflow::FlowRemovedReason as R;
@@ -1252,14 +1231,16 @@ impl ControlPlane {
         let ours = {
             let t = self.sessions.table.lock();
             t.by_id.get(&id).is_some_and(|l| {
-                l.legs
-                    .first()
-                    .and_then(|g| g.hops.first())
-                    .is_some_and(|h| h.dpid == dpid)
+                let reporter = match l.legs.first() {
+                    Some(g) => media.then(|| g.hops.first()).flatten(),
+                    None => (!media).then(|| l.hops.first()).flatten(),
+                };
+                reporter.is_some_and(|h| h.dpid == dpid)
             })
         };
         if ours {
-            self.end_session(&format_id(id), "idle media leg");
+            let why = if media { "idle media leg" } else { "idle" };
+            self.end_session(&format_id(id), why);
         }
     }
 

@@ -736,11 +736,14 @@ async fn sessions() {
     assert_eq!(s.get_session(&a).await.expect("get"), sa);
     assert_eq!(s.list_sessions().await.expect("list"), vec![sa.clone(), sb]);
 
-    assert!(s.end_session(&a).await.expect("end"));
-    assert!(!s.end_session(&a).await.expect("end again"));
-    assert!(!s.end_session("s-ffffffff").await.expect("end unknown"));
+    // The control plane ends a session by writing its final view.
+    let mut gone = sa.clone();
+    gone.state = SessionState::Ended;
+    gone.state_reason = "SIP BYE".into();
+    s.put_session(&gone).await.expect("end");
     let ended = s.get_session(&a).await.expect("kept for inspection");
     assert_eq!(ended.state, SessionState::Ended);
+    assert_eq!(ended.state_reason, "SIP BYE");
     let ids: Vec<String> = s
         .list_sessions()
         .await

@@ -786,47 +786,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Ends a session: it leaves the live set, its record says `ended`
-    /// and expires after an hour. Returns whether it was live.
-    pub async fn end_session(&self, id: &str) -> Result<bool> {
-        let key = keys::session(id);
-        if let Some(j) = self.get_raw(&key).await? {
-            let mut s: Session = parse(&key, &j)?;
-            if s.state != SessionState::Ended {
-                s.state = SessionState::Ended;
-                s.updated_at = chrono::Utc::now();
-            }
-            let json = to_json(&s)?;
-            let mut con = self.con();
-            let (_, removed): ((), i64) = self
-                .run(
-                    redis::pipe()
-                        .atomic()
-                        .cmd("SET")
-                        .arg(&key)
-                        .arg(json)
-                        .arg("EX")
-                        .arg(ENDED_SESSION_TTL_SECS)
-                        .cmd("SREM")
-                        .arg(keys::SESSIONS)
-                        .arg(id)
-                        .query_async(&mut con),
-                )
-                .await?;
-            return Ok(removed == 1);
-        }
-        let mut con = self.con();
-        let removed: i64 = self
-            .run(
-                redis::cmd("SREM")
-                    .arg(keys::SESSIONS)
-                    .arg(id)
-                    .query_async(&mut con),
-            )
-            .await?;
-        Ok(removed == 1)
-    }
-
     // ---- decision time ----
 
     /// Who the client is and what its promotion code is (see the module
