@@ -519,9 +519,8 @@ impl Backend for ControlBackend {
         if let Some(s) = self
             .ctl
             .sessions
-            .list()
-            .into_iter()
-            .find(|s| s.tier == name || s.override_tier.as_deref() == Some(name))
+            .list_where(|s| s.tier == name || s.override_tier.as_deref() == Some(name))
+            .first()
         {
             return Err(BackendError::Conflict(format!(
                 "tier {name:?} is in use by live session {}",
@@ -628,26 +627,27 @@ impl Backend for ControlBackend {
     // ---- sessions ----
 
     async fn list_sessions(&self, f: SessionFilter) -> R<Page<Session>> {
+        let keep = |s: &Session| {
+            f.tier.as_ref().is_none_or(|t| &s.tier == t)
+                && f.customer
+                    .as_ref()
+                    .is_none_or(|c| s.customer_id.as_ref() == Some(c))
+                && f.state.is_none_or(|st| s.state == st)
+        };
+        // A live session hides an ended record of its id (re-admitted
+        // under the same id after it ended), whether or not it matches.
         let mut all: BTreeMap<String, Session> = self
             .ctl
             .sessions
-            .ended()
+            .ended_where(keep)
             .into_iter()
+            .filter(|s| self.ctl.sessions.find(&s.id).is_none())
             .map(|s| (s.id.clone(), s))
             .collect();
-        for s in self.ctl.sessions.list() {
+        for s in self.ctl.sessions.list_where(keep) {
             all.insert(s.id.clone(), s);
         }
-        let items: Vec<Session> = all
-            .into_values()
-            .filter(|s| f.tier.as_ref().is_none_or(|t| &s.tier == t))
-            .filter(|s| {
-                f.customer
-                    .as_ref()
-                    .is_none_or(|c| s.customer_id.as_ref() == Some(c))
-            })
-            .filter(|s| f.state.is_none_or(|st| s.state == st))
-            .collect();
+        let items: Vec<Session> = all.into_values().collect();
         Ok(page(items, f.offset, f.limit))
     }
 

@@ -391,28 +391,36 @@ impl Sessions {
         list
     }
 
-    /// Live sessions as the API shows them.
     /// Live sessions and parked ones (waiting for their next packet after
-    /// their path broke or the controller restarted): an operator still
-    /// sees a session whose flows are momentarily gone.
-    pub fn list(&self) -> Vec<Session> {
+    /// their path broke or the controller restarted) that `keep` accepts,
+    /// by id: an operator still sees a session whose flows are momentarily
+    /// gone. Only the accepted ones are cloned.
+    pub fn list_where(&self, keep: impl Fn(&Session) -> bool) -> Vec<Session> {
         let t = self.table.lock();
         let mut v: Vec<Session> = t
             .by_id
             .values()
-            .map(|l| l.view.clone())
-            .chain(t.parked.values().map(parked_view))
+            .map(|l| &l.view)
+            .filter(|s| keep(s))
+            .cloned()
+            .chain(t.parked.values().filter(|s| keep(s)).map(parked_view))
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 
-    /// Recently ended sessions (idle, BYE, the API), oldest first.
-    pub fn ended(&self) -> Vec<Session> {
-        let e = self.ended.lock();
-        e.order
-            .iter()
-            .filter_map(|id| e.by_id.get(id).cloned())
+    pub fn list(&self) -> Vec<Session> {
+        self.list_where(|_| true)
+    }
+
+    /// Recently ended sessions (idle, BYE, the API) that `keep` accepts.
+    pub fn ended_where(&self, keep: impl Fn(&Session) -> bool) -> Vec<Session> {
+        self.ended
+            .lock()
+            .by_id
+            .values()
+            .filter(|s| keep(s))
+            .cloned()
             .collect()
     }
 
