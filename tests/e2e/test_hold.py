@@ -97,6 +97,20 @@ def path_meter_rates(client, server, path):
     return out
 
 
+def wait_path_meters(want, secs=3.0):
+    """The call's meters along PATH_CUST1, read until every switch shows
+    `want` kb/s on both meters or `secs` pass; asserts they do."""
+    deadline, rates = time.monotonic() + secs, {}
+    while time.monotonic() < deadline:
+        rates = path_meter_rates(CALLER, SERVER, PATH_CUST1)
+        if all(r == [want, want] for r in rates.values()):
+            break
+        time.sleep(0.1)
+    for sw, r in rates.items():
+        assert r == [want, want], (sw, rates)
+    return rates
+
+
 def n_packets(switch, src, dst):
     return sum(int(m) for f in session_flows(switch, src, dst)
                for m in re.findall(r'n_packets=(\d+)', f))
@@ -183,34 +197,18 @@ def test_sip_call_media_on_tier_then_reinvite_hold_and_resume(hold_net, tmp_path
 
         # (b) The re-INVITE with a=sendonly: hold, on every switch.
         s = api.wait_state(sid, 'hold', timeout=10)
-        t_hold = time.monotonic()
         assert s['state_reason'] == 'sip re-INVITE sendonly', s
         assert s['explanation']['reason'] == 'hold', s
-        held = {}
-        while time.monotonic() - t_hold < 3:
-            held = path_meter_rates(CALLER, SERVER, PATH_CUST1)
-            if all(r == [GOLD_HOLD, GOLD_HOLD] for r in held.values()):
-                break
-            time.sleep(0.1)
-        for sw, rates in held.items():
-            assert rates == [GOLD_HOLD, GOLD_HOLD], (sw, held)
+        wait_path_meters(GOLD_HOLD)
         # The same flows (modified in place, never removed).
         assert {sw: len(session_flows(sw, CALLER, SERVER)) for sw in PATH_CUST1} == \
             {sw: 1 for sw in PATH_CUST1}
 
         # a=sendrecv: resumed, the tier's rate again.
         s = api.wait_state(sid, 'active', timeout=10)
-        t_resume = time.monotonic()
         assert s['state_reason'] == 'sip re-INVITE sendrecv', s
         assert s['explanation']['reason'] == 'automatic', s
-        resumed = {}
-        while time.monotonic() - t_resume < 3:
-            resumed = path_meter_rates(CALLER, SERVER, PATH_CUST1)
-            if all(r == [GOLD, GOLD] for r in resumed.values()):
-                break
-            time.sleep(0.1)
-        for sw, rates in resumed.items():
-            assert rates == [GOLD, GOLD], (sw, resumed)
+        wait_path_meters(GOLD)
         figure('  hold: SIP call %s meters on %s: %d kb/s -> hold %d kb/s -> resumed %d kb/s'
                ' (re-INVITE sendonly/sendrecv)'
                % (sid, '+'.join(PATH_CUST1), GOLD, GOLD_HOLD, GOLD))
