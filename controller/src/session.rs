@@ -409,10 +409,6 @@ impl Sessions {
         v
     }
 
-    pub fn list(&self) -> Vec<Session> {
-        self.list_where(|_| true)
-    }
-
     /// Recently ended sessions (idle, BYE, the API) that `keep` accepts.
     pub fn ended_where(&self, keep: impl Fn(&Session) -> bool) -> Vec<Session> {
         self.ended

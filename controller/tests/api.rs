@@ -393,9 +393,8 @@ impl suite::Fixture for Fx {
                     .running
                     .ctl
                     .sessions()
-                    .list()
-                    .into_iter()
-                    .find(|s| s.client_ip == client_ip && s.service == service)
+                    .list_where(|s| s.client_ip == client_ip && s.service == service)
+                    .pop()
                 {
                     return s.id;
                 }
@@ -899,7 +898,7 @@ async fn an_invite_that_holds_admits_the_call_on_hold() {
         frames.send((SERVER_PORT, hello.clone())).expect("switch");
         frames.send((CLIENT_PORT, invite.clone())).expect("switch");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Some(s) = ctl.sessions().list().into_iter().next() {
+        if let Some(s) = ctl.sessions().list_where(|_| true).into_iter().next() {
             break s;
         }
         assert!(t0.elapsed() < WAIT, "no session");
