@@ -164,8 +164,10 @@ def end_call(net, uas, uac, controller, timeout=60):
 
 def test_sip_call_media_on_tier_then_reinvite_hold_and_resume(hold_net, tmp_path):
     controller, net, api = hold_net()
-    pcap = rtp_pcap(Path(tmp_path) / 'rtp.pcap', 3.5)
-    uac_xml = scenario(tmp_path, 'uac_hold.xml', PCAP=pcap, TALK_MS=4000, HOLD_MS=5000)
+    # TALK_MS leaves room for the checks below on a slow machine: the
+    # re-INVITE hold comes when it ends, whether they are done or not.
+    pcap = rtp_pcap(Path(tmp_path) / 'rtp.pcap', 6.5)
+    uac_xml = scenario(tmp_path, 'uac_hold.xml', PCAP=pcap, TALK_MS=7000, HOLD_MS=5000)
     uas, uac = start_call(net, uac_xml)
     try:
         line = session_line(controller, CALLER, SERVER)
@@ -176,6 +178,9 @@ def test_sip_call_media_on_tier_then_reinvite_hold_and_resume(hold_net, tmp_path
         # counters grow while the pcap plays. RTP runs between the same two
         # addresses as the signalling, so the call's IP-pair flows are the
         # media flows.
+        active_rates = path_meter_rates(CALLER, SERVER, PATH_CUST1)
+        for sw, rates in active_rates.items():
+            assert rates == [GOLD, GOLD], (sw, active_rates)
         time.sleep(1.0)
         before = {sw: (n_packets(sw, CALLER, SERVER), n_packets(sw, SERVER, CALLER))
                   for sw in PATH_CUST1}
@@ -189,9 +194,6 @@ def test_sip_call_media_on_tier_then_reinvite_hold_and_resume(hold_net, tmp_path
             fwd_flow = session_flows(sw, CALLER, SERVER)[0]
             assert 'priority=30000' in fwd_flow and 'set_queue:1' in fwd_flow, fwd_flow
         assert 'set_field:46->ip_dscp' in session_flows(PATH_CUST1[0], CALLER, SERVER)[0]
-        active_rates = path_meter_rates(CALLER, SERVER, PATH_CUST1)
-        for sw, rates in active_rates.items():
-            assert rates == [GOLD, GOLD], (sw, active_rates)
         figure('  hold: RTP packets on the tier flows in a ~1 s sample, caller->server/echo: %s'
                % ', '.join('%s %d/%d' % (sw, f, r) for sw, (f, r) in grew.items()))
 
@@ -398,8 +400,9 @@ def test_media_to_a_third_host_rides_a_media_leg_that_holds_and_ends_with_the_ca
     uas_xml = Path(tmp_path) / 'uas_gateway.xml'
     uas_xml.write_text((SIPP_DIR / 'uas_hold.xml').read_text().replace(
         'c=IN IP[media_ip_type] [media_ip]', 'c=IN IP4 %s' % gw))
-    pcap = rtp_pcap(Path(tmp_path) / 'rtp.pcap', 3.5)
-    uac_xml = scenario(tmp_path, 'uac_hold.xml', PCAP=pcap, TALK_MS=4000, HOLD_MS=4000)
+    # See the first test for why the talk phase is this long.
+    pcap = rtp_pcap(Path(tmp_path) / 'rtp.pcap', 6.5)
+    uac_xml = scenario(tmp_path, 'uac_hold.xml', PCAP=pcap, TALK_MS=7000, HOLD_MS=4000)
     sip, cust1 = net.get('sip'), net.get('cust1')
     uas = sip.popen(['sipp', '-sf', str(uas_xml), '-i', SERVER, '-mi', SERVER, '-p', '5060',
                      '-m', '1', '-nostdin'],
@@ -413,6 +416,26 @@ def test_media_to_a_third_host_rides_a_media_leg_that_holds_and_ends_with_the_ca
         sid = sid_of(session_line(controller, CALLER, SERVER))
         controller.wait_log('session %s: media leg %s:6000 <-> %s:6000' % (sid, CALLER, gw),
                             timeout=10)
+
+        def leg_rates():
+            out = {}
+            for sw in PATH_CUST1:
+                rates = meters(sw)
+                ids = {int(m) for f in media_leg_flows(sw, CALLER, gw) + media_leg_flows(sw, gw, CALLER)
+                       for m in re.findall(r'meter:(\d+)', f)}
+                out[sw] = sorted(rates.get(i) for i in ids)
+            return out
+
+        # The leg on the tier's rate, checked first: the talk phase is
+        # timed, and the hold re-INVITE comes when it ends.
+        # (The log line comes as the flow-mods leave, before OVS has them.)
+        deadline = time.monotonic() + 3
+        while True:
+            active = leg_rates()
+            if all(r == [GOLD, GOLD] for r in active.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert all(r == [GOLD, GOLD] for r in active.values()), active
         # The leg's flows on every switch between caller and agent phone
         # (the same switches as the call's path here: the phone is on the
         # site switch too), both streams' RTP counted both ways.
@@ -437,16 +460,6 @@ def test_media_to_a_third_host_rides_a_media_leg_that_holds_and_ends_with_the_ca
                'its flows in a ~1 s sample: %s' % (CALLER, gw, sid,
                                   ', '.join('%s %d/%d' % (sw, f, r) for sw, (f, r) in grew.items())))
 
-        def leg_rates():
-            out = {}
-            for sw in PATH_CUST1:
-                rates = meters(sw)
-                ids = {int(m) for f in media_leg_flows(sw, CALLER, gw) + media_leg_flows(sw, gw, CALLER)
-                       for m in re.findall(r'meter:(\d+)', f)}
-                out[sw] = sorted(rates.get(i) for i in ids)
-            return out
-
-        assert all(r == [GOLD, GOLD] for r in leg_rates().values()), leg_rates()
         api.wait_state(sid, 'hold', timeout=10)
         time.sleep(0.5)
         held = leg_rates()
