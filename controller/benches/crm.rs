@@ -117,35 +117,40 @@ fn store_lookup(c: &mut Criterion) {
             rt.block_on(store.lookup(None, Some(IpAddr::V4(addr(i))), Some("SPRING")))
         })
     });
-    const CONCURRENT: u64 = 256;
-    const PER_TASK: u64 = 40;
-    g.throughput(Throughput::Elements(CONCURRENT * PER_TASK));
-    g.bench_function("ip_exact_256_concurrent", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let t0 = Instant::now();
-                rt.block_on(async {
-                    let mut tasks = Vec::new();
-                    for t in 0..CONCURRENT {
-                        let s = store.clone();
-                        tasks.push(tokio::spawn(async move {
-                            for k in 0..PER_TASK {
-                                let i = ((t * PER_TASK + k) % u64::from(n)) as u32 + 1;
-                                let l = s.lookup(None, Some(IpAddr::V4(addr(i))), None).await;
-                                assert!(matches!(l, Ok(ref l) if l.customer.is_some()));
-                            }
-                        }));
-                    }
-                    for t in tasks {
-                        let _ = t.await;
-                    }
-                });
-                total += t0.elapsed();
-            }
-            total
-        })
-    });
+    // Lookups in flight at once: 256 as in issue 4's first figure, and
+    // 1024 (16 switches' worth of new sessions) to show what batching
+    // does with more to gather.
+    const LOOKUPS: u64 = 10_240;
+    for concurrent in [256u64, 1024] {
+        let per_task = LOOKUPS / concurrent;
+        g.throughput(Throughput::Elements(concurrent * per_task));
+        g.bench_function(format!("ip_exact_{concurrent}_concurrent"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t0 = Instant::now();
+                    rt.block_on(async {
+                        let mut tasks = Vec::new();
+                        for t in 0..concurrent {
+                            let s = store.clone();
+                            tasks.push(tokio::spawn(async move {
+                                for k in 0..per_task {
+                                    let i = ((t * per_task + k) % u64::from(n)) as u32 + 1;
+                                    let l = s.lookup(None, Some(IpAddr::V4(addr(i))), None).await;
+                                    assert!(matches!(l, Ok(ref l) if l.customer.is_some()));
+                                }
+                            }));
+                        }
+                        for t in tasks {
+                            let _ = t.await;
+                        }
+                    });
+                    total += t0.elapsed();
+                }
+                total
+            })
+        });
+    }
     g.finish();
 }
 

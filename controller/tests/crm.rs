@@ -497,6 +497,104 @@ async fn lookup_finds_prefix_lengths_added_by_another_writer() {
     assert_eq!(l.customer.map(|c| c.id.clone()).as_deref(), Some("c-10"));
 }
 
+/// Lookups in flight at once are answered in shared batches: each still
+/// gets its own answer, a corrupt record fails only the lookup that
+/// matched it, and a prefix length added by another writer between two
+/// bursts is probed for every lookup in the next burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_each_get_their_own_answer() {
+    let r = RedisServer::start();
+    let s = store(&r).await;
+    const N: u32 = 600;
+    let mut file = CrmFile::default();
+    for i in 0..N {
+        file.customers.push(customer(
+            &format!("c-{i}"),
+            &[&format!("+1415600{i:04}")],
+            &[&format!("10.9.{}.{}", i / 200, i % 200)],
+        ));
+    }
+    file.promotions.push(promo("SPRING", None));
+    s.load(&file).await.expect("load");
+    // c-13's record is garbage (a writer that bypassed validation).
+    let mut c = raw(&r).await;
+    let _: () = redis::cmd("SET")
+        .arg("tf:customer:c-13")
+        .arg("{not json")
+        .query_async(&mut c)
+        .await
+        .expect("raw write");
+
+    // Phone for the even ones, address for the odd ones, a promotion for
+    // every third, and strangers in between: all at once.
+    let burst = |s: Store| async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..N + 100 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                let phone = format!("+1415600{i:04}");
+                let addr = ip(&format!("10.9.{}.{}", i / 200, i % 200));
+                let promo = (i % 3 == 0).then_some("SPRING");
+                let l = if i % 2 == 0 {
+                    s.lookup(Some(&phone), None, promo).await
+                } else {
+                    s.lookup(None, Some(addr), promo).await
+                };
+                (i, l)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            out.push(r.expect("lookup task"));
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out
+    };
+    for (i, l) in burst(s.clone()).await {
+        if i == 13 {
+            assert!(matches!(l, Err(CrmError::Corrupt { .. })), "{l:?}");
+            continue;
+        }
+        let l = l.expect("lookup");
+        let want = (i < N).then(|| format!("c-{i}"));
+        let by = (i < N).then_some(if i % 2 == 0 {
+            MatchedBy::Phone
+        } else {
+            MatchedBy::Ip
+        });
+        assert_eq!(l.customer.map(|c| c.id.clone()), want, "lookup {i}");
+        assert_eq!(l.matched_by, by, "lookup {i}");
+        assert_eq!(
+            l.promotion.map(|p| p.code.clone()),
+            (i % 3 == 0).then(|| "SPRING".to_owned()),
+            "lookup {i}"
+        );
+    }
+
+    // Another writer gives 10.9.0.0/16 to one customer: every stranger
+    // in 10.9/16 of the next burst (odd ones, looked up by address)
+    // matches it through the new length.
+    let writer = store(&r).await;
+    writer
+        .put_customer(&customer("c-net", &[], &["10.9.0.0/16"]))
+        .await
+        .expect("put");
+    for (i, l) in burst(s.clone()).await {
+        if i == 13 {
+            continue;
+        }
+        let id = l.expect("lookup").customer.map(|c| c.id.clone());
+        let want = if i < N {
+            Some(format!("c-{i}"))
+        } else if i % 2 == 1 {
+            Some("c-net".to_owned())
+        } else {
+            None
+        };
+        assert_eq!(id, want, "lookup {i}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promotion_codes_expired_unknown_and_malformed() {
     let r = RedisServer::start();

@@ -3,7 +3,9 @@
 //!
 //! - [`store`]: [`Store`], the Redis client everything writes through:
 //!   validated, atomic writes that keep the phone/IP indexes and publish a
-//!   change event, and the decision-time [`Store::lookup`] ("remote" mode).
+//!   change event.
+//! - [`lookup`]: the decision-time [`Store::lookup`] ("remote" mode), which
+//!   batches the lookups in flight into a few Redis calls.
 //! - [`replica`]: [`Replica`], an in-memory copy kept current from the
 //!   change events, whose [`Snapshot::lookup`] needs no I/O ("replica" mode,
 //!   and the tiers/services every mode needs).
@@ -18,6 +20,7 @@
 
 pub mod keys;
 pub mod load;
+mod lookup;
 pub mod replica;
 pub mod store;
 

@@ -10,8 +10,7 @@
 //! then an error, never a hang.
 
 use super::keys::{self, IndexEntry};
-use super::{Lookup, MatchedBy};
-use ipnet::IpNet;
+use super::lookup::{IpLens, Pending};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult, Script};
@@ -20,12 +19,12 @@ use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 use tierflow_api::model::{
     CrmFile, Customer, FieldError, Policy, Promotion, Service, Session, SessionState, Tier,
-    check_name, is_e164,
 };
+use tokio::sync::mpsc;
 
 /// How long an ended session's record is kept for inspection.
 pub const ENDED_SESSION_TTL_SECS: u64 = 3600;
@@ -40,7 +39,7 @@ static DELETE_RECORD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_record.lua")));
 
 /// What went wrong talking to the CRM.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CrmError {
     #[error("redis: {0}")]
     Redis(#[from] RedisError),
@@ -93,39 +92,6 @@ impl Default for StoreOptions {
             lazy: false,
         }
     }
-}
-
-/// The prefix lengths (other than full addresses) the IP index uses, per
-/// family, longest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct IpLens {
-    v4: Vec<u8>,
-    v6: Vec<u8>,
-}
-
-impl IpLens {
-    fn from_classes(classes: &[String]) -> IpLens {
-        let mut l = IpLens::default();
-        for (v6, len) in classes.iter().filter_map(|c| keys::parse_len_class(c)) {
-            if v6 { &mut l.v6 } else { &mut l.v4 }.push(len);
-        }
-        for v in [&mut l.v4, &mut l.v6] {
-            v.sort_unstable_by(|a, b| b.cmp(a));
-            v.dedup();
-        }
-        l
-    }
-
-    fn for_addr(&self, ip: IpAddr) -> &[u8] {
-        if ip.is_ipv4() { &self.v4 } else { &self.v6 }
-    }
-}
-
-/// The prefix index keys of `ip` for `lens`, in that order.
-fn prefix_keys(ip: IpAddr, lens: &[u8]) -> impl Iterator<Item = String> + '_ {
-    lens.iter()
-        .filter_map(move |&len| IpNet::new(ip, len).ok())
-        .map(|n| keys::net_idx(n.trunc()))
 }
 
 /// A filter of [`Store::list_customers`]; unset fields match everything.
@@ -317,8 +283,11 @@ pub struct Store {
     op_timeout: Duration,
     /// What a `put_*` requires of the record it replaces.
     mode: Write,
-    /// Cached `tf:idx:ip-lens`, checked against Redis by every IP lookup.
-    lens: Arc<Mutex<IpLens>>,
+    /// Cached `tf:idx:ip-lens`, checked against Redis by every batch of
+    /// lookups.
+    pub(super) lens: Arc<Mutex<IpLens>>,
+    /// The lookup batcher's queue, started by the first lookup.
+    pub(super) lookups: Arc<OnceLock<mpsc::Sender<Pending>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -360,7 +329,18 @@ impl Store {
             op_timeout: t,
             mode: Write::Upsert,
             lens: Arc::default(),
+            lookups: Arc::default(),
         })
+    }
+
+    /// This store (same connection and cache) with a batcher slot of its
+    /// own, for the batcher itself: holding a clone of the queue it
+    /// serves would keep that queue open for good.
+    pub(super) fn detached(&self) -> Store {
+        Store {
+            lookups: Arc::default(),
+            ..self.clone()
+        }
     }
 
     pub fn op_timeout(&self) -> Duration {
@@ -386,7 +366,7 @@ impl Store {
     }
 
     /// Runs one Redis call under the operation timeout.
-    async fn run<T>(&self, f: impl Future<Output = RedisResult<T>>) -> Result<T> {
+    pub(super) async fn run<T>(&self, f: impl Future<Output = RedisResult<T>>) -> Result<T> {
         match tokio::time::timeout(self.op_timeout, f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if e.is_timeout() => Err(CrmError::Timeout),
@@ -395,7 +375,7 @@ impl Store {
         }
     }
 
-    fn con(&self) -> ConnectionManager {
+    pub(super) fn con(&self) -> ConnectionManager {
         self.con.clone()
     }
 
@@ -784,128 +764,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    // ---- decision time ----
-
-    /// Who the client is and what its promotion code is (see the module
-    /// doc of `crm` for the matching rules).
-    ///
-    /// Two round trips: one pipeline (MGET of the phone key, the exact
-    /// address key, the prefix keys of the cached prefix lengths and the
-    /// promotion key, plus HKEYS of `tf:idx:ip-lens`), then a GET of the
-    /// matched customer. The lengths come back with the first trip, so the
-    /// cache is checked on every IP lookup: when another writer added a
-    /// prefix length the cache lacked, the cache is refreshed and, if
-    /// nothing matched yet, the new lengths are probed in one extra MGET
-    /// (once per new length, not per lookup). Reading the lengths first
-    /// would make every lookup three trips; trusting the cache alone would
-    /// miss prefixes added by other writers.
-    pub async fn lookup(
-        &self,
-        phone: Option<&str>,
-        ip: Option<IpAddr>,
-        promo: Option<&str>,
-    ) -> Result<Lookup> {
-        let phone = phone.filter(|p| is_e164(p));
-        let promo = promo.filter(|c| check_name("promo_code", c).is_ok());
-        let ip = ip.map(|a| a.to_canonical());
-        let probed: Vec<u8> = ip
-            .map(|a| self.lens.lock().for_addr(a).to_vec())
-            .unwrap_or_default();
-
-        let mut keys_: Vec<String> = Vec::with_capacity(3 + probed.len());
-        let phone_at = phone.map(|p| {
-            keys_.push(keys::phone_idx(p));
-            keys_.len() - 1
-        });
-        let promo_at = promo.map(|c| {
-            keys_.push(keys::promo(c));
-            keys_.len() - 1
-        });
-        let ip_at = keys_.len();
-        if let Some(a) = ip {
-            keys_.push(keys::ip_idx(a));
-            keys_.extend(prefix_keys(a, &probed));
-        }
-        if keys_.is_empty() {
-            return Ok(Lookup::default());
-        }
-
-        let mut con = self.con();
-        let (vals, classes): (Vec<Option<String>>, Vec<String>) = if ip.is_some() {
-            self.run(
-                redis::pipe()
-                    .cmd("MGET")
-                    .arg(&keys_)
-                    .cmd("HKEYS")
-                    .arg(keys::IP_LENS)
-                    .query_async(&mut con),
-            )
-            .await?
-        } else {
-            let v = self
-                .run(redis::cmd("MGET").arg(&keys_).query_async(&mut con))
-                .await?;
-            (v, Vec::new())
-        };
-
-        let at = |i: Option<usize>| i.and_then(|i| vals.get(i).cloned().flatten());
-        let promotion = match (promo_at, at(promo_at)) {
-            (Some(i), Some(j)) => Some(Arc::new(parse::<Promotion>(&keys_[i], &j)?)),
-            _ => None,
-        };
-        let mut found: Option<(String, MatchedBy)> = at(phone_at).map(|id| (id, MatchedBy::Phone));
-        if found.is_none() && ip.is_some() {
-            found = vals
-                .get(ip_at..)
-                .into_iter()
-                .flatten()
-                .find_map(|v| v.clone())
-                .map(|id| (id, MatchedBy::Ip));
-        }
-
-        if let Some(a) = ip {
-            let fresh = IpLens::from_classes(&classes);
-            let stale = {
-                let mut cached = self.lens.lock();
-                let stale = *cached != fresh;
-                if stale {
-                    *cached = fresh.clone();
-                }
-                stale
-            };
-            if stale && found.is_none() {
-                let missed: Vec<u8> = fresh
-                    .for_addr(a)
-                    .iter()
-                    .copied()
-                    .filter(|l| !probed.contains(l))
-                    .collect();
-                if !missed.is_empty() {
-                    let more: Vec<String> = prefix_keys(a, &missed).collect();
-                    let v: Vec<Option<String>> = self
-                        .run(redis::cmd("MGET").arg(&more).query_async(&mut con))
-                        .await?;
-                    found = v.into_iter().flatten().next().map(|id| (id, MatchedBy::Ip));
-                }
-            }
-        }
-
-        let Some((id, by)) = found else {
-            return Ok(Lookup {
-                promotion,
-                ..Lookup::default()
-            });
-        };
-        // The record can vanish between the two trips (a concurrent
-        // delete): then the client matches nobody.
-        let customer = self.fetch::<Customer>(&id).await?.map(Arc::new);
-        Ok(Lookup {
-            matched_by: customer.as_ref().map(|_| by),
-            customer,
-            promotion,
-        })
     }
 
     // ---- for the replica ----
