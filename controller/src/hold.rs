@@ -1,8 +1,9 @@
 //! Idle-media hold detection: a task that reads the flow statistics of
-//! every live voice (SIP) session from its client-side switch (one
-//! OFPMP_FLOW request per session, filtered by the session's cookie) and
-//! puts a call whose media went quiet on hold, and resumes it when the
-//! media comes back.
+//! every live voice (SIP) session from its client-side switch and puts a
+//! call whose media went quiet on hold, and resumes it when the media
+//! comes back. One OFPMP_FLOW request per switch and flow kind per poll
+//! (filtered by the cookie's kind bits), not one per call: the cost of a
+//! poll grows with the switches the calls start on, not with the calls.
 //!
 //! Owns only the per-session byte counters between polls. The rules that
 //! keep it from fighting SIP and CTI: it resumes only holds it set itself,
@@ -23,6 +24,9 @@ use std::time::{Duration, Instant};
 use tierflow_api::model::SessionState;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
+
+/// Bytes counted in one poll, by (flow kind, switch, session id).
+type FlowBytes = HashMap<(u8, u64, u64), u64>;
 
 /// One session's counters at the previous poll.
 #[derive(Debug, Clone, Copy)]
@@ -82,15 +86,33 @@ impl ControlPlane {
             }
             let probes = self.sessions.voice_probes();
             seen.retain(|id, _| probes.iter().any(|p| p.id == *id));
+            let mut wanted: Vec<(Kind, u64)> = probes
+                .iter()
+                .flat_map(|p| {
+                    std::iter::once((Kind::Session, p.dpid))
+                        .chain(p.media_dpid.map(|d| (Kind::Media, d)))
+                })
+                .collect();
+            wanted.sort_unstable_by_key(|&(k, d)| (k as u8, d));
+            wanted.dedup();
+            let mut counted = FlowBytes::default();
+            for (kind, dpid) in wanted {
+                self.count_flow_bytes(kind, dpid, &mut counted).await;
+            }
             for p in probes {
-                let Some(mut bytes) = self.flow_bytes(Kind::Session, p.id, p.dpid).await else {
+                // No session flows on its switch (not read, or not
+                // installed yet): nothing to judge this poll.
+                let Some(&session) = counted.get(&(Kind::Session as u8, p.dpid, p.id)) else {
                     continue;
                 };
                 // A call whose media bypasses its IP pair: its media leg's
                 // flows carry the RTP.
-                if let Some(d) = p.media_dpid {
-                    bytes += self.flow_bytes(Kind::Media, p.id, d).await.unwrap_or(0);
-                }
+                let leg = p
+                    .media_dpid
+                    .and_then(|d| counted.get(&(Kind::Media as u8, d, p.id)))
+                    .copied()
+                    .unwrap_or(0);
+                let bytes = session + leg;
                 let now = Instant::now();
                 let fresh = Seen {
                     bytes,
@@ -134,29 +156,37 @@ impl ControlPlane {
         }
     }
 
-    /// Bytes the session's flows of `kind` on `dpid` matched so far (both
-    /// directions: the client-side switch carries the forward flow in and
-    /// the reverse flow out). Flow counters count every packet a flow
-    /// matched, before its meter drops any, so a held call's media is
-    /// measured at the rate it is sent.
-    async fn flow_bytes(&self, kind: Kind, id: u64, dpid: u64) -> Option<u64> {
-        let sw = self.switch(dpid)?;
-        let flows = sw
+    /// Adds to `out` the bytes every flow of `kind` on `dpid` matched so
+    /// far, by session id (both directions: the client-side switch
+    /// carries the forward flow in and the reverse flow out). Flow
+    /// counters count every packet a flow matched, before its meter drops
+    /// any, so a held call's media is measured at the rate it is sent.
+    async fn count_flow_bytes(&self, kind: Kind, dpid: u64, out: &mut FlowBytes) {
+        let Some(sw) = self.switch(dpid) else {
+            return;
+        };
+        let flows = match sw
             .flow_stats(FlowStatsRequest {
                 table_id: openflow::TABLE_ALL,
                 out_port: PortNo::Any,
                 out_group: openflow::GROUP_ANY,
-                cookie: cookie::cookie(kind, id),
-                cookie_mask: cookie::EXACT,
+                cookie: cookie::cookie(kind, 0),
+                cookie_mask: cookie::KIND_MASK,
                 match_: Match::new(),
             })
             .await
-            .map_err(|e| debug!("flow stats of session {id:#x} not read: {e}"))
-            .ok()?;
-        if flows.is_empty() {
-            return None;
+        {
+            Ok(f) => f,
+            Err(e) => {
+                debug!("flow stats of {kind:?} flows on {dpid:#x} not read: {e}");
+                return;
+            }
+        };
+        for f in &flows {
+            if let Some(id) = cookie::id_of(f.cookie, kind) {
+                *out.entry((kind as u8, dpid, id)).or_default() += f.byte_count;
+            }
         }
-        Some(flows.iter().map(|f| f.byte_count).sum())
     }
 }
 

@@ -460,7 +460,10 @@ def test_media_to_a_third_host_rides_a_media_leg_that_holds_and_ends_with_the_ca
                'its flows in a ~1 s sample: %s' % (CALLER, gw, sid,
                                   ', '.join('%s %d/%d' % (sw, f, r) for sw, (f, r) in grew.items())))
 
-        api.wait_state(sid, 'hold', timeout=10)
+        # Held by the re-INVITE, not earlier by the idle-media monitor:
+        # the leg's flows count as the call's media.
+        s = api.wait_state(sid, 'hold', timeout=10)
+        assert s['state_reason'] == 'sip re-INVITE sendonly', s
         time.sleep(0.5)
         held = leg_rates()
         assert all(r == [GOLD_HOLD, GOLD_HOLD] for r in held.values()), held
