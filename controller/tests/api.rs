@@ -18,8 +18,8 @@ use bytes::BytesMut;
 use openflow::framing::next_frame;
 use openflow::multipart::{Desc, MeterFeatures, MultipartReplyBody, MultipartRequestBody};
 use openflow::{
-    FeaturesReply, FixedStr, HelloElem, MacAddr, Match, Message, MeterModCommand, MultipartReply,
-    MultipartRequest, Oxm, PacketIn, PacketInReason, Port, PortNo,
+    FeaturesReply, FixedStr, FlowModCommand, HelloElem, MacAddr, Match, Message, MeterModCommand,
+    MultipartReply, MultipartRequest, Oxm, PacketIn, PacketInReason, Port, PortNo,
 };
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
@@ -49,9 +49,15 @@ type Frames = mpsc::UnboundedSender<(u32, Vec<u8>)>;
 /// What the emulated switch saw of the controller's meter mods.
 type MeterLog = Arc<parking_lot::Mutex<Vec<(MeterModCommand, u32, u32)>>>;
 
-/// The byte count the emulated switch reports for any one session flow
-/// asked for by exact cookie (the idle-media monitor's reads).
+/// The byte count the emulated switch reports for every flow it holds
+/// (what the idle-media monitor reads).
 type FlowBytes = Arc<std::sync::atomic::AtomicU64>;
+
+/// The cookies of the flows one emulated switch holds: added by
+/// FLOW_MOD add, removed by a delete whose cookie and mask select them
+/// (the one way Tierflow deletes its flows), read back by flow stats
+/// requests with the same cookie/mask rule.
+type FlowCookies = std::collections::HashSet<u64>;
 
 fn port(no: u32) -> Port {
     Port {
@@ -76,6 +82,7 @@ fn answer(
     dpid: u64,
     meters: &MeterLog,
     bytes: &FlowBytes,
+    flows: &mut FlowCookies,
 ) -> Option<Message<'static>> {
     let mp = |body| Some(Message::MultipartReply(MultipartReply { flags: 0, body }));
     match m {
@@ -96,6 +103,18 @@ fn answer(
             data: Cow::Owned(data.to_vec()),
         }),
         Message::BarrierRequest => Some(Message::BarrierReply),
+        Message::FlowMod(fm) => {
+            match fm.command {
+                FlowModCommand::Add => {
+                    flows.insert(fm.cookie);
+                }
+                FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+                    flows.retain(|c| c & fm.cookie_mask != fm.cookie & fm.cookie_mask);
+                }
+                _ => {}
+            }
+            None
+        }
         Message::MeterMod(mm) => {
             let rate = mm.bands.first().map_or(0, |b| match b {
                 openflow::MeterBand::Drop { rate, .. } => *rate,
@@ -126,9 +145,11 @@ fn answer(
                     max_color: 0,
                 }))
             }
-            MultipartRequestBody::Flow(r) if r.cookie_mask == u64::MAX => {
-                mp(MultipartReplyBody::Flow(vec![
-                    openflow::multipart::FlowStats {
+            MultipartRequestBody::Flow(r) => mp(MultipartReplyBody::Flow(
+                flows
+                    .iter()
+                    .filter(|&&c| c & r.cookie_mask == r.cookie & r.cookie_mask)
+                    .map(|&cookie| openflow::multipart::FlowStats {
                         table_id: 0,
                         duration_sec: 1,
                         duration_nsec: 0,
@@ -136,15 +157,14 @@ fn answer(
                         idle_timeout: 0,
                         hard_timeout: 0,
                         flags: 0,
-                        cookie: r.cookie,
+                        cookie,
                         packet_count: 1,
                         byte_count: bytes.load(std::sync::atomic::Ordering::Relaxed),
                         match_: Match::new(),
                         instructions: Default::default(),
-                    },
-                ]))
-            }
-            MultipartRequestBody::Flow(_) => mp(MultipartReplyBody::Flow(Vec::new())),
+                    })
+                    .collect(),
+            )),
             MultipartRequestBody::Meter(_) => mp(MultipartReplyBody::Meter(Vec::new())),
             MultipartRequestBody::MeterConfig(_) => mp(MultipartReplyBody::MeterConfig(Vec::new())),
             MultipartRequestBody::Queue(_) => mp(MultipartReplyBody::Queue(Vec::new())),
@@ -165,6 +185,7 @@ async fn run_switch(
     bytes: FlowBytes,
 ) {
     let mut buf = BytesMut::with_capacity(64 << 10);
+    let mut flows = FlowCookies::new();
     loop {
         loop {
             let frame = match next_frame(&mut buf) {
@@ -175,7 +196,7 @@ async fn run_switch(
             let Ok((h, m)) = openflow::decode(&frame) else {
                 continue;
             };
-            if let Some(reply) = answer(&m, dpid, &meters, &bytes) {
+            if let Some(reply) = answer(&m, dpid, &meters, &bytes, &mut flows) {
                 let Ok(bytes) = openflow::to_vec(h.xid, &reply) else {
                     return;
                 };
