@@ -664,9 +664,19 @@ impl ControlPlane {
         let Some(hops) = self.session_hops((sw.dpid, in_port), server_at) else {
             return false;
         };
-        if !self.sessions.table.lock().pending.insert(key) {
-            self.stats.admissions_busy.inc();
-            return true;
+        let mut client = client;
+        {
+            let mut t = self.sessions.table.lock();
+            if !t.pending.insert(key) {
+                self.stats.admissions_busy.inc();
+                return true;
+            }
+            // A session parked by a path change comes back with the client
+            // data it had gathered (a code an IVR posted, an account id);
+            // what this packet says wins.
+            if let Some(p) = t.parked.get(&key) {
+                keep_gathered(&mut client, &p.explanation.inputs);
+            }
         }
         let owned = slice_of(frame, data);
         let release = match relay_to {
@@ -1392,11 +1402,12 @@ impl ControlPlane {
             .ok_or(SessionError::NotFound)?
             .explanation
             .inputs;
-        if let Some(m) = more {
-            inputs.phone = m.phone.or(inputs.phone);
-            inputs.promo_code = m.promo_code.or(inputs.promo_code);
-            inputs.account_id = m.account_id.or(inputs.account_id);
-            inputs.source = m.source.or(inputs.source);
+        if let Some(mut m) = more {
+            // Where the client is stays what the network saw.
+            m.ip = inputs.ip;
+            m.mac = inputs.mac.take();
+            keep_gathered(&mut m, &inputs);
+            inputs = m;
         }
         let lookup = self.lookup(&inputs).await;
         let snap = self.sessions.snapshot();
@@ -1918,6 +1929,20 @@ pub enum SessionError {
     UnknownTier(String),
 }
 
+/// Fills what `client` lacks of the data gathered about it before
+/// (`was`): newer data wins, nothing gathered is forgotten.
+fn keep_gathered(client: &mut ClientData, was: &ClientData) {
+    let keep = |now: &mut Option<String>, then: &Option<String>| {
+        if now.is_none() {
+            now.clone_from(then);
+        }
+    };
+    keep(&mut client.phone, &was.phone);
+    keep(&mut client.promo_code, &was.promo_code);
+    keep(&mut client.account_id, &was.account_id);
+    keep(&mut client.source, &was.source);
+}
+
 /// A parked session as the API shows it: its last view, with why it has
 /// no flows right now.
 fn parked_view(s: &Session) -> Session {
@@ -2199,6 +2224,28 @@ mod tests {
         server: Ipv4Addr::new(10, 0, 0, 100),
         l4: None,
     };
+
+    #[test]
+    fn gathered_client_data_is_kept_and_newer_data_wins() {
+        let was = ClientData {
+            phone: Some("+14155550100".into()),
+            promo_code: Some("UPGRADE".into()),
+            account_id: Some("A-1".into()),
+            source: Some("ivr".into()),
+            ..ClientData::default()
+        };
+        let mut now = ClientData {
+            ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            promo_code: Some("SPRING".into()),
+            ..ClientData::default()
+        };
+        keep_gathered(&mut now, &was);
+        assert_eq!(now.promo_code.as_deref(), Some("SPRING"));
+        assert_eq!(now.phone.as_deref(), Some("+14155550100"));
+        assert_eq!(now.account_id.as_deref(), Some("A-1"));
+        assert_eq!(now.source.as_deref(), Some("ivr"));
+        assert_eq!(now.ip, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))));
+    }
 
     #[test]
     fn media_between_caller_and_server_needs_no_leg() {

@@ -188,9 +188,26 @@ def test_api_edits_take_effect_on_a_running_session(
                      r'method="PUT",status="200"\} 1', metrics), \
         [m for m in metrics.splitlines() if 'tiers' in m][:10]
 
-    # A broken path parks the session (its flows leave the switches); the
-    # API still shows it, with why it has no path.
+    # A broken link with a way round it (core1-core2-core3): the session
+    # is parked, and its next packet re-admits it on the new path with
+    # what it had gathered: the IVR's promotion code still counts.
     net.configLinkStatus('core1', 'core3', 'down')
+    core2 = '%016x' % 0x202
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        # A second of traffic: the packet that re-admits the session.
+        cust1.cmd(['iperf3', '-c', '10.0.0.101', '-p', '5201', '-t', '1'])
+        s = api.get('/sessions/%s' % sid)
+        if core2 in s['path']:
+            break
+    assert core2 in s['path'] and s['state'] == 'active', s
+    assert s['tier'] == 'premium' and s['explanation']['reason'] == 'promotion', s
+    assert s['explanation']['inputs']['promo_code'] == 'UPGRADE', s
+
+    # No way round (edge1's one uplink): the session stays parked, its
+    # flows gone from the switches, and the API still shows it, with why
+    # it has no path.
+    net.configLinkStatus('edge1', 'core1', 'down')
     deadline = time.monotonic() + 10
     while 'parked' not in s['state_reason'] and time.monotonic() < deadline:
         time.sleep(0.2)
