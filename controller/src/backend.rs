@@ -634,14 +634,11 @@ impl Backend for ControlBackend {
                     .is_none_or(|c| s.customer_id.as_ref() == Some(c))
                 && f.state.is_none_or(|st| s.state == st)
         };
-        // A live session hides an ended record of its id (re-admitted
-        // under the same id after it ended), whether or not it matches.
         let mut all: BTreeMap<String, Session> = self
             .ctl
             .sessions
             .ended_where(keep)
             .into_iter()
-            .filter(|s| self.ctl.sessions.find(&s.id).is_none())
             .map(|s| (s.id.clone(), s))
             .collect();
         for s in self.ctl.sessions.list_where(keep) {

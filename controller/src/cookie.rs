@@ -13,7 +13,7 @@ pub const KIND_MASK: u64 = 0x00ff_ffff << 40;
 pub const EXACT: u64 = u64::MAX;
 
 /// What a flow is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Kind {
     /// Table-miss, LLDP-to-controller: installed on connect.

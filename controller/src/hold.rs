@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 /// Bytes counted in one poll, by (flow kind, switch, session id).
-type FlowBytes = HashMap<(u8, u64, u64), u64>;
+type FlowBytes = HashMap<(Kind, u64, u64), u64>;
 
 /// One session's counters at the previous poll.
 #[derive(Debug, Clone, Copy)]
@@ -102,14 +102,14 @@ impl ControlPlane {
             for p in probes {
                 // No session flows on its switch (not read, or not
                 // installed yet): nothing to judge this poll.
-                let Some(&session) = counted.get(&(Kind::Session as u8, p.dpid, p.id)) else {
+                let Some(&session) = counted.get(&(Kind::Session, p.dpid, p.id)) else {
                     continue;
                 };
                 // A call whose media bypasses its IP pair: its media leg's
                 // flows carry the RTP.
                 let leg = p
                     .media_dpid
-                    .and_then(|d| counted.get(&(Kind::Media as u8, d, p.id)))
+                    .and_then(|d| counted.get(&(Kind::Media, d, p.id)))
                     .copied()
                     .unwrap_or(0);
                 let bytes = session + leg;
@@ -184,7 +184,7 @@ impl ControlPlane {
         };
         for f in &flows {
             if let Some(id) = cookie::id_of(f.cookie, kind) {
-                *out.entry((kind as u8, dpid, id)).or_default() += f.byte_count;
+                *out.entry((kind, dpid, id)).or_default() += f.byte_count;
             }
         }
     }

@@ -409,13 +409,22 @@ impl Sessions {
         v
     }
 
-    /// Recently ended sessions (idle, BYE, the API) that `keep` accepts.
+    /// Recently ended sessions (idle, BYE, the API) that `keep` accepts,
+    /// except those live or parked again under the same id (re-admitted
+    /// after they ended): the current one hides them, whether or not it
+    /// is accepted.
     pub fn ended_where(&self, keep: impl Fn(&Session) -> bool) -> Vec<Session> {
+        // The one place both locks are held: table first, then ended.
+        let t = self.table.lock();
+        let parked: HashSet<&str> = t.parked.values().map(|s| s.id.as_str()).collect();
+        let back = |id: &str| {
+            parse_id(id).is_some_and(|n| t.by_id.contains_key(&n)) || parked.contains(id)
+        };
         self.ended
             .lock()
             .by_id
             .values()
-            .filter(|s| keep(s))
+            .filter(|s| keep(s) && !back(&s.id))
             .cloned()
             .collect()
     }

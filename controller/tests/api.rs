@@ -530,6 +530,41 @@ async fn hold_moves_the_meters_to_the_hold_rate_and_back() {
     fx.running.stop().await;
 }
 
+/// A session ended and then re-admitted (same client and service, so the
+/// same id) is listed once, as the live one: the ended record of its id
+/// is hidden, whatever the filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readmitted_session_hides_its_ended_record() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let client: IpAddr = "10.0.0.1".parse().expect("ip");
+    let id = fx.start_session(client, "sip").await;
+    c.delete(&format!("/api/v1/sessions/{id}"))
+        .await
+        .expect(axum::http::StatusCode::NO_CONTENT);
+    let ended = c
+        .get("/api/v1/sessions?state=ended")
+        .await
+        .expect(axum::http::StatusCode::OK);
+    assert_eq!(ended["total"], 1, "{ended}");
+    assert_eq!(fx.start_session(client, "sip").await, id);
+    let all = c
+        .get("/api/v1/sessions")
+        .await
+        .expect(axum::http::StatusCode::OK);
+    assert_eq!(all["total"], 1, "{all}");
+    assert_eq!(all["items"][0]["id"], id.as_str(), "{all}");
+    assert_eq!(all["items"][0]["state"], "active", "{all}");
+    let ended = c
+        .get("/api/v1/sessions?state=ended")
+        .await
+        .expect(axum::http::StatusCode::OK);
+    assert_eq!(ended["total"], 0, "{ended}");
+    fx.running.stop().await;
+}
+
 /// A SIP request from `from` to `to` (5060 both ends) on the call that
 /// `invite` started, with an SDP body.
 fn sip_with_sdp(method: &str, from: Ipv4Addr, to: Ipv4Addr, call: Ipv4Addr, sdp: &str) -> Vec<u8> {
