@@ -1,12 +1,16 @@
-//! Starting and stopping the controller: binds the OpenFlow listener,
-//! spawns the connection acceptor and the periodic discovery task, and on
-//! shutdown drains every task through one cancellation token.
+//! Starting and stopping the controller: binds the OpenFlow and API
+//! listeners, builds the control plane, and spawns every long-lived task
+//! (connections, discovery, remote lookups, OVSDB queues, the Redis
+//! writer, the CRM follower, idle media, the API). The one place that
+//! spawns them: each is tracked, and on shutdown one cancellation token
+//! stops them all and `Running::stop` waits for them.
 
-use crate::config::{Config, Timers};
+use crate::config::{Config, CrmMode};
 use crate::control::ControlPlane;
 use crate::crm::{ChangeKind, Replica, ReplicaOptions, ReplicaScope, Store, StoreOptions};
-use crate::ofconn;
-use crate::session::{Crm, CrmMode};
+use crate::net::ofconn;
+use crate::sessions::Crm;
+use crate::sessions::writer::Stored;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,15 +30,26 @@ pub struct Running {
     tracker: TaskTracker,
 }
 
-/// Binds and starts everything; returns once the listener is up.
+/// How long the first read of remembered sessions may take before the
+/// controller starts without them (a task keeps trying).
+const REMEMBERED_FIRST_TRY: Duration = Duration::from_secs(2);
+
+/// Binds and starts everything; returns once the listeners are up.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let listener = TcpListener::bind(config.openflow)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for OpenFlow on {}: {e}", config.openflow))?;
     let openflow_addr = listener.local_addr()?;
-    let lldp_every = Timers::secs(config.timers.lldp_interval);
-    let (config_api, api_token) = (config.api, config.api_token.clone());
+    let api_listener = TcpListener::bind(config.api)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for the REST API on {}: {e}", config.api))?;
+    let api_addr = api_listener.local_addr()?;
+    let timers = config.timers;
     let hold_config = config.hold;
+    let api_token = config.api_token.clone();
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -48,20 +63,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let replica = Replica::start_or_follow(
         &config.redis,
         scope,
-        ReplicaOptions::default(),
+        ReplicaOptions {
+            tasks: Some(tracker.clone()),
+            ..ReplicaOptions::default()
+        },
         shutdown.clone(),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("Redis {}: {e}", config.redis))?;
+    .map_err(|e| anyhow::anyhow!("Redis {}: {e}", crate::crm::redacted(&config.redis)))?;
     let store = Store::connect_with(
         &config.redis,
         &StoreOptions {
             op_timeout: Duration::from_millis(500),
             lazy: true,
+            tasks: Some(tracker.clone()),
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("Redis {}: {e}", config.redis))?;
+    .map_err(|e| anyhow::anyhow!("Redis {}: {e}", crate::crm::redacted(&config.redis)))?;
     let crm = Crm {
         mode: config.crm_mode,
         replica: replica.clone(),
@@ -69,26 +88,52 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     // phonenumber loads its numbering plans on first use (seconds in a
     // debug build): load them now, not on the first INVITE's task.
-    tokio::task::spawn_blocking(crate::sip::preload_numbering_plans);
-    let ctl = Arc::new(ControlPlane::new(config, crm));
+    tracker.spawn_blocking(crate::sip::preload_numbering_plans);
+    let (ctl, workers) = ControlPlane::new(config, crm);
+
     // Sessions Redis remembers (a restart): re-admitted by their next
-    // packet with the same id and override.
-    match store.list_sessions().await {
-        Ok(v) if !v.is_empty() => {
-            tracing::info!("{} sessions remembered from Redis", v.len());
-            ctl.park_remembered(v);
+    // packet with the same id, override and hold. Retried until Redis
+    // answers; one unreadable record is skipped and reported.
+    match tokio::time::timeout(REMEMBERED_FIRST_TRY, remember(&ctl, &store)).await {
+        Ok(true) => {}
+        _ => {
+            let (ctl, store, shutdown) = (ctl.clone(), store.clone(), shutdown.clone());
+            tracker.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    if remember(&ctl, &store).await {
+                        break;
+                    }
+                }
+            });
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!("cannot read remembered sessions: {e}"),
+    }
+
+    {
+        let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
+        tracker.spawn(async move { ctl.run_writer(shutdown).await });
     }
     {
-        let ctl = ctl.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move { ctl.sessions_writer(shutdown).await });
+        let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
+        tracker.spawn(async move { ctl.run_lookups(workers.lookups, shutdown).await });
     }
     {
-        let ctl = ctl.clone();
-        let shutdown = shutdown.clone();
+        let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
+        tracker.spawn(async move { ctl.run_queue_sync(shutdown).await });
+    }
+    {
+        let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
+        tracker.spawn(async move { ctl.run_idle_monitor(hold_config, shutdown).await });
+    }
+    {
+        let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
+        tracker.spawn(async move { ctl.run_discovery(shutdown).await });
+    }
+    {
+        let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
         let mut changes = replica.subscribe_changes();
         tracker.spawn(async move {
             loop {
@@ -106,59 +151,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         });
     }
-
-    tracker.spawn(
-        ctl.clone()
-            .idle_media_monitor(hold_config, shutdown.clone()),
-    );
     tracker.spawn(ofconn::serve(
         listener,
         ctl.clone(),
+        timers,
         shutdown.clone(),
         tracker.clone(),
     ));
     {
-        let ctl = ctl.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let mut tick = tokio::time::interval(lldp_every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => ctl.lldp_round(),
-                }
-            }
-        });
-    }
-
-    // ---- REST API (issue 5) ----
-    let api_addr = {
-        let api = match TcpListener::bind(config_api).await {
-            Ok(l) => l,
-            Err(e) => {
-                shutdown.cancel();
-                return Err(anyhow::anyhow!(
-                    "cannot listen for the REST API on {config_api}: {e}"
-                ));
-            }
-        };
-        let api_addr = api.local_addr()?;
         let router = tierflow_api::router(
             Arc::new(crate::backend::ControlBackend::new(ctl.clone())),
             tierflow_api::ApiConfig { token: api_token },
         );
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            if let Err(e) = tierflow_api::serve(api, router, shutdown).await {
+            if let Err(e) = tierflow_api::serve(api_listener, router, shutdown).await {
                 tracing::error!("REST API stopped: {e}");
             }
         });
         tracing::info!("REST API on http://{api_addr}");
-        api_addr
-    };
-    // ---- end REST API ----
-
+    }
     tracing::info!("OpenFlow listener on {openflow_addr}");
     Ok(Running {
         ctl,
@@ -167,6 +179,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         tracker,
     })
+}
+
+/// Reads the sessions Redis remembers and parks them; false if Redis
+/// could not be read (try again).
+async fn remember(ctl: &ControlPlane, store: &Store) -> bool {
+    match store.list_session_records::<Stored>().await {
+        Ok((records, bad)) => {
+            for (key, why) in &bad {
+                tracing::warn!("remembered session {key} skipped: unreadable ({why})");
+            }
+            ctl.stats().sessions_unreadable.add(bad.len() as u64);
+            let n = ctl.park_remembered(records);
+            if n > 0 {
+                tracing::info!("{n} sessions remembered from Redis");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!("cannot read remembered sessions yet: {e}");
+            false
+        }
+    }
 }
 
 impl Running {

@@ -8,8 +8,9 @@
 
 use crate::control::ControlPlane;
 use crate::crm::{self, CrmError, Store, Write};
-use crate::session::SessionError;
-use crate::switch::{RequestError, Switch};
+use crate::net::{RequestError, Switch};
+use crate::sessions::record::StateReason;
+use crate::sessions::{HoldCause, SessionError};
 use openflow::multipart::{
     FlowStatsRequest, MeterFeatures, MeterMultipartRequest, MultipartReplyBody,
     MultipartRequestBody, QueueStatsRequest,
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tierflow_api::backend::{Backend, BackendError};
 use tierflow_api::model::{
-    ClientData, Customer, Policy, Promotion, Reason, Service, Session, SessionState, Tier,
+    ClientData, Customer, Policy, Promotion, Service, Session, SessionState, Tier,
 };
 use tierflow_api::views::{
     CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, LinkView,
@@ -50,7 +51,7 @@ impl ControlBackend {
     }
 
     fn store(&self) -> &Store {
-        &self.ctl.sessions.crm().store
+        &self.ctl.sessions().crm().store
     }
 
     /// A session that is not live: ended (in memory or in Redis) or
@@ -64,7 +65,7 @@ impl ControlBackend {
     }
 
     async fn ended_session(&self, id: &str) -> Option<Session> {
-        if let Some(s) = self.ctl.sessions.find_ended(id) {
+        if let Some(s) = self.ctl.sessions().find_ended(id) {
             return Some(s);
         }
         match self.store().get_session(id).await {
@@ -72,7 +73,7 @@ impl ControlBackend {
                 // A record still marked live while no controller holds it
                 // (the writer lags, or it is from before a restart) is
                 // shown as it was last written.
-                if self.ctl.sessions.get(id).is_none() && s.state != SessionState::Ended {
+                if !self.ctl.sessions().is_live(id) && s.state != SessionState::Ended {
                     s.state_reason = format!("{} (not live on this controller)", s.state_reason);
                 }
                 Some(s)
@@ -95,7 +96,7 @@ impl ControlBackend {
     async fn tier_in_replica(&self, tier: &str) -> R<()> {
         let known = || {
             self.ctl
-                .sessions
+                .sessions()
                 .crm()
                 .replica
                 .snapshot()
@@ -266,10 +267,10 @@ impl Backend for ControlBackend {
         // a refused connection fails at once, and a probe polling /health
         // must not wait out the OVSDB timeout of an unreachable endpoint
         // (it shows as not connected).
-        let _ = tokio::time::timeout(HEALTH_OVSDB_WAIT, self.ctl.ovsdb.connect_all()).await;
+        let _ = tokio::time::timeout(HEALTH_OVSDB_WAIT, self.ctl.ovsdb().connect_all()).await;
         let ovsdb: Vec<EndpointStatus> = self
             .ctl
-            .ovsdb
+            .ovsdb()
             .status()
             .into_iter()
             .map(|(endpoint, connected)| EndpointStatus {
@@ -396,7 +397,7 @@ impl Backend for ControlBackend {
                 port_no: PortNo::Any,
                 queue_id: openflow::QUEUE_ALL,
             })),
-            self.ctl.ovsdb.queues(dpid),
+            self.ctl.ovsdb().queues(dpid),
         );
         let mut rows: BTreeMap<(u32, u32), QueueView> = BTreeMap::new();
         let stats_err = match stats {
@@ -467,9 +468,9 @@ impl Backend for ControlBackend {
             .iter()
             .map(|s| format_dpid(s.dpid))
             .collect();
-        let topo = self.ctl.topology.lock();
-        let mut links: Vec<LinkView> = topo
-            .links()
+        let (links, hosts) = self.ctl.topology_view();
+        let mut links: Vec<LinkView> = links
+            .into_iter()
             .map(|(a, b)| LinkView {
                 src_dpid: format_dpid(a.0),
                 src_port: a.1,
@@ -478,8 +479,8 @@ impl Backend for ControlBackend {
             })
             .collect();
         links.sort_by(|a, b| (&a.src_dpid, a.src_port).cmp(&(&b.src_dpid, b.src_port)));
-        let mut hosts: Vec<HostView> = topo
-            .hosts()
+        let mut hosts: Vec<HostView> = hosts
+            .iter()
             .map(|h| HostView {
                 mac: h.mac.to_string(),
                 ip: h.ips.first().map(ToString::to_string),
@@ -516,15 +517,9 @@ impl Backend for ControlBackend {
     }
 
     async fn delete_tier(&self, name: &str) -> R<()> {
-        if let Some(s) = self
-            .ctl
-            .sessions
-            .list_where(|s| s.tier == name || s.override_tier.as_deref() == Some(name))
-            .first()
-        {
+        if let Some(id) = self.ctl.sessions().tier_in_use(name) {
             return Err(BackendError::Conflict(format!(
-                "tier {name:?} is in use by live session {}",
-                s.id
+                "tier {name:?} is in use by live session {id}"
             )));
         }
         deleted("tier", name, self.store().delete_tier(name).await)
@@ -636,12 +631,16 @@ impl Backend for ControlBackend {
         };
         let mut all: BTreeMap<String, Session> = self
             .ctl
-            .sessions
+            .sessions()
             .ended_where(keep)
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
-        for s in self.ctl.sessions.list_where(keep) {
+        for s in self
+            .ctl
+            .sessions()
+            .list(f.tier.as_deref(), f.customer.as_deref(), f.state)
+        {
             all.insert(s.id.clone(), s);
         }
         let items: Vec<Session> = all.into_values().collect();
@@ -649,10 +648,10 @@ impl Backend for ControlBackend {
     }
 
     async fn get_session(&self, id: &str) -> R<Session> {
-        if let Some(s) = self.ctl.sessions.find(id) {
+        if let Some(s) = self.ctl.sessions().find(id) {
             return Ok(s);
         }
-        if let Some(s) = self.ctl.sessions.find_ended(id) {
+        if let Some(s) = self.ctl.sessions().find_ended(id) {
             return Ok(s);
         }
         self.store().get_session(id).await.map_err(crm_err)
@@ -670,36 +669,27 @@ impl Backend for ControlBackend {
     }
 
     async fn set_session_tier(&self, id: &str, tier: &str) -> R<Session> {
-        if self.ctl.sessions.get(id).is_none() {
+        if !self.ctl.sessions().is_live(id) {
             return Err(self.not_live(id).await);
         }
         self.tier_in_replica(tier).await?;
-        let tier = tier.to_string();
         self.ctl
-            .update_session(id, |s| {
-                s.override_tier = Some(tier.clone());
-                s.tier = tier.clone();
-                s.explanation.reason = Reason::ManualOverride;
-                s.explanation.detail = format!("manual override to {tier}");
-            })
+            .set_override(id, tier)
             .map_err(|e| self.session_error(id, e, "tier"))
     }
 
     async fn clear_session_tier(&self, id: &str) -> R<Session> {
-        if self.ctl.sessions.get(id).is_none() {
+        if !self.ctl.sessions().is_live(id) {
             return Err(self.not_live(id).await);
         }
         self.ctl
-            .update_session(id, |s| s.override_tier = None)
-            .map_err(|e| self.session_error(id, e, "tier"))?;
-        self.ctl
-            .rescore(id, None)
+            .clear_override(id)
             .await
             .map_err(|e| self.session_error(id, e, "tier"))
     }
 
     async fn client_data(&self, id: &str, d: ClientData) -> R<Session> {
-        if self.ctl.sessions.get(id).is_none() {
+        if !self.ctl.sessions().is_live(id) {
             return Err(self.not_live(id).await);
         }
         self.ctl
@@ -715,22 +705,22 @@ impl Backend for ControlBackend {
                 "must be \"hold\" or \"active\"",
             ));
         }
-        if self.ctl.sessions.get(id).is_none() {
+        if !self.ctl.sessions().is_live(id) {
             return Err(self.not_live(id).await);
         }
         self.ctl
             .set_hold(
                 id,
                 state == SessionState::Hold,
-                crate::session::HoldCause::Cti,
-                "cti",
+                HoldCause::Cti,
+                StateReason::Cti,
             )
             .map_err(|e| self.session_error(id, e, "tier"))
     }
 
     fn metrics(&self) -> String {
         let mut out = String::new();
-        if let serde_json::Value::Object(counters) = json(&self.ctl.stats) {
+        if let serde_json::Value::Object(counters) = json(self.ctl.stats()) {
             for (name, v) in counters {
                 let _ = write!(
                     out,
@@ -741,7 +731,7 @@ impl Backend for ControlBackend {
                 );
             }
         }
-        let replica = &self.ctl.sessions.crm().replica;
+        let replica = &self.ctl.sessions().crm().replica;
         let _ = write!(
             out,
             "# HELP tierflow_crm_events_applied_total CRM change events the replica applied.\n\
@@ -769,7 +759,7 @@ impl Backend for ControlBackend {
             "# HELP tierflow_sessions Live sessions by tier and state.\n\
              # TYPE tierflow_sessions gauge\n",
         );
-        for (tier, state, n) in self.ctl.sessions.by_tier_and_state() {
+        for (tier, state, n) in self.ctl.sessions().by_tier_and_state() {
             let _ = writeln!(
                 out,
                 "tierflow_sessions{{tier=\"{}\",state=\"{}\"}} {n}",
@@ -781,7 +771,7 @@ impl Backend for ControlBackend {
             "# HELP tierflow_hold_transitions_total Calls put on hold (to=hold) or resumed (to=active), by cause.\n\
              # TYPE tierflow_hold_transitions_total counter\n",
         );
-        for (cause, to, n) in self.ctl.sessions.hold_transitions() {
+        for (cause, to, n) in self.ctl.sessions().hold_transitions() {
             let _ = writeln!(
                 out,
                 "tierflow_hold_transitions_total{{cause=\"{cause}\",to=\"{to}\"}} {n}"
@@ -796,10 +786,10 @@ impl Backend for ControlBackend {
                 out,
                 "tierflow_meters_in_use{{dpid=\"{}\"}} {}",
                 format_dpid(sw.dpid),
-                self.ctl.sessions.meters_in_use(sw.dpid)
+                self.ctl.sessions().meters_in_use(sw.dpid)
             );
         }
-        let (buckets, count, sum) = self.ctl.stats.packet_in_latency.snapshot();
+        let (buckets, count, sum) = self.ctl.stats().packet_in_latency.snapshot();
         out.push_str(
             "# HELP tierflow_packet_in_duration_seconds Time to handle one PACKET_IN (one in 16 is timed).\n\
              # TYPE tierflow_packet_in_duration_seconds histogram\n",

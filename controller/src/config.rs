@@ -1,5 +1,10 @@
 //! Run-time configuration: a TOML file, overridden by command-line flags
 //! (PRODUCT.md: `tierflow run [--config FILE] [--openflow ADDR] ...`).
+//!
+//! Plain data: this module imports nothing of the crate, so every other
+//! module may read the configuration without an import cycle. Values are
+//! range-checked once, at start ([`Config::validate`]), so no task meets
+//! an infinite or negative timer later.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -22,13 +27,25 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Where decisions read customers: `remote` (Redis per decision) or
     /// `replica` (an in-memory copy kept current by pub/sub).
-    pub crm_mode: crate::session::CrmMode,
+    pub crm_mode: CrmMode,
     /// ISO region for caller numbers given without a country code.
     pub default_country: String,
     /// Timers of the switch connections and of topology discovery.
     pub timers: Timers,
     /// Hold detection from idle media (`[hold]`).
     pub hold: HoldConfig,
+}
+
+/// Where customer data is read at decision time (PRODUCT.md's "CRM at the
+/// communication center" versus "CRM at the control node").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrmMode {
+    /// Read Redis per decision (batched, off the switch's task).
+    #[default]
+    Remote,
+    /// Decide from the in-memory replica; never wait on the network.
+    Replica,
 }
 
 /// Idle-media hold detection for voice (SIP) sessions: the switches' flow
@@ -113,7 +130,7 @@ impl Default for Config {
             redis: "redis://127.0.0.1:6379".into(),
             ovsdb: vec!["unix:/var/run/openvswitch/db.sock".into()],
             api_token: None,
-            crm_mode: crate::session::CrmMode::default(),
+            crm_mode: CrmMode::default(),
             default_country: "US".into(),
             timers: Timers::default(),
             hold: HoldConfig::default(),
@@ -122,13 +139,59 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads a TOML file; unknown keys are an error naming the key.
+    /// Reads a TOML file; unknown keys are an error naming the key, and
+    /// so is a value out of range.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+        let c: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        Ok(c)
+    }
+
+    /// Checks every value a task will use: timers finite and within a
+    /// day (`Duration::from_secs_f64` panics on infinity), polls above
+    /// zero. The error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let t = &self.timers;
+        for (key, v, min) in [
+            ("timers.echo_interval", t.echo_interval, 0.01),
+            ("timers.dead_after", t.dead_after, 0.01),
+            ("timers.request_timeout", t.request_timeout, 0.01),
+            ("timers.handshake_timeout", t.handshake_timeout, 0.01),
+            ("timers.lldp_interval", t.lldp_interval, 0.01),
+            ("timers.link_timeout", t.link_timeout, 0.01),
+        ] {
+            if !v.is_finite() || v < min || v > MAX_TIMER_SECS {
+                return Err(format!(
+                    "{key} = {v}: must be between {min} and {MAX_TIMER_SECS} seconds"
+                ));
+            }
+        }
+        if t.session_idle_timeout == 0 {
+            return Err("timers.session_idle_timeout must be at least 1 second".into());
+        }
+        let h = &self.hold;
+        if h.idle_poll_ms == 0 || h.idle_poll_ms > 3_600_000 {
+            return Err(format!(
+                "hold.idle_poll_ms = {}: must be between 1 and 3600000",
+                h.idle_poll_ms
+            ));
+        }
+        if h.idle_after_ms > 86_400_000 {
+            return Err(format!(
+                "hold.idle_after_ms = {}: at most a day",
+                h.idle_after_ms
+            ));
+        }
+        Ok(())
     }
 }
+
+/// Longest timer accepted: a day.
+const MAX_TIMER_SECS: f64 = 86_400.0;
 
 #[cfg(test)]
 mod tests {
@@ -151,5 +214,21 @@ mod tests {
         assert!(toml::from_str::<Config>("[hold]\nidle = 1\n").is_err());
         let err = toml::from_str::<Config>("openflw = \"x\"").expect_err("unknown key");
         assert!(err.to_string().contains("openflw"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_key() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let c: Config = toml::from_str("[timers]\ndead_after = inf\n").expect("parses");
+        let e = c.validate().expect_err("infinite timer");
+        assert!(e.contains("timers.dead_after"), "{e}");
+        let c: Config = toml::from_str("[timers]\nlldp_interval = -1.0\n").expect("parses");
+        assert!(c.validate().is_err());
+        let c: Config = toml::from_str("[hold]\nidle_poll_ms = 0\n").expect("parses");
+        assert!(
+            c.validate()
+                .expect_err("zero poll")
+                .contains("hold.idle_poll_ms")
+        );
     }
 }

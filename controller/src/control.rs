@@ -1,73 +1,140 @@
-//! The control plane: the registry of connected switches, the topology,
-//! and what happens when switches connect, report port changes or errors.
-//! Packet-in handling and path setup live in `forwarding`.
+//! The control plane: the one owner of the controller's state (the
+//! installer and its switch registry, the topology, forwarding, sessions,
+//! OVSDB, the counters) and what happens on every event: a switch
+//! connecting, learnt, gone; a packet-in (handed to the pipeline); a port
+//! changing; a flow removed; an OFPT_ERROR; the periodic rounds; a CRM
+//! change; an operator's action through the API.
+//!
+//! Its fields are private: the API backend and the tests read through
+//! methods. It knows nothing of HTTP (the backend translates) and nothing
+//! of sockets (a connection reports through [`Events`]). The long-lived
+//! tasks that do its background work (remote lookups, OVSDB queues, the
+//! Redis writer, idle media, discovery) are `run_*` methods that `app`
+//! spawns and drains.
 
-use crate::config::{Config, Timers};
-use crate::cookie::{self, Kind};
-use crate::forwarding::Forwarding;
-use crate::lldp;
-use crate::qos;
-use crate::session::{Crm, Sessions};
-use crate::stats::Stats;
-use crate::switch::Switch;
-use crate::topology::{Change, Topology};
-use openflow::multipart::{MultipartReplyBody, MultipartRequestBody};
-use openflow::{
-    Action, ErrorMsg, FlowMod, FlowRemoved, Instruction, Match, Message, Oxm, PacketOut, PortNo,
-    PortReason, PortStatus, SwitchConfig,
+use crate::config::{Config, CrmMode, HoldConfig, Timers};
+use crate::crm::{ChangeKind, Lookup};
+use crate::messages::{self, cookie};
+use crate::net::{Events, Installer, Switch};
+use crate::ovsdb::{OvsdbSet, QueueSpec};
+use crate::pipeline::{self, Ctx};
+use crate::plan::{Execute, Plan};
+use crate::sessions::idle::FlowBytes;
+use crate::sessions::record::StateReason;
+use crate::sessions::writer::Stored;
+use crate::sessions::{
+    Crm, HoldCause, Monitor, Pending, SessionError, SessionId, Sessions, Verdict,
 };
-use parking_lot::{Mutex, RwLock};
-// ahash: keys come off the wire (MACs), so a DoS-resistant hash, but
-// several times cheaper than std's SipHash on this hot path.
-use ahash::AHashMap as HashMap;
+use crate::stats::Stats;
+use crate::topology::{Host, PortRef, Topology};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use openflow::multipart::{FlowStatsRequest, MultipartReplyBody, MultipartRequestBody};
+use openflow::{ErrorMsg, FlowRemoved, Match, Message, PacketIn, PortNo, PortReason, PortStatus};
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
-use tracing::{debug, info, warn};
+use std::time::{Duration, Instant};
+use tierflow_api::model::{ClientData, Session};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
-/// Priority of the LLDP-to-controller flow: above everything else.
-pub const PRIO_LLDP: u16 = 65_000;
-/// Priority of the table-miss flow.
-pub const PRIO_MISS: u16 = 0;
+/// Packet-ins per latency sample: two clock reads and a histogram shared
+/// by every switch task on each packet-in cost a tenth of setup
+/// throughput (perf).
+const LATENCY_SAMPLE: u64 = 16;
+/// Admissions waiting for a remote lookup; beyond it, requests are shed
+/// (their next packet asks again).
+const LOOKUP_QUEUE: usize = 16_384;
+/// Remote lookups in flight at once (the store batches them).
+const LOOKUPS_IN_FLIGHT: usize = 2048;
+
+/// Switches whose tier queues OVSDB should (re)configure.
+#[derive(Debug, Default)]
+struct QueueJobs {
+    all: bool,
+    dpids: BTreeSet<u64>,
+}
+
+/// The receiving ends of the control plane's work queues, for `app` to
+/// run.
+#[derive(Debug)]
+pub struct Workers {
+    pub lookups: mpsc::Receiver<Box<Pending>>,
+}
 
 /// Shared by every connection task and the API.
 pub struct ControlPlane {
     config: Config,
-    switches: RwLock<HashMap<u64, Arc<Switch>>>,
-    pub(crate) topology: Mutex<Topology>,
-    pub(crate) forwarding: Forwarding,
-    pub(crate) sessions: Sessions,
-    pub(crate) ovsdb: Arc<crate::ovsdb::OvsdbSet>,
-    pub stats: Stats,
+    stats: Arc<Stats>,
+    installer: Installer,
+    topology: Mutex<Topology>,
+    forwarding: crate::forwarding::Forwarding,
+    sessions: Sessions,
+    ovsdb: Arc<OvsdbSet>,
+    lookups: mpsc::Sender<Box<Pending>>,
+    queue_jobs: Mutex<QueueJobs>,
+    queue_wake: Notify,
 }
 
 impl std::fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControlPlane")
-            .field("switches", &self.switches.read().len())
+            .field("switches", &self.installer.count())
             .finish()
     }
 }
 
 impl ControlPlane {
-    pub fn new(config: Config, crm: Crm) -> Self {
+    pub fn new(config: Config, crm: Crm) -> (Arc<Self>, Workers) {
+        let stats = Arc::new(Stats::default());
         let sessions = Sessions::new(
             crm,
             config.default_country.clone(),
             config.timers.session_idle_timeout,
+            stats.clone(),
         );
-        let ovsdb = Arc::new(crate::ovsdb::OvsdbSet::new(
+        let ovsdb = Arc::new(OvsdbSet::new(
             config.ovsdb.clone(),
             crate::ovsdb::DEFAULT_TIMEOUT,
         ));
-        ControlPlane {
+        let (lookups, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
+        let ctl = ControlPlane {
+            installer: Installer::new(stats.clone()),
+            forwarding: crate::forwarding::Forwarding::new(config.timers.flow_idle_timeout),
+            topology: Mutex::new(Topology::default()),
             sessions,
             ovsdb,
+            stats,
             config,
-            switches: RwLock::new(HashMap::default()),
-            topology: Mutex::new(Topology::default()),
-            forwarding: Forwarding::default(),
-            stats: Stats::default(),
-        }
+            lookups,
+            queue_jobs: Mutex::default(),
+            queue_wake: Notify::new(),
+        };
+        (
+            Arc::new(ctl),
+            Workers {
+                lookups: lookups_rx,
+            },
+        )
+    }
+
+    // ---- reads ----
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// One JSON line of counters.
+    pub fn stats_json(&self) -> String {
+        serde_json::to_string(&*self.stats).unwrap_or_default()
+    }
+
+    pub fn timers(&self) -> Timers {
+        self.config.timers
     }
 
     /// The session table (the API and tests read it).
@@ -75,51 +142,50 @@ impl ControlPlane {
         &self.sessions
     }
 
-    pub fn timers(&self) -> Timers {
-        self.config.timers
+    pub fn ovsdb(&self) -> &OvsdbSet {
+        &self.ovsdb
     }
 
     pub fn switch(&self, dpid: u64) -> Option<Arc<Switch>> {
-        self.switches.read().get(&dpid).cloned()
+        self.installer.switch(dpid)
     }
 
     pub fn switches(&self) -> Vec<Arc<Switch>> {
-        let mut v: Vec<_> = self.switches.read().values().cloned().collect();
-        v.sort_by_key(|s| s.dpid);
-        v
+        self.installer.switches()
     }
 
-    /// A switch finished its handshake: clean out our stale flows, install
-    /// table-miss and LLDP-to-controller, learn its ports, probe them.
-    pub fn switch_connected(self: &Arc<Self>, sw: &Arc<Switch>) {
-        if let Some(old) = self.switches.write().insert(sw.dpid, sw.clone()) {
-            // Same datapath reconnected before its old connection timed out.
-            old.closed().cancel();
+    /// Links (one entry per direction seen) and hosts, as the topology
+    /// knows them now.
+    pub fn topology_view(&self) -> (Vec<(PortRef, PortRef)>, Vec<Host>) {
+        let t = self.topology.lock();
+        (t.links().collect(), t.hosts().cloned().collect())
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            exec: &self.installer,
+            topology: &self.topology,
+            forwarding: &self.forwarding,
+            sessions: &self.sessions,
+            stats: &self.stats,
         }
-        self.stats.switches_connected.inc();
-        sw.batch(|b| {
-            b.push(
-                sw.next_xid(),
-                &Message::SetConfig(SwitchConfig {
-                    flags: 0,
-                    miss_send_len: openflow::CML_NO_BUFFER,
-                }),
-            );
-            b.push(sw.next_xid(), &delete_ours());
-            b.push(sw.next_xid(), &table_miss());
-            b.push(sw.next_xid(), &lldp_to_controller());
-        });
-        self.stats.flow_mods_sent.add(3);
-        let ctl = self.clone();
-        let sw = sw.clone();
-        tokio::spawn(async move { ctl.learn_switch(&sw).await });
     }
 
-    /// PORT_DESC, DESC and METER_FEATURES, then the first LLDP round.
-    async fn learn_switch(self: &Arc<Self>, sw: &Arc<Switch>) {
+    // ---- switches ----
+
+    /// PORT_DESC, DESC and METER_FEATURES, then what goes on the switch
+    /// (service flows, sessions crossing it, tier queues) and the first
+    /// LLDP round.
+    async fn learn_switch(&self, sw: Arc<Switch>) {
         match sw.port_desc().await {
             Ok(ports) => {
+                let up: Vec<u32> = ports
+                    .iter()
+                    .filter(|p| p.port_no.value() < PortNo::Max.value() && p.is_up())
+                    .map(|p| p.port_no.value())
+                    .collect();
                 sw.info.write().ports = ports.into_iter().map(|p| (p.port_no.value(), p)).collect();
+                self.topology.lock().set_ports(sw.dpid, up);
             }
             Err(e) => warn!("PORT_DESC failed: {e}"),
         }
@@ -146,36 +212,28 @@ impl ControlPlane {
             }
             Err(e) => warn!("METER_FEATURES failed: {e}"),
         }
-        self.sessions_switch_ready(sw);
-        self.probe_switch(sw);
-    }
-
-    /// A switch's connection ended.
-    pub fn switch_disconnected(&self, sw: &Arc<Switch>) {
-        {
-            let mut map = self.switches.write();
-            // A newer connection of the same datapath may have replaced it.
-            if map.get(&sw.dpid).is_some_and(|cur| Arc::ptr_eq(cur, sw)) {
-                map.remove(&sw.dpid);
-            } else {
-                return;
-            }
+        if !sw.is_connected() {
+            return;
         }
-        let change = self.topology.lock().switch_gone(sw.dpid);
-        self.apply_change(&change);
-        self.forwarding.switch_gone(self, sw.dpid);
+        self.sync_queues(Some(sw.dpid));
+        self.installer.execute(self.sessions.service_flows(sw.dpid));
+        self.sessions
+            .switch_ready(&self.installer, sw.dpid, max_meter(&sw));
+        self.probe_switch(&sw);
     }
 
-    /// Sends one LLDP probe out of every live port of every switch, and
-    /// expires links whose probes stopped arriving.
+    /// Sends one LLDP probe out of every live port of every switch,
+    /// expires links whose probes stopped arriving, and drops setups
+    /// whose barriers never came back.
     pub fn lldp_round(&self) {
         for sw in self.switches() {
             self.probe_switch(&sw);
         }
         let timeout = Timers::secs(self.config.timers.link_timeout);
         let change = self.topology.lock().expire_links(Instant::now(), timeout);
-        self.apply_change(&change);
-        self.forwarding.sweep(self);
+        pipeline::topology_changed(&self.ctx(), &change);
+        self.installer
+            .sweep(Timers::secs(self.config.timers.request_timeout));
     }
 
     fn probe_switch(&self, sw: &Switch) {
@@ -187,54 +245,427 @@ impl ControlPlane {
             .filter(|p| p.port_no.value() < PortNo::Max.value() && p.is_up())
             .map(|p| (p.port_no.value(), p.hw_addr))
             .collect();
-        sw.batch(|b| {
-            for (port, mac) in ports {
-                let frame = lldp::probe(sw.dpid, port, mac);
-                let out = PacketOut {
-                    buffer_id: openflow::NO_BUFFER,
-                    in_port: PortNo::Controller,
-                    actions: [Action::output(port)].into_iter().collect(),
-                    data: frame[..].into(),
-                };
-                b.push(0, &Message::PacketOut(out));
-            }
-        });
+        let mut plan = Plan::new();
+        for (port, mac) in ports {
+            plan.push(
+                sw.dpid,
+                &Message::PacketOut(messages::probe_out(sw.dpid, port, mac)),
+            );
+        }
+        self.installer.execute(plan);
     }
 
-    /// An LLDP probe arrived at (sw, in_port).
-    pub(crate) fn lldp_in(&self, sw: &Switch, in_port: u32, frame: &[u8]) {
-        let Some(from) = lldp::parse(frame) else {
+    // ---- sessions: what the API and the monitors do ----
+
+    /// Ends a session (the API). False if it is not live.
+    pub fn end_session(&self, id: &str, why: &str) -> bool {
+        self.sessions.end_by_name(&self.installer, id, why)
+    }
+
+    /// Manual override of a live session's tier.
+    pub fn set_override(&self, id: &str, tier: &str) -> Result<Session, SessionError> {
+        self.sessions.set_override(&self.installer, id, tier)
+    }
+
+    /// Clears a manual override and re-scores the session.
+    pub async fn clear_override(&self, id: &str) -> Result<Session, SessionError> {
+        self.sessions.clear_override(&self.installer, id)?;
+        self.rescore(id, None).await
+    }
+
+    /// Puts a live session on hold or resumes it.
+    pub fn set_hold(
+        &self,
+        id: &str,
+        hold: bool,
+        cause: HoldCause,
+        why: StateReason,
+    ) -> Result<Session, SessionError> {
+        let id = SessionId::parse(id).ok_or(SessionError::NotFound)?;
+        self.sessions
+            .set_hold(&self.installer, id, hold, cause, why)
+    }
+
+    /// Re-scores a live session from its (possibly enriched) client data;
+    /// a manual override still wins.
+    pub async fn rescore(
+        &self,
+        id: &str,
+        more: Option<ClientData>,
+    ) -> Result<Session, SessionError> {
+        let inputs = self.sessions.rescore_inputs(id, more.as_ref())?;
+        let lookup = self.lookup(&inputs.to_client()).await;
+        self.sessions
+            .apply_rescore(&self.installer, id, inputs, &lookup)
+    }
+
+    async fn remote_lookup(&self, client: &ClientData) -> Lookup {
+        match self
+            .sessions
+            .crm()
+            .store
+            .lookup(
+                client.phone.as_deref(),
+                client.ip,
+                client.promo_code.as_deref(),
+            )
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                self.stats.redis_errors.inc();
+                self.stats.decisions_fallback.inc();
+                warn!("CRM lookup failed, default tier: {e}");
+                Lookup::default()
+            }
+        }
+    }
+
+    /// Looks up the client with the CRM mode in force.
+    pub async fn lookup(&self, client: &ClientData) -> Lookup {
+        match self.sessions.crm().mode {
+            CrmMode::Replica => self.sessions.snapshot().lookup(
+                client.phone.as_deref(),
+                client.ip,
+                client.promo_code.as_deref(),
+            ),
+            CrmMode::Remote => self.remote_lookup(client).await,
+        }
+    }
+
+    /// Sessions Redis remembers (a restart): parked, re-admitted by their
+    /// next packet with the same id, override and hold.
+    pub fn park_remembered(&self, stored: Vec<Stored>) -> usize {
+        self.sessions.park_remembered(stored)
+    }
+
+    /// The CRM changed (through the API, `crm load`, or another
+    /// controller): the live network follows.
+    pub async fn crm_changed(&self, kind: ChangeKind, name: &str) {
+        match kind {
+            ChangeKind::Tier => {
+                self.sessions.tier_changed(&self.installer, name);
+                self.sync_queues(None);
+            }
+            ChangeKind::Service => self.services_changed(),
+            // A promotion change counts for new decisions only.
+            ChangeKind::Promotion => {}
+            ChangeKind::Customer | ChangeKind::Policy => self.rescore_all().await,
+            ChangeKind::Everything => {
+                let snap = self.sessions.snapshot();
+                for t in &snap.tiers {
+                    self.sessions.tier_changed(&self.installer, &t.name);
+                }
+                self.sync_queues(None);
+                self.services_changed();
+                self.rescore_all().await;
+            }
+        }
+    }
+
+    fn services_changed(&self) {
+        for sw in self.switches() {
+            self.installer.execute(self.sessions.service_flows(sw.dpid));
+        }
+    }
+
+    async fn rescore_all(&self) {
+        for id in self.sessions.ids() {
+            if let Err(e) = self.rescore(&id.to_string(), None).await {
+                debug!("session {id} not re-scored: {e}");
+            }
+        }
+    }
+
+    /// Asks the OVSDB worker to put the tiers' queues on the ports of
+    /// `dpid` (or of every connected switch).
+    pub fn sync_queues(&self, dpid: Option<u64>) {
+        {
+            let mut j = self.queue_jobs.lock();
+            match dpid {
+                Some(d) => {
+                    j.dpids.insert(d);
+                }
+                None => j.all = true,
+            }
+        }
+        self.queue_wake.notify_one();
+    }
+
+    // ---- the background work `app` runs ----
+
+    /// Remote-mode admissions: looks each pending session's client up in
+    /// Redis (many at once: the store batches them) and admits it.
+    pub async fn run_lookups(
+        &self,
+        mut rx: mpsc::Receiver<Box<Pending>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut inflight = futures_util::stream::FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(()) = inflight.next(), if !inflight.is_empty() => {}
+                p = rx.recv(), if inflight.len() < LOOKUPS_IN_FLIGHT => match p {
+                    Some(p) => inflight.push(async move {
+                        let lookup = self.remote_lookup(&p.client()).await;
+                        self.sessions.admit(&self.installer, *p, &lookup);
+                    }),
+                    None => break,
+                },
+            }
+        }
+    }
+
+    /// The tiers' queues through OVSDB, as `sync_queues` asks.
+    pub async fn run_queue_sync(&self, shutdown: CancellationToken) {
+        loop {
+            let job = std::mem::take(&mut *self.queue_jobs.lock());
+            if !job.all && job.dpids.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.queue_wake.notified() => continue,
+                }
+            }
+            let specs = queue_specs(&self.sessions.snapshot().tiers);
+            // A switch connecting to a CRM without shaped tiers needs
+            // nothing; after a tier change, no shaped tier left means
+            // clear our QoS (apply_queues with nothing does).
+            if specs.is_empty() && !job.all {
+                continue;
+            }
+            let dpids: Vec<u64> = if job.all {
+                self.switches().iter().map(|s| s.dpid).collect()
+            } else {
+                job.dpids.into_iter().collect()
+            };
+            for dpid in dpids {
+                let r = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = self.ovsdb.apply_queues(dpid, &specs) => r,
+                };
+                match r {
+                    Ok(n) => debug!(
+                        dpid = format_args!("{dpid:016x}"),
+                        "tier queues on {n} ports"
+                    ),
+                    Err(e) => {
+                        self.stats.ovsdb_errors.inc();
+                        warn!(
+                            dpid = format_args!("{dpid:016x}"),
+                            "tier queues not configured: {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes sessions to Redis until shutdown.
+    pub async fn run_writer(&self, shutdown: CancellationToken) {
+        self.sessions.run_writer(shutdown).await;
+    }
+
+    /// LLDP probes, link expiry and the setup sweep, every `lldp_interval`.
+    pub async fn run_discovery(&self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Timers::secs(self.config.timers.lldp_interval));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => self.lldp_round(),
+            }
+        }
+    }
+
+    /// Idle-media hold: polls the voice sessions' flow counters (one
+    /// request per switch and flow kind) until `shutdown`; does nothing
+    /// when `cfg.idle_media` is off.
+    pub async fn run_idle_monitor(&self, cfg: HoldConfig, shutdown: CancellationToken) {
+        if !cfg.idle_media {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(cfg.idle_poll_ms.max(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut monitor = Monitor::default();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let probes = self.sessions.voice_probes();
+            let mut counted = FlowBytes::default();
+            for (kind, dpid) in Monitor::wanted(&probes) {
+                self.count_flow_bytes(kind, dpid, &mut counted).await;
+            }
+            for (id, v) in monitor.poll(&cfg, &probes, &counted, Instant::now()) {
+                let r = match v {
+                    Verdict::Hold => self.sessions.set_hold(
+                        &self.installer,
+                        id,
+                        true,
+                        HoldCause::IdleMedia,
+                        StateReason::IdleMedia,
+                    ),
+                    Verdict::Resume => self.sessions.set_hold(
+                        &self.installer,
+                        id,
+                        false,
+                        HoldCause::IdleMedia,
+                        StateReason::MediaResumed,
+                    ),
+                    Verdict::Nothing => continue,
+                };
+                if let Err(e) = r {
+                    debug!("session {id}: idle-media change not applied: {e}");
+                }
+            }
+        }
+    }
+
+    /// Adds to `out` the bytes every flow of `kind` on `dpid` matched so
+    /// far, by session id. Flow counters count every packet a flow
+    /// matched, before its meter drops any, so a held call's media is
+    /// measured at the rate it is sent.
+    async fn count_flow_bytes(&self, kind: cookie::Kind, dpid: u64, out: &mut FlowBytes) {
+        let Some(sw) = self.switch(dpid) else {
             return;
         };
-        if self.switch(from.0).is_none() {
+        let flows = match sw
+            .flow_stats(FlowStatsRequest {
+                table_id: openflow::TABLE_ALL,
+                out_port: PortNo::Any,
+                out_group: openflow::GROUP_ANY,
+                cookie: cookie::cookie(kind, 0),
+                cookie_mask: cookie::KIND_MASK,
+                match_: Match::new(),
+            })
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                debug!("flow stats of {kind:?} flows on {dpid:#x} not read: {e}");
+                return;
+            }
+        };
+        for f in &flows {
+            if let Some(id) = cookie::id_of(f.cookie, kind) {
+                *out.entry((kind, dpid, id)).or_default() += f.byte_count;
+            }
+        }
+    }
+}
+
+/// The tiers' OVSDB queues. Queue 0 is every port's default queue: traffic
+/// outside the tiers uses it, and so does all traffic on the userspace
+/// datapath, which ignores set_queue. Shaping it would cap everything at
+/// one tier's rate, so a tier on queue 0 (best effort) leaves it
+/// unshaped. Tiers sharing a queue share its row: the largest rates win.
+fn queue_specs(tiers: &[tierflow_api::model::Tier]) -> Vec<QueueSpec> {
+    let mut specs: Vec<QueueSpec> = Vec::new();
+    for t in tiers.iter().filter(|t| t.queue_id != 0) {
+        match specs.iter_mut().find(|q| q.queue_id == t.queue_id) {
+            Some(q) => {
+                q.min_kbps = q.min_kbps.max(t.queue_min_kbps);
+                q.max_kbps = q.max_kbps.max(t.rate_kbps);
+            }
+            None => specs.push(QueueSpec {
+                queue_id: t.queue_id,
+                min_kbps: t.queue_min_kbps,
+                max_kbps: t.rate_kbps,
+                dscp: None,
+            }),
+        }
+    }
+    specs
+}
+
+/// The meters a switch offers sessions: DROP bands are what tiers use; a
+/// switch without them gets the tier's DSCP and queue but no meter.
+fn max_meter(sw: &Switch) -> u32 {
+    sw.info.read().meter_features.as_ref().map_or(0, |m| {
+        if m.band_types & (1 << openflow::MeterBandType::Drop.value()) != 0 {
+            m.max_meter
+        } else {
+            0
+        }
+    })
+}
+
+fn hex_prefix(b: &[u8]) -> String {
+    b.iter().take(16).map(|x| format!("{x:02x}")).collect()
+}
+
+impl Events for ControlPlane {
+    /// A switch finished its handshake: clean out our stale flows,
+    /// install table-miss and LLDP-to-controller.
+    fn switch_connected(&self, sw: &Arc<Switch>) -> Result<(), String> {
+        if let Some(old) = self.installer.add(sw.clone()) {
+            // Same datapath reconnected before its old connection timed out.
+            old.replace();
+        }
+        self.stats.switches_connected.inc();
+        let mut plan = Plan::new();
+        plan.push(sw.dpid, &messages::set_config());
+        plan.push(sw.dpid, &messages::delete_ours());
+        plan.push(sw.dpid, &messages::table_miss());
+        plan.push(sw.dpid, &messages::lldp_to_controller());
+        self.installer.execute(plan);
+        Ok(())
+    }
+
+    fn switch_learn<'a>(
+        &'a self,
+        sw: Arc<Switch>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.learn_switch(sw))
+    }
+
+    /// A switch's connection ended.
+    fn switch_disconnected(&self, sw: &Arc<Switch>) {
+        // A newer connection of the same datapath may have replaced it.
+        if !self.installer.remove(sw) {
             return;
         }
-        let change = self
-            .topology
-            .lock()
-            .link_seen(from, (sw.dpid, in_port), Instant::now());
-        if !change.is_empty() {
-            self.apply_change(&change);
+        let change = self.topology.lock().switch_gone(sw.dpid);
+        pipeline::topology_changed(&self.ctx(), &change);
+        self.forwarding.switch_gone(&self.installer, sw.dpid);
+    }
+
+    /// Every PACKET_IN. One in `LATENCY_SAMPLE` is timed into the latency
+    /// histogram.
+    fn packet_in(&self, sw: &Arc<Switch>, frame: &Bytes, pi: &PacketIn<'_>) {
+        let Some(in_port) = pi.match_.in_port() else {
+            return;
+        };
+        let timed = self
+            .stats
+            .packet_ins
+            .inc_get()
+            .is_multiple_of(LATENCY_SAMPLE)
+            .then(Instant::now);
+        let pending = pipeline::packet_in(&self.ctx(), sw.dpid, in_port, frame, &pi.data);
+        if let Some(p) = pending
+            && let Err(e) = self.lookups.try_send(p)
+        {
+            // Never wait on the switch's task: the request is dropped and
+            // its next packet asks again.
+            let p = match e {
+                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+            };
+            self.sessions.abandon(&p);
+            self.stats.admissions_shed.inc();
+        }
+        if let Some(t0) = timed {
+            self.stats.packet_in_latency.observe(t0.elapsed());
         }
     }
 
-    /// Tears down what a topology change invalidated.
-    pub(crate) fn apply_change(&self, change: &Change) {
-        for (a, b) in &change.links_added {
-            info!("link up {:x}:{} -> {:x}:{}", a.0, a.1, b.0, b.1);
-        }
-        for (a, b) in &change.links_removed {
-            info!("link down {:x}:{} -> {:x}:{}", a.0, a.1, b.0, b.1);
-        }
-        self.stats.links_added.add(change.links_added.len() as u64);
-        self.stats
-            .links_removed
-            .add(change.links_removed.len() as u64);
-        self.forwarding.topology_changed(self, change);
-        self.sessions_topology_changed(change);
+    fn setup_barrier(&self, sw: &Switch, xid: u32) {
+        self.installer.barrier_reply(sw.dpid, xid);
     }
 
-    pub fn port_status(&self, sw: &Switch, ps: &PortStatus) {
+    fn port_status(&self, sw: &Switch, ps: &PortStatus) {
         let port = ps.desc.port_no.value();
         let up = ps.reason != PortReason::Delete && ps.desc.is_up();
         {
@@ -251,26 +682,31 @@ impl ControlPlane {
             ps.reason
         );
         if up {
+            if port < PortNo::Max.value() {
+                self.topology.lock().port_up((sw.dpid, port));
+            }
             self.probe_switch(sw);
         } else {
             let change = self.topology.lock().port_down((sw.dpid, port));
-            self.apply_change(&change);
+            pipeline::topology_changed(&self.ctx(), &change);
         }
     }
 
     /// A flow we asked to hear about left a switch: only a session's
     /// reporting flow asks (path flows idle out on their own and are set
     /// up again by the next packet).
-    pub fn flow_removed(&self, sw: &Switch, fr: &FlowRemoved<'_>) {
-        if let Some(id) = cookie::id_of(fr.cookie, Kind::Session) {
-            self.session_flow_removed(sw.dpid, id, false, fr.reason);
-        } else if let Some(id) = cookie::id_of(fr.cookie, Kind::Media) {
-            self.session_flow_removed(sw.dpid, id, true, fr.reason);
+    fn flow_removed(&self, sw: &Switch, fr: &FlowRemoved<'_>) {
+        if let Some(id) = cookie::id_of(fr.cookie, cookie::Kind::Session) {
+            self.sessions
+                .flow_removed(&self.installer, sw.dpid, id, false, fr.reason);
+        } else if let Some(id) = cookie::id_of(fr.cookie, cookie::Kind::Media) {
+            self.sessions
+                .flow_removed(&self.installer, sw.dpid, id, true, fr.reason);
         }
     }
 
     /// OFPT_ERROR from a switch: counted and logged with what it refers to.
-    pub fn switch_error(&self, sw: &Switch, xid: u32, e: &ErrorMsg<'_>) {
+    fn switch_error(&self, sw: &Switch, xid: u32, e: &ErrorMsg<'_>) {
         self.stats.switch_errors.inc();
         let offending = match openflow::decode(&e.data) {
             Ok((h, m)) => format!("{} xid {} {}", h.msg_type, h.xid, openflow::to_json(&h, &m)),
@@ -292,89 +728,7 @@ impl ControlPlane {
         );
     }
 
-    /// One JSON line of counters.
-    pub fn stats_json(&self) -> String {
-        serde_json::to_string(&self.stats).unwrap_or_default()
-    }
-}
-
-fn hex_prefix(b: &[u8]) -> String {
-    b.iter().take(16).map(|x| format!("{x:02x}")).collect()
-}
-
-/// Deletes every flow in our cookie namespace, in every table.
-pub fn delete_ours() -> FlowMod<'static> {
-    cookie::delete(cookie::NAMESPACE, cookie::NAMESPACE_MASK)
-}
-
-/// The flows that bring traffic towards service `index` to the
-/// controller: the first packet of every flow to it (a session request),
-/// and for SIP every signalling datagram in both directions.
-pub fn service_flows(
-    index: u64,
-    net: ipnet::Ipv4Net,
-    proto: u8,
-    port: u16,
-    sip: bool,
-) -> Vec<FlowMod<'static>> {
-    let mask = (net.prefix_len() < 32).then(|| net.netmask());
-    let ip = |dst: bool| {
-        let m = Match::new().with(Oxm::EthType(0x0800, None));
-        let m = if dst {
-            m.with(Oxm::Ipv4Dst(net.network(), mask))
-        } else {
-            m.with(Oxm::Ipv4Src(net.network(), mask))
-        };
-        m.with(Oxm::IpProto(proto, None))
-    };
-    let l4 = |m: Match<'static>, dst: bool| match (proto, dst) {
-        (6, true) => m.with(Oxm::TcpDst(port, None)),
-        (6, false) => m.with(Oxm::TcpSrc(port, None)),
-        (17, true) => m.with(Oxm::UdpDst(port, None)),
-        (17, false) => m.with(Oxm::UdpSrc(port, None)),
-        _ => m,
-    };
-    let flow = |priority: u16, match_: Match<'static>| FlowMod {
-        cookie: cookie::cookie(Kind::Service, index),
-        priority,
-        match_,
-        instructions: [to_controller()].into_iter().collect(),
-        ..FlowMod::default()
-    };
-    let mut v = vec![flow(qos::PRIO_SERVICE, l4(ip(true), true))];
-    if sip {
-        v.push(flow(qos::PRIO_SIGNAL, l4(ip(true), true)));
-        v.push(flow(qos::PRIO_SIGNAL, l4(ip(false), false)));
-    }
-    v
-}
-
-fn to_controller() -> Instruction<'static> {
-    Instruction::ApplyActions {
-        actions: [Action::Output {
-            port: PortNo::Controller,
-            max_len: openflow::CML_NO_BUFFER,
-        }]
-        .into_iter()
-        .collect(),
-    }
-}
-
-pub fn table_miss() -> FlowMod<'static> {
-    FlowMod {
-        cookie: cookie::cookie(Kind::Infra, 1),
-        priority: PRIO_MISS,
-        instructions: [to_controller()].into_iter().collect(),
-        ..FlowMod::default()
-    }
-}
-
-pub fn lldp_to_controller() -> FlowMod<'static> {
-    FlowMod {
-        cookie: cookie::cookie(Kind::Infra, 2),
-        priority: PRIO_LLDP,
-        match_: Match::new().with(Oxm::EthType(lldp::ETH_TYPE_LLDP, None)),
-        instructions: [to_controller()].into_iter().collect(),
-        ..FlowMod::default()
+    fn decode_error(&self, _sw: &Switch) {
+        self.stats.decode_errors.inc();
     }
 }

@@ -1,24 +1,26 @@
-//! `tierflow`: the control plane of the Tierflow controller (switch
-//! connections, topology, forwarding) and its command-line tools. The
-//! binary in `main.rs` is a thin CLI over this library.
+//! `tierflow`: the control plane of the Tierflow controller and its
+//! command-line tools. The binary in `main.rs` is a thin CLI over this
+//! library. ARCHITECTURE.md has the code map and what each module must
+//! not know.
 
 pub mod app;
 pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod control;
-pub mod cookie;
 pub mod crm;
 pub mod decode;
 pub mod forwarding;
-pub mod hold;
+pub mod frame;
 pub mod lldp;
-pub mod ofconn;
+pub mod messages;
+pub mod net;
 pub mod ovsdb;
+pub mod pipeline;
+pub mod plan;
 pub mod policy;
 pub mod qos;
-pub mod session;
+pub mod sessions;
 pub mod sip;
 pub mod stats;
-pub mod switch;
 pub mod topology;

@@ -204,13 +204,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         config.ovsdb = args.ovsdb;
     }
     match args.crm_mode {
-        Some(CrmModeArg::Remote) => config.crm_mode = tierflow::session::CrmMode::Remote,
-        Some(CrmModeArg::Replica) => config.crm_mode = tierflow::session::CrmMode::Replica,
+        Some(CrmModeArg::Remote) => config.crm_mode = tierflow::config::CrmMode::Remote,
+        Some(CrmModeArg::Replica) => config.crm_mode = tierflow::config::CrmMode::Replica,
         None => {}
     }
     if let Ok(t) = std::env::var("TIERFLOW_API_TOKEN") {
         config.api_token = Some(t);
     }
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -37,17 +37,139 @@ fn rank(sorted: &[Tier], name: &str) -> Option<usize> {
     sorted.iter().position(|t| t.name == name)
 }
 
+/// How the tier was reached, for the explanation's sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The customer's benefit reached a tier.
+    Scored,
+    /// The customer's benefit is below every tier: default tier.
+    BelowEveryTier,
+    /// No customer matched: default tier.
+    NoCustomer,
+}
+
+/// What became of the promotion code the client gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromoNote {
+    /// No code, or a valid one that did not change the tier.
+    None,
+    /// A valid code lifted the tier.
+    Lifted,
+    /// The code's promotion has expired.
+    Expired,
+    /// No promotion has that code.
+    Unknown,
+}
+
+/// A decision, borrowing what it was made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Choice<'a> {
+    pub customer: Matched<'a>,
+    /// The valid promotion that counted, if any.
+    pub promotion: Option<&'a Promotion>,
+    pub note: PromoNote,
+    pub basis: Basis,
+    pub weights: tierflow_api::model::Weights,
+    pub terms: Terms,
+    pub tier: &'a Tier,
+    pub reason: Reason,
+}
+
+impl Choice<'_> {
+    /// The benefit: the sum of the terms.
+    pub fn benefit(&self) -> f64 {
+        benefit(&self.terms)
+    }
+
+    /// The API's explanation of this decision for a client that gave
+    /// `inputs`.
+    pub fn explanation(&self, inputs: &ClientData) -> Explanation {
+        Explanation {
+            inputs: inputs.clone(),
+            customer_id: self.customer.map(|(c, _)| c.id.clone()),
+            matched_by: self.customer.map(|(_, by)| by.to_string()),
+            promotion: self.promotion.map(|p| p.code.clone()),
+            weights: self.weights,
+            terms: self.terms,
+            benefit: self.benefit(),
+            tier: self.tier.name.clone(),
+            reason: self.reason,
+            detail: detail(&Sentence {
+                basis: self.basis,
+                customer: self.customer.map(|(c, by)| (c.id.as_str(), by)),
+                terms: &self.terms,
+                note: self.note,
+                promotion: self.promotion.map(|p| p.code.as_str()),
+                code: inputs.promo_code.as_deref(),
+                tier: &self.tier.name,
+            }),
+        }
+    }
+}
+
+/// The sum of the terms.
+pub fn benefit(t: &Terms) -> f64 {
+    t.margin + t.opportunity + t.retention + t.promotion
+}
+
+/// What the explanation's sentence is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Sentence<'a> {
+    pub basis: Basis,
+    /// Customer id and what matched it.
+    pub customer: Option<(&'a str, &'a str)>,
+    pub terms: &'a Terms,
+    pub note: PromoNote,
+    /// The promotion that lifted the tier.
+    pub promotion: Option<&'a str>,
+    /// The code the client gave.
+    pub code: Option<&'a str>,
+    pub tier: &'a str,
+}
+
+/// The explanation's one sentence for people. The one place its wording
+/// lives: sessions keep a decision's parts, not its text, and build the
+/// sentence when the API asks.
+pub fn detail(s: &Sentence<'_>) -> String {
+    let without_promo = s.terms.margin + s.terms.opportunity + s.terms.retention;
+    let (id, by) = s.customer.unwrap_or(("?", "?"));
+    let mut d = match s.basis {
+        Basis::Scored => format!("customer {id} (matched by {by}) scores {without_promo:.2}"),
+        Basis::BelowEveryTier => {
+            format!("customer {id} scores {without_promo:.2}, below every tier: default tier")
+        }
+        Basis::NoCustomer => "no customer matches the client: default tier".to_string(),
+    };
+    match s.note {
+        PromoNote::Lifted => {
+            d = format!("{d}; promotion {} lifts it", s.promotion.unwrap_or("?"));
+        }
+        PromoNote::Expired | PromoNote::Unknown => {
+            let why = if s.note == PromoNote::Expired {
+                "expired"
+            } else {
+                "unknown"
+            };
+            d = format!("{d}; promotion code {} is {why}", s.code.unwrap_or("?"));
+        }
+        PromoNote::None => {}
+    }
+    format!("{d}: tier {}", s.tier)
+}
+
 /// Scores a session request and picks its tier. `tiers` must be sorted
 /// with [`sort_tiers`]. `None` only when there is no tier at all (the
 /// session then gets plain forwarding).
-pub fn decide(
-    inputs: &ClientData,
-    customer: Matched<'_>,
-    promotion: Option<&Promotion>,
+pub fn choose<'a>(
+    code_given: bool,
+    customer: Matched<'a>,
+    promotion: Option<&'a Promotion>,
     policy: &Policy,
-    tiers: &[Tier],
+    tiers: &'a [Tier],
     now: DateTime<Utc>,
-) -> Option<Explanation> {
+) -> Option<Choice<'a>> {
     let lowest = tiers.first()?;
     // A default tier that does not exist (deleted behind the API's back)
     // falls back to the lowest tier rather than refusing the session.
@@ -60,31 +182,14 @@ pub fn decide(
 
     // The tier with the highest min_benefit not above the benefit.
     let by_benefit = |b: f64| tiers.iter().rposition(|x| x.min_benefit <= b);
-    let (mut chosen, mut reason, mut detail) = match customer {
-        Some((c, by)) => match by_benefit(without_promo) {
-            Some(r) => (
-                r,
-                Reason::Automatic,
-                format!(
-                    "customer {} (matched by {by}) scores {without_promo:.2}",
-                    c.id
-                ),
-            ),
-            None => (
-                default_rank,
-                Reason::Default,
-                format!(
-                    "customer {} scores {without_promo:.2}, below every tier: default tier",
-                    c.id
-                ),
-            ),
+    let (mut chosen, mut reason, basis) = match customer {
+        Some(_) => match by_benefit(without_promo) {
+            Some(r) => (r, Reason::Automatic, Basis::Scored),
+            None => (default_rank, Reason::Default, Basis::BelowEveryTier),
         },
-        None => (
-            default_rank,
-            Reason::Default,
-            "no customer matches the client: default tier".to_string(),
-        ),
+        None => (default_rank, Reason::Default, Basis::NoCustomer),
     };
+    let mut note = PromoNote::None;
     if let Some(p) = promo {
         // A promotion only ever lifts: its boost re-scores, its tier is a floor.
         let boosted = by_benefit(benefit).unwrap_or(0);
@@ -93,29 +198,45 @@ pub fn decide(
         if lifted > chosen {
             chosen = lifted;
             reason = Reason::Promotion;
-            detail = format!("{detail}; promotion {} lifts it", p.code);
+            note = PromoNote::Lifted;
         }
-    } else if let Some(code) = inputs.promo_code.as_deref() {
-        let why = if promotion.is_some() {
-            "expired"
+    } else if code_given {
+        note = if promotion.is_some() {
+            PromoNote::Expired
         } else {
-            "unknown"
+            PromoNote::Unknown
         };
-        detail = format!("{detail}; promotion code {code} is {why}");
     }
-    let tier = tiers.get(chosen).unwrap_or(lowest);
-    Some(Explanation {
-        inputs: inputs.clone(),
-        customer_id: customer.map(|(c, _)| c.id.clone()),
-        matched_by: customer.map(|(_, by)| by.to_string()),
-        promotion: promo.map(|p| p.code.clone()),
+    Some(Choice {
+        customer,
+        promotion: promo,
+        note,
+        basis,
         weights: policy.weights,
         terms: t,
-        benefit,
-        tier: tier.name.clone(),
+        tier: tiers.get(chosen).unwrap_or(lowest),
         reason,
-        detail: format!("{detail}: tier {}", tier.name),
     })
+}
+
+/// [`choose`], explained.
+pub fn decide(
+    inputs: &ClientData,
+    customer: Matched<'_>,
+    promotion: Option<&Promotion>,
+    policy: &Policy,
+    tiers: &[Tier],
+    now: DateTime<Utc>,
+) -> Option<Explanation> {
+    choose(
+        inputs.promo_code.is_some(),
+        customer,
+        promotion,
+        policy,
+        tiers,
+        now,
+    )
+    .map(|c| c.explanation(inputs))
 }
 
 #[cfg(test)]

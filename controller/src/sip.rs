@@ -117,6 +117,27 @@ impl Direction {
     }
 }
 
+/// How an SDP says a call is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldSaid {
+    SendOnly,
+    RecvOnly,
+    Inactive,
+    /// `c=0.0.0.0`, the old way of saying hold.
+    NullAddress,
+}
+
+impl std::fmt::Display for HoldSaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HoldSaid::SendOnly => "sendonly",
+            HoldSaid::RecvOnly => "recvonly",
+            HoldSaid::Inactive => "inactive",
+            HoldSaid::NullAddress => "c=0.0.0.0",
+        })
+    }
+}
+
 /// The parts of an SDP session description that QoS and hold detection use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sdp {
@@ -243,7 +264,7 @@ impl Sdp {
     /// What in this description means hold (`"sendonly"`, `"inactive"`,
     /// `"c=0.0.0.0"`), `None` when it means the call is active; see
     /// [`Sdp::is_hold`].
-    pub fn hold_cause(&self) -> Option<&'static str> {
+    pub fn hold_cause(&self) -> Option<HoldSaid> {
         let (direction, connection) = match self.main_media() {
             Some(m) => (
                 m.direction.or(self.direction),
@@ -252,11 +273,11 @@ impl Sdp {
             None => (self.direction, self.connection),
         };
         match direction {
-            Some(Direction::SendOnly) => Some("sendonly"),
-            Some(Direction::Inactive) => Some("inactive"),
+            Some(Direction::SendOnly) => Some(HoldSaid::SendOnly),
+            Some(Direction::Inactive) => Some(HoldSaid::Inactive),
             _ => connection
                 .is_some_and(|ip| ip.is_unspecified())
-                .then_some("c=0.0.0.0"),
+                .then_some(HoldSaid::NullAddress),
         }
     }
 

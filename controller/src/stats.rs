@@ -121,6 +121,14 @@ pub struct Stats {
     pub sip_unparsed: Counter,
     /// Packets of a session request dropped while its admission was in flight.
     pub admissions_busy: Counter,
+    /// Session requests dropped because the remote-lookup queue was full
+    /// (their next packet asks again).
+    pub admissions_shed: Counter,
+    /// Barrier replies that named a setup their switch was not part of,
+    /// or answered twice: ignored.
+    pub barriers_unexpected: Counter,
+    /// Session records in Redis that could not be read at start (skipped).
+    pub sessions_unreadable: Counter,
     pub links_added: Counter,
     pub links_removed: Counter,
 }

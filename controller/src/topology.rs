@@ -1,10 +1,13 @@
-//! What the controller knows of the network: links found by LLDP (they
-//! expire when probes stop arriving), where hosts attach (learned from
-//! packet-ins on edge ports), and shortest paths between switches over a
-//! `petgraph` graph rebuilt when links change.
+//! What the controller knows of the network: the live ports of every
+//! switch, links found by LLDP (they expire when probes stop arriving),
+//! where hosts attach (learned from packet-ins on edge ports), and
+//! shortest paths between switches over a `petgraph` graph rebuilt when
+//! links change. Updates return a [`Change`] for the caller to act on;
+//! this module sends nothing and knows nothing of OpenFlow connections.
 
 use openflow::MacAddr;
 use petgraph::graphmap::DiGraphMap;
+use smallvec::SmallVec;
 // ahash: keys come off the wire (MACs), so a DoS-resistant hash, but
 // several times cheaper than std's SipHash on this hot path.
 use ahash::AHashMap as HashMap;
@@ -26,6 +29,18 @@ pub struct Hop {
     pub out_port: u32,
 }
 
+/// A switch of a route between two ports: where the forward direction
+/// enters it and where it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortHop {
+    pub dpid: u64,
+    pub in_port: u32,
+    pub out_port: u32,
+}
+
+/// The switches from one port to another, first switch first.
+pub type Route = SmallVec<[PortHop; 4]>;
+
 /// Addresses remembered per host (the most recent).
 const MAX_HOST_IPS: usize = 8;
 
@@ -44,9 +59,11 @@ struct LinkEnd {
     last_seen: Instant,
 }
 
-/// Links, hosts and the switch graph.
+/// Ports, links, hosts and the switch graph.
 #[derive(Debug)]
 pub struct Topology {
+    /// Live (up) ports of every connected switch, reserved ports excluded.
+    ports: HashMap<u64, SmallVec<[u32; 8]>>,
     /// Directed: the probe left `key` and arrived at `peer`.
     links: HashMap<PortRef, LinkEnd>,
     hosts: HashMap<MacAddr, Host>,
@@ -65,6 +82,7 @@ pub struct Topology {
 impl Default for Topology {
     fn default() -> Self {
         Topology {
+            ports: HashMap::default(),
             links: HashMap::default(),
             hosts: HashMap::default(),
             graph: DiGraphMap::new(),
@@ -92,6 +110,40 @@ impl Change {
 }
 
 impl Topology {
+    /// The live ports of a switch (PORT_DESC, or a port coming up).
+    pub fn set_ports(&mut self, dpid: u64, ports: impl IntoIterator<Item = u32>) {
+        let mut v: SmallVec<[u32; 8]> = ports.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        self.ports.insert(dpid, v);
+    }
+
+    /// A port came up.
+    pub fn port_up(&mut self, port: PortRef) {
+        let v = self.ports.entry(port.0).or_default();
+        if let Err(i) = v.binary_search(&port.1) {
+            v.insert(i, port.1);
+        }
+    }
+
+    /// The live ports of a switch.
+    pub fn ports(&self, dpid: u64) -> &[u32] {
+        self.ports.get(&dpid).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Switches whose ports are known.
+    pub fn switches(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ports.keys().copied()
+    }
+
+    /// The live ports of a switch that carry no link: where hosts live.
+    pub fn edge_ports(&self, dpid: u64) -> impl Iterator<Item = u32> + '_ {
+        self.ports(dpid)
+            .iter()
+            .copied()
+            .filter(move |p| !self.link_ends.contains(&(dpid, *p)))
+    }
+
     /// An LLDP probe sent from `from` arrived at `to`.
     pub fn link_seen(&mut self, from: PortRef, to: PortRef, now: Instant) -> Change {
         let mut change = Change::default();
@@ -131,6 +183,9 @@ impl Topology {
 
     /// Drops every link touching `port` (port down or deleted).
     pub fn port_down(&mut self, port: PortRef) -> Change {
+        if let Some(v) = self.ports.get_mut(&port.0) {
+            v.retain(|p| *p != port.1);
+        }
         let mut change = self.remove_links(|from, to| from == port || to == port);
         self.remove_hosts_at(port, &mut change);
         change
@@ -138,6 +193,7 @@ impl Topology {
 
     /// Drops everything about a switch that went away.
     pub fn switch_gone(&mut self, dpid: u64) -> Change {
+        self.ports.remove(&dpid);
         let mut change = self.remove_links(|from, to| from.0 == dpid || to.0 == dpid);
         let gone: Vec<MacAddr> = self
             .hosts
@@ -266,6 +322,29 @@ impl Topology {
         self.links.iter().map(|(k, l)| (*k, l.peer))
     }
 
+    /// The shortest route from one port to another: each switch with the
+    /// port the forward direction enters by and leaves by. None when
+    /// unreachable.
+    pub fn route(&mut self, from: PortRef, to: PortRef) -> Option<Route> {
+        let path = self.path(from.0, to.0)?;
+        let mut hops = Route::new();
+        let mut in_port = from.1;
+        for &(dpid, out_port) in path.iter() {
+            hops.push(PortHop {
+                dpid,
+                in_port,
+                out_port,
+            });
+            in_port = self.peer((dpid, out_port))?.1;
+        }
+        hops.push(PortHop {
+            dpid: to.0,
+            in_port,
+            out_port: to.1,
+        });
+        Some(hops)
+    }
+
     /// Shortest switch path from `src` to `dst` as (dpid, port towards the
     /// next switch); empty when src == dst; None when unreachable.
     pub fn path(&mut self, src: u64, dst: u64) -> Option<SwitchPath> {
@@ -317,6 +396,37 @@ mod tests {
         assert_eq!(&*t.path(1, 2).expect("path"), &[(1, 11), (4, 11), (3, 11)]);
         assert!(t.is_link_port((1, 11)));
         assert!(!t.is_link_port((1, 10)));
+    }
+
+    #[test]
+    fn routes_name_the_ports_in_and_out_and_edge_ports_exclude_links() {
+        let mut t = Topology::default();
+        let now = Instant::now();
+        ring(&mut t, now);
+        for d in 1..=4 {
+            t.set_ports(d, [1, 10, 11]);
+        }
+        let r = t.route((1, 1), (3, 1)).expect("route");
+        let hops: Vec<(u64, u32, u32)> =
+            r.iter().map(|h| (h.dpid, h.in_port, h.out_port)).collect();
+        assert_eq!(hops.len(), 3);
+        assert_eq!(hops[0].1, 1);
+        assert_eq!(hops[2], (3, hops[2].1, 1));
+        assert_eq!(t.edge_ports(2).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            t.route((2, 1), (2, 5)).map(|r| r.to_vec()),
+            Some(vec![PortHop {
+                dpid: 2,
+                in_port: 1,
+                out_port: 5
+            }])
+        );
+        t.port_down((2, 1));
+        assert_eq!(t.ports(2), &[10, 11]);
+        t.port_up((2, 1));
+        assert_eq!(t.ports(2), &[1, 10, 11]);
+        t.switch_gone(2);
+        assert!(t.ports(2).is_empty());
     }
 
     #[test]

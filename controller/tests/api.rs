@@ -414,7 +414,10 @@ impl suite::Fixture for Fx {
                     .running
                     .ctl
                     .sessions()
-                    .list_where(|s| s.client_ip == client_ip && s.service == service)
+                    .list(None, None, None)
+                    .into_iter()
+                    .filter(|s| s.client_ip == client_ip && s.service == service)
+                    .collect::<Vec<_>>()
                     .pop()
                 {
                     return s.id;
@@ -722,7 +725,7 @@ async fn sip_reinvite_from_either_side_holds_and_resumes_the_call() {
         Some((SessionState::Hold, "cti".to_string()))
     );
     assert_eq!(
-        ctl.session_media(&id),
+        ctl.sessions().session_media(&id),
         vec![
             "10.0.0.100:6000".parse().expect("addr"),
             "10.0.0.1:6000".parse().expect("addr")
@@ -907,7 +910,12 @@ async fn a_cti_hold_survives_a_controller_restart() {
     let s = fx2
         .running
         .ctl
-        .set_hold(&id, false, tierflow::session::HoldCause::Cti, "cti")
+        .set_hold(
+            &id,
+            false,
+            tierflow::sessions::HoldCause::Cti,
+            tierflow::sessions::record::StateReason::Cti,
+        )
         .expect("resume");
     assert_eq!(s.state, SessionState::Active);
     fx2.running.stop().await;
@@ -954,7 +962,7 @@ async fn an_invite_that_holds_admits_the_call_on_hold() {
         frames.send((SERVER_PORT, hello.clone())).expect("switch");
         frames.send((CLIENT_PORT, invite.clone())).expect("switch");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Some(s) = ctl.sessions().list_where(|_| true).into_iter().next() {
+        if let Some(s) = ctl.sessions().list(None, None, None).into_iter().next() {
             break s;
         }
         assert!(t0.elapsed() < WAIT, "no session");
@@ -1054,10 +1062,11 @@ async fn media_to_a_third_host_gets_a_leg_that_holds_and_ends_with_the_call() {
     .await;
     let ctl = fx.running.ctl.clone();
     assert!(
-        ctl.session_media(&id)
+        ctl.sessions()
+            .session_media(&id)
             .contains(&"10.0.0.200:6000".parse().expect("addr")),
         "{:?}",
-        ctl.session_media(&id)
+        ctl.sessions().session_media(&id)
     );
     // Hold moves the leg's meters too: four meters to the hold rate.
     c.put(

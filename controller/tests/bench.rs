@@ -51,7 +51,7 @@ async fn bench_against_controller(
         "{report:?}"
     );
     assert!(report.barriers >= per_path * report.setups, "{report:?}");
-    assert!(ctl.stats.setups_completed.get() >= report.setups);
+    assert!(ctl.stats().setups_completed.get() >= report.setups);
     Ok(report)
 }
 

@@ -825,8 +825,8 @@ async fn sessions() {
     let r = RedisServer::start();
     let s = store(&r).await;
     // Ids come from the control plane (a hash of the session's flow key).
-    let a = tierflow::session::format_id(1);
-    let b = tierflow::session::format_id(2);
+    let a = tierflow::sessions::SessionId(1).to_string();
+    let b = tierflow::sessions::SessionId(2).to_string();
     let sa = session(&a, SessionState::Active);
     let sb = session(&b, SessionState::Hold);
     s.put_session(&sa).await.expect("put");
@@ -1237,6 +1237,7 @@ async fn store_calls_fail_fast_while_redis_is_down_and_work_after() {
         &StoreOptions {
             op_timeout: timeout,
             lazy: false,
+            ..StoreOptions::default()
         },
     )
     .await
@@ -1263,6 +1264,7 @@ async fn store_calls_fail_fast_while_redis_is_down_and_work_after() {
         &StoreOptions {
             op_timeout: timeout,
             lazy: false,
+            ..StoreOptions::default()
         },
     )
     .await
@@ -1273,6 +1275,7 @@ async fn store_calls_fail_fast_while_redis_is_down_and_work_after() {
         &StoreOptions {
             op_timeout: timeout,
             lazy: true,
+            ..StoreOptions::default()
         },
     )
     .await

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tierflow::app::{self, Running};
 use tierflow::config::{Config, Timers};
 use tierflow::control::ControlPlane;
-use tierflow::switch::RequestError;
+use tierflow::net::RequestError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;

@@ -18,14 +18,15 @@
 //! batch three trips; trusting the cache alone would miss prefixes added
 //! by other writers.
 
+use super::batch::{IpLens, Pending, Query, prefix_keys};
+use super::error::{CrmError, Result};
 use super::keys;
-use super::store::{CrmError, Record, Result, Store, parse};
+use super::store::{Record, Store, parse};
 use super::{Lookup, MatchedBy};
-use ipnet::IpNet;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
-use tierflow_api::model::{Customer, Promotion, check_name, is_e164};
+use tierflow_api::model::{Customer, Promotion};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::debug;
 
@@ -40,71 +41,6 @@ const IN_FLIGHT: usize = 2;
 /// turn (bounded by their timeout), so a stalled Redis cannot grow the
 /// queue without limit.
 const QUEUE: usize = 8 * MAX_BATCH;
-
-/// The prefix lengths (other than full addresses) the IP index uses, per
-/// family, longest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct IpLens {
-    v4: Vec<u8>,
-    v6: Vec<u8>,
-}
-
-impl IpLens {
-    fn from_classes(classes: &[String]) -> IpLens {
-        let mut l = IpLens::default();
-        for (v6, len) in classes.iter().filter_map(|c| keys::parse_len_class(c)) {
-            if v6 { &mut l.v6 } else { &mut l.v4 }.push(len);
-        }
-        for v in [&mut l.v4, &mut l.v6] {
-            v.sort_unstable_by(|a, b| b.cmp(a));
-            v.dedup();
-        }
-        l
-    }
-
-    fn for_addr(&self, ip: IpAddr) -> &[u8] {
-        if ip.is_ipv4() { &self.v4 } else { &self.v6 }
-    }
-}
-
-/// The prefix index keys of `ip` for `lens`, in that order.
-fn prefix_keys(ip: IpAddr, lens: &[u8]) -> impl Iterator<Item = String> + '_ {
-    lens.iter()
-        .filter_map(move |&len| IpNet::new(ip, len).ok())
-        .map(|n| keys::net_idx(n.trunc()))
-}
-
-/// One lookup's question, checked: a number that is not E.164 or a code
-/// that is not a valid name cannot be in the CRM, so it is not asked.
-#[derive(Debug)]
-pub(super) struct Query {
-    phone: Option<String>,
-    ip: Option<IpAddr>,
-    promo: Option<String>,
-}
-
-impl Query {
-    fn new(phone: Option<&str>, ip: Option<IpAddr>, promo: Option<&str>) -> Query {
-        Query {
-            phone: phone.filter(|p| is_e164(p)).map(str::to_owned),
-            ip: ip.map(|a| a.to_canonical()),
-            promo: promo
-                .filter(|c| check_name("promo_code", c).is_ok())
-                .map(str::to_owned),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.phone.is_none() && self.ip.is_none() && self.promo.is_none()
-    }
-}
-
-/// A lookup waiting for its batch.
-#[derive(Debug)]
-pub(super) struct Pending {
-    query: Query,
-    reply: oneshot::Sender<Result<Lookup>>,
-}
 
 /// Where one lookup's keys sit in the batch's first MGET.
 struct Slots {
@@ -160,7 +96,8 @@ impl Store {
     fn start_batcher(&self) -> mpsc::Sender<Pending> {
         let (tx, mut rx) = mpsc::channel::<Pending>(QUEUE);
         let store = self.detached();
-        tokio::spawn(async move {
+        let spawner = self.detached();
+        self.spawn(async move {
             let slots = Arc::new(Semaphore::new(IN_FLIGHT));
             let mut batch = Vec::with_capacity(MAX_BATCH);
             loop {
@@ -172,7 +109,7 @@ impl Store {
                 }
                 let batch = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
                 let store = store.clone();
-                tokio::spawn(async move {
+                spawner.spawn(async move {
                     let (queries, replies): (Vec<Query>, Vec<_>) =
                         batch.into_iter().map(|p| (p.query, p.reply)).unzip();
                     let answers = store.lookup_batch(&queries).await;

@@ -18,6 +18,8 @@
 //! its expiry: whether it still counts is the policy's decision, which can
 //! then explain "code expired" instead of seeing no code at all.
 
+mod batch;
+mod error;
 pub mod keys;
 pub mod load;
 mod lookup;
@@ -56,4 +58,34 @@ pub struct Lookup {
     pub matched_by: Option<MatchedBy>,
     /// The record of the code the client gave, expired or not.
     pub promotion: Option<Arc<Promotion>>,
+}
+
+/// A Redis URL fit for logs: its password (and user) replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            super::redacted("redis://:s3cret@10.0.0.5:6379/0"),
+            "redis://***@10.0.0.5:6379/0"
+        );
+        assert_eq!(
+            super::redacted("rediss://user:pw@h:6380"),
+            "rediss://***@h:6380"
+        );
+        assert_eq!(
+            super::redacted("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
 }

@@ -67,6 +67,9 @@ pub struct ReplicaOptions {
     /// Capacity of the change channel; a slower listener gets `Lagged`
     /// and must re-evaluate everything.
     pub changes_capacity: usize,
+    /// Where the follower task runs, so that shutdown drains it; `None`:
+    /// plain `tokio::spawn`.
+    pub tasks: Option<tokio_util::task::TaskTracker>,
 }
 
 impl Default for ReplicaOptions {
@@ -77,6 +80,7 @@ impl Default for ReplicaOptions {
             ping_every: Duration::from_secs(5),
             backoff_max: Duration::from_secs(5),
             changes_capacity: 1024,
+            tasks: None,
         }
     }
 }
@@ -531,6 +535,20 @@ enum Stop {
 }
 
 impl Replica {
+    /// A replica that holds `snapshot` and follows nothing: for tests,
+    /// tools and benches that decide without Redis.
+    pub fn fixed(snapshot: Snapshot) -> Arc<Replica> {
+        let (changes, _) = broadcast::channel(1);
+        Arc::new(Replica {
+            scope: snapshot.scope,
+            current: RwLock::new(Arc::new(snapshot)),
+            healthy: AtomicBool::new(true),
+            resyncs: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            changes,
+        })
+    }
+
     /// Loads a snapshot and starts following Redis (default options).
     pub async fn start(
         url: &str,
@@ -553,6 +571,7 @@ impl Replica {
             &StoreOptions {
                 op_timeout: opts.op_timeout,
                 lazy: false,
+                tasks: opts.tasks.clone(),
             },
         )
         .await?;
@@ -569,10 +588,14 @@ impl Replica {
             events: AtomicU64::new(0),
             changes,
         });
-        tokio::spawn(
-            r.clone()
-                .follow_forever(store, client, Some(pubsub), opts, shutdown),
-        );
+        let tasks = opts.tasks.clone();
+        let follow = r
+            .clone()
+            .follow_forever(store, client, Some(pubsub), opts, shutdown);
+        match tasks {
+            Some(t) => drop(t.spawn(follow)),
+            None => drop(tokio::spawn(follow)),
+        }
         Ok(r)
     }
 
@@ -597,6 +620,7 @@ impl Replica {
             &StoreOptions {
                 op_timeout: opts.op_timeout,
                 lazy: true,
+                tasks: opts.tasks.clone(),
             },
         )
         .await?;
@@ -610,10 +634,14 @@ impl Replica {
             events: AtomicU64::new(0),
             changes,
         });
-        tokio::spawn(
-            r.clone()
-                .follow_forever(store, client, None, opts, shutdown),
-        );
+        let tasks = opts.tasks.clone();
+        let follow = r
+            .clone()
+            .follow_forever(store, client, None, opts, shutdown);
+        match tasks {
+            Some(t) => drop(t.spawn(follow)),
+            None => drop(tokio::spawn(follow)),
+        }
         Ok(r)
     }
 

@@ -9,8 +9,9 @@
 //! the operation timeout, so a dead Redis costs a caller that long and
 //! then an error, never a hang.
 
+use super::batch::{IpLens, Pending};
+pub use super::error::{CrmError, Result};
 use super::keys::{self, IndexEntry};
-use super::lookup::{IpLens, Pending};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult, Script};
@@ -38,42 +39,6 @@ static DELETE_CUSTOMER: LazyLock<Script> =
 static DELETE_RECORD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_record.lua")));
 
-/// What went wrong talking to the CRM.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CrmError {
-    #[error("redis: {0}")]
-    Redis(#[from] RedisError),
-    #[error("redis did not answer in time")]
-    Timeout,
-    #[error("{key}: stored record is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
-    #[error("no {kind} {id:?}")]
-    NotFound { kind: &'static str, id: String },
-    #[error("conflict: {0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(FieldError),
-}
-
-impl CrmError {
-    /// Redis is unreachable or too slow (as opposed to a bad request).
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            CrmError::Timeout => true,
-            CrmError::Redis(e) => e.is_io_error() || e.is_timeout() || e.is_connection_dropped(),
-            _ => false,
-        }
-    }
-}
-
-impl From<FieldError> for CrmError {
-    fn from(e: FieldError) -> Self {
-        CrmError::Invalid(e)
-    }
-}
-
-pub type Result<T, E = CrmError> = std::result::Result<T, E>;
-
 /// How a [`Store`] talks to Redis.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -83,6 +48,9 @@ pub struct StoreOptions {
     /// start while Redis is down), instead of failing when Redis is
     /// unreachable.
     pub lazy: bool,
+    /// Where the store's own tasks (the lookup batcher) run, so that
+    /// shutdown drains them; `None`: plain `tokio::spawn`.
+    pub tasks: Option<tokio_util::task::TaskTracker>,
 }
 
 impl Default for StoreOptions {
@@ -90,6 +58,7 @@ impl Default for StoreOptions {
         StoreOptions {
             op_timeout: Duration::from_secs(1),
             lazy: false,
+            tasks: None,
         }
     }
 }
@@ -288,6 +257,7 @@ pub struct Store {
     pub(super) lens: Arc<Mutex<IpLens>>,
     /// The lookup batcher's queue, started by the first lookup.
     pub(super) lookups: Arc<OnceLock<mpsc::Sender<Pending>>>,
+    tasks: Option<tokio_util::task::TaskTracker>,
 }
 
 impl std::fmt::Debug for Store {
@@ -330,6 +300,7 @@ impl Store {
             mode: Write::Upsert,
             lens: Arc::default(),
             lookups: Arc::default(),
+            tasks: opts.tasks.clone(),
         })
     }
 
@@ -377,6 +348,21 @@ impl Store {
 
     pub(super) fn con(&self) -> ConnectionManager {
         self.con.clone()
+    }
+
+    /// Runs one of the store's own tasks, tracked when a tracker was given.
+    pub(super) fn spawn<F>(&self, f: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.tasks {
+            Some(t) => {
+                t.spawn(f);
+            }
+            None => {
+                tokio::spawn(f);
+            }
+        }
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -712,11 +698,24 @@ impl Store {
     /// Stores a session. A session in state `ended` leaves the live set
     /// and expires after an hour; any other is live and kept.
     pub async fn put_session(&self, s: &Session) -> Result<()> {
-        let key = keys::session(&s.id);
-        let json = to_json(s)?;
+        self.put_session_record(&s.id, s.state == SessionState::Ended, s)
+            .await
+    }
+
+    /// Stores the record of session `id` (the API's view and whatever the
+    /// controller keeps beside it): an ended one leaves the live set and
+    /// expires after an hour, any other is live and kept.
+    pub async fn put_session_record<T: Serialize>(
+        &self,
+        id: &str,
+        ended: bool,
+        record: &T,
+    ) -> Result<()> {
+        let key = keys::session(id);
+        let json = to_json(record)?;
         let mut p = redis::pipe();
         p.atomic();
-        if s.state == SessionState::Ended {
+        if ended {
             p.cmd("SET")
                 .arg(&key)
                 .arg(json)
@@ -725,7 +724,7 @@ impl Store {
                 .ignore()
                 .cmd("SREM")
                 .arg(keys::SESSIONS)
-                .arg(&s.id)
+                .arg(id)
                 .ignore();
         } else {
             p.cmd("SET")
@@ -734,7 +733,7 @@ impl Store {
                 .ignore()
                 .cmd("SADD")
                 .arg(keys::SESSIONS)
-                .arg(&s.id)
+                .arg(id)
                 .ignore();
         }
         let mut con = self.con();
@@ -754,16 +753,33 @@ impl Store {
 
     /// The live sessions, sorted by id.
     pub async fn list_sessions(&self) -> Result<Vec<Session>> {
+        let (ok, bad) = self.list_session_records::<Session>().await?;
+        match bad.into_iter().next() {
+            Some((key, e)) => Err(CrmError::Corrupt { key, reason: e }),
+            None => Ok(ok),
+        }
+    }
+
+    /// The live sessions' records, sorted by id; those that do not parse
+    /// are returned apart (key, reason), so one bad record cannot hide
+    /// the others.
+    pub async fn list_session_records<T: DeserializeOwned>(
+        &self,
+    ) -> Result<(Vec<T>, Vec<(String, String)>)> {
         let ids = self.members(keys::SESSIONS).await?;
         let keys: Vec<String> = ids.iter().map(|i| keys::session(i)).collect();
         let raw = self.get_raw_many(&keys).await?;
         let mut out = Vec::with_capacity(raw.len());
+        let mut bad = Vec::new();
         for (key, json) in keys.iter().zip(raw) {
             if let Some(j) = json {
-                out.push(parse(key, &j)?);
+                match serde_json::from_str::<T>(&j) {
+                    Ok(v) => out.push(v),
+                    Err(e) => bad.push((key.clone(), e.to_string())),
+                }
             }
         }
-        Ok(out)
+        Ok((out, bad))
     }
 
     // ---- for the replica ----

@@ -2,15 +2,20 @@
 //!
 //! Each connection reads into a `BytesMut` and splits whole messages off it
 //! with `openflow::framing` (a partial message just waits for more bytes);
-//! a companion writer flushes everything the controller queued for that
-//! switch in one write call. A slow, silent or hostile switch only ever
-//! blocks its own task: it is dropped after `dead_after` of silence, when
-//! it stops reading (outbound buffer or write timeout), or on a framing
-//! error, and its state is cleaned up.
+//! the same task's writer half flushes everything the controller queued
+//! for that switch in one write call. While the switch is being learned
+//! (ports, description, meter features) the task also drives that, so a
+//! connection is one task, whatever it is doing. A slow, silent or hostile
+//! switch only ever blocks its own task: it is dropped after `dead_after`
+//! of silence, when it stops reading (outbound buffer or write timeout),
+//! or on a framing error, and its state is cleaned up.
+//!
+//! What a connection reports goes to an [`Events`]; this module knows
+//! nothing of what the controller does with it.
 
+use super::Events;
+use super::switch::{SETUP_XID_BIT, Switch};
 use crate::config::Timers;
-use crate::control::ControlPlane;
-use crate::switch::{SETUP_XID_BIT, Switch};
 use bytes::BytesMut;
 use openflow::framing::next_frame;
 use openflow::message::{HelloElem, encode_versioned};
@@ -32,9 +37,10 @@ const CLOSING_FLUSH: Duration = Duration::from_secs(1);
 
 /// Accepts switches until `shutdown` is cancelled; every connection runs in
 /// its own task tracked by `tracker`, so shutdown can wait for them all.
-pub async fn serve(
+pub async fn serve<E: Events>(
     listener: TcpListener,
-    ctl: Arc<ControlPlane>,
+    events: Arc<E>,
+    timers: Timers,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -46,12 +52,12 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let ctl = ctl.clone();
+                let events = events.clone();
                 let shutdown = shutdown.clone();
                 let span = info_span!("switch", %peer, dpid = tracing::field::Empty);
                 tracker.spawn(
                     async move {
-                        if let Err(e) = handle(stream, peer, ctl, shutdown).await {
+                        if let Err(e) = handle(stream, peer, events, timers, shutdown).await {
                             info!("connection ended: {e}");
                         }
                     }
@@ -86,6 +92,8 @@ pub enum ConnError {
     Stuck,
     #[error("replaced by a newer connection of the same datapath")]
     Replaced,
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 struct Reader {
@@ -123,13 +131,13 @@ impl Reader {
     }
 }
 
-async fn handle(
+async fn handle<E: Events>(
     stream: TcpStream,
     peer: SocketAddr,
-    ctl: Arc<ControlPlane>,
+    events: Arc<E>,
+    timers: Timers,
     shutdown: CancellationToken,
 ) -> Result<(), ConnError> {
-    let timers = ctl.timers();
     let (rd, mut wr) = stream.into_split();
     let mut reader = Reader {
         rd,
@@ -151,14 +159,29 @@ async fn handle(
     ));
     let dpid = sw.dpid;
     tracing::Span::current().record("dpid", format_args!("{dpid:016x}"));
+    if let Err(why) = events.switch_connected(&sw) {
+        warn!(dpid = format_args!("{dpid:016x}"), "switch refused: {why}");
+        return Err(ConnError::Refused(why));
+    }
     info!(dpid = format_args!("{dpid:016x}"), "switch connected");
 
-    let writer = tokio::spawn(write_loop(sw.clone(), wr, Timers::secs(timers.dead_after)));
-    ctl.switch_connected(&sw);
-    let result = read_loop(&mut reader, &sw, &ctl, &shutdown, &timers).await;
-    sw.close();
-    ctl.switch_disconnected(&sw);
-    let _ = writer.await;
+    // Reads (with learning alongside) and writes, joined in this task.
+    let reads = async {
+        let mut learn = events.switch_learn(sw.clone());
+        let mut learned = false;
+        let read = read_loop(&mut reader, &sw, &*events, &shutdown, &timers);
+        tokio::pin!(read);
+        let result = loop {
+            tokio::select! {
+                r = &mut read => break r,
+                () = &mut learn, if !learned => learned = true,
+            }
+        };
+        sw.close();
+        result
+    };
+    let (result, ()) = tokio::join!(reads, write_loop(&sw, wr, Timers::secs(timers.dead_after)));
+    events.switch_disconnected(&sw);
     info!(dpid = format_args!("{dpid:016x}"), "switch disconnected");
     result
 }
@@ -237,10 +260,10 @@ fn speaks_13(header: &Header, elements: &[HelloElem<'_>]) -> bool {
     }
 }
 
-async fn read_loop(
+async fn read_loop<E: Events>(
     reader: &mut Reader,
     sw: &Arc<Switch>,
-    ctl: &Arc<ControlPlane>,
+    events: &E,
     shutdown: &CancellationToken,
     timers: &Timers,
 ) -> Result<(), ConnError> {
@@ -255,13 +278,12 @@ async fn read_loop(
         // futures) per socket read instead of per message; under load a read
         // carries hundreds of messages.
         while let Some(frame) = reader.buffered()? {
-            dispatch(sw, ctl, &frame);
+            dispatch(sw, events, &frame);
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
             _ = sw.closed().cancelled() => {
-                let replaced = ctl.switch(sw.dpid).is_some_and(|cur| !Arc::ptr_eq(&cur, sw));
-                return Err(if replaced { ConnError::Replaced } else { ConnError::Stuck });
+                return Err(if sw.was_replaced() { ConnError::Replaced } else { ConnError::Stuck });
             }
             _ = tick.tick() => {
                 let idle = reader.last_read.elapsed();
@@ -279,7 +301,7 @@ async fn read_loop(
 }
 
 /// Handles one message from a switch.
-fn dispatch(sw: &Arc<Switch>, ctl: &Arc<ControlPlane>, frame: &bytes::Bytes) {
+fn dispatch<E: Events>(sw: &Arc<Switch>, events: &E, frame: &bytes::Bytes) {
     // A path setup's barrier reply (half of all messages under load) is
     // routed from its header alone: it has no body to decode.
     if let Some(h) = openflow::Header::peek(frame)
@@ -288,13 +310,13 @@ fn dispatch(sw: &Arc<Switch>, ctl: &Arc<ControlPlane>, frame: &bytes::Bytes) {
         && usize::from(h.length) == openflow::HEADER_LEN
         && h.xid & SETUP_XID_BIT != 0
     {
-        ctl.setup_barrier(sw, h.xid);
+        events.setup_barrier(sw, h.xid);
         return;
     }
     let (h, msg) = match openflow::decode(frame) {
         Ok(x) => x,
         Err(e) => {
-            ctl.stats.decode_errors.inc();
+            events.decode_error(sw);
             warn!(
                 "undecodable {} from switch: {e}",
                 openflow::Header::peek(frame).map_or(MsgType::Unknown(0), |h| h.msg_type)
@@ -309,16 +331,16 @@ fn dispatch(sw: &Arc<Switch>, ctl: &Arc<ControlPlane>, frame: &bytes::Bytes) {
         }
     };
     match msg {
-        Message::PacketIn(pi) => ctl.packet_in(sw, frame, &pi),
-        Message::BarrierReply if h.xid & SETUP_XID_BIT != 0 => ctl.setup_barrier(sw, h.xid),
+        Message::PacketIn(pi) => events.packet_in(sw, frame, &pi),
+        Message::BarrierReply if h.xid & SETUP_XID_BIT != 0 => events.setup_barrier(sw, h.xid),
         Message::EchoRequest { data } => {
             sw.send_xid(h.xid, &Message::EchoReply { data });
         }
         Message::EchoReply { .. } | Message::Hello { .. } => {}
-        Message::PortStatus(ps) => ctl.port_status(sw, &ps),
-        Message::FlowRemoved(fr) => ctl.flow_removed(sw, &fr),
+        Message::PortStatus(ps) => events.port_status(sw, &ps),
+        Message::FlowRemoved(fr) => events.flow_removed(sw, &fr),
         Message::Error(e) => {
-            ctl.switch_error(sw, h.xid, &e);
+            events.switch_error(sw, h.xid, &e);
             sw.complete(h.xid, Message::Error(e));
         }
         other => {
@@ -330,7 +352,7 @@ fn dispatch(sw: &Arc<Switch>, ctl: &Arc<ControlPlane>, frame: &bytes::Bytes) {
     }
 }
 
-async fn write_loop(sw: Arc<Switch>, mut wr: OwnedWriteHalf, write_timeout: Duration) {
+async fn write_loop(sw: &Switch, mut wr: OwnedWriteHalf, write_timeout: Duration) {
     let mut spare = BytesMut::with_capacity(64 << 10);
     loop {
         let closing = tokio::select! {

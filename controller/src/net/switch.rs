@@ -13,7 +13,7 @@ use openflow::{Body, FeaturesReply, Message, MultipartReply, MultipartRequest, P
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_PENDING_OUT: usize = 16 << 20;
 
 /// Controller-chosen xids use the low 31 bits; xids with the top bit set
-/// belong to path setups (see `forwarding`), whose barrier replies are
+/// belong to the barriers of plans (see `installer`), whose replies are
 /// routed without a pending-request entry.
 pub const SETUP_XID_BIT: u32 = 1 << 31;
 
@@ -76,6 +76,8 @@ pub struct Switch {
     next_xid: AtomicU32,
     pending: Mutex<HashMap<u32, Pending>>,
     closed: CancellationToken,
+    /// Set when a newer connection of the same datapath took its place.
+    replaced: AtomicBool,
     request_timeout: Duration,
 }
 
@@ -101,18 +103,25 @@ impl Switch {
             next_xid: AtomicU32::new(1),
             pending: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
+            replaced: AtomicBool::new(false),
             request_timeout,
         }
     }
 
     /// A fresh controller xid (never 0, never with the setup bit).
     pub fn next_xid(&self) -> u32 {
-        loop {
-            let x = self.next_xid.fetch_add(1, Ordering::Relaxed) & !SETUP_XID_BIT;
-            if x != 0 {
-                return x;
-            }
-        }
+        fresh_xid(&self.next_xid)
+    }
+
+    /// Closes this connection because a newer one of the same datapath
+    /// took its place.
+    pub fn replace(&self) {
+        self.replaced.store(true, Ordering::Relaxed);
+        self.closed.cancel();
+    }
+
+    pub fn was_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Relaxed)
     }
 
     /// Queues `msg` with a fresh xid; returns the xid.
@@ -151,6 +160,7 @@ impl Switch {
         let r = f(&mut Batch {
             out: &mut out,
             dpid: self.dpid,
+            xids: &self.next_xid,
         });
         let wrote = out.len() > before;
         drop(out);
@@ -329,11 +339,21 @@ impl Switch {
     }
 }
 
+fn fresh_xid(counter: &AtomicU32) -> u32 {
+    loop {
+        let x = counter.fetch_add(1, Ordering::Relaxed) & !SETUP_XID_BIT;
+        if x != 0 {
+            return x;
+        }
+    }
+}
+
 /// Messages queued under one lock of a switch's outbound buffer.
 #[derive(Debug)]
 pub struct Batch<'b> {
     out: &'b mut BytesMut,
     dpid: u64,
+    xids: &'b AtomicU32,
 }
 
 impl Batch<'_> {
@@ -351,10 +371,42 @@ impl Batch<'_> {
 }
 
 impl Batch<'_> {
-    /// Queues bytes that already hold whole encoded messages.
-    pub fn push_raw(&mut self, encoded: &[u8]) {
-        self.out.extend_from_slice(encoded);
+    /// A fresh xid of this switch.
+    pub fn next_xid(&self) -> u32 {
+        fresh_xid(self.xids)
     }
+
+    /// Queues bytes that hold whole encoded messages, giving each a fresh
+    /// xid (so an OFPT_ERROR names the message it refers to). Counts the
+    /// FLOW_MODs and METER_MODs among them into `counts`.
+    pub fn push_encoded(&mut self, encoded: &[u8], counts: &mut MsgCounts) {
+        let start = self.out.len();
+        self.out.extend_from_slice(encoded);
+        let mut at = start;
+        while let Some(h) = self.out.get(at..).and_then(openflow::Header::peek) {
+            let len = usize::from(h.length);
+            if len < openflow::HEADER_LEN {
+                break;
+            }
+            match h.msg_type {
+                openflow::MsgType::FlowMod => counts.flow_mods += 1,
+                openflow::MsgType::MeterMod => counts.meter_mods += 1,
+                _ => {}
+            }
+            let xid = fresh_xid(self.xids).to_be_bytes();
+            if let Some(x) = self.out.get_mut(at + 4..at + 8) {
+                x.copy_from_slice(&xid);
+            }
+            at += len;
+        }
+    }
+}
+
+/// Messages of interest counted while queueing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MsgCounts {
+    pub flow_mods: u64,
+    pub meter_mods: u64,
 }
 
 /// Lets `Switch::batch` report "not queued" in the caller's result type.

@@ -1,0 +1,138 @@
+//! What every switch gets when it connects, and the service catch flows.
+
+use super::cookie::{self, Kind};
+use super::{prio, to_controller};
+use openflow::{FlowMod, Match, Message, Oxm, SwitchConfig};
+
+/// Whole packets to the controller, no buffering on the switch.
+pub fn set_config() -> Message<'static> {
+    Message::SetConfig(SwitchConfig {
+        flags: 0,
+        miss_send_len: openflow::CML_NO_BUFFER,
+    })
+}
+
+/// Deletes every flow in our cookie namespace, in every table.
+pub fn delete_ours() -> FlowMod<'static> {
+    cookie::delete(cookie::NAMESPACE, cookie::NAMESPACE_MASK)
+}
+
+pub fn table_miss() -> FlowMod<'static> {
+    FlowMod {
+        cookie: cookie::cookie(Kind::Infra, 1),
+        priority: prio::MISS,
+        instructions: [to_controller()].into_iter().collect(),
+        ..FlowMod::default()
+    }
+}
+
+pub fn lldp_to_controller() -> FlowMod<'static> {
+    FlowMod {
+        cookie: cookie::cookie(Kind::Infra, 2),
+        priority: prio::LLDP,
+        match_: Match::new().with(Oxm::EthType(crate::lldp::ETH_TYPE_LLDP, None)),
+        instructions: [to_controller()].into_iter().collect(),
+        ..FlowMod::default()
+    }
+}
+
+/// The flows that bring traffic towards service `index` to the
+/// controller: the first packet of every flow to it (a session request),
+/// and for SIP every signalling datagram in both directions.
+pub fn service_flows(
+    index: u64,
+    net: ipnet::Ipv4Net,
+    proto: u8,
+    port: u16,
+    sip: bool,
+) -> Vec<FlowMod<'static>> {
+    let mask = (net.prefix_len() < 32).then(|| net.netmask());
+    let ip = |dst: bool| {
+        let m = Match::new().with(Oxm::EthType(0x0800, None));
+        let m = if dst {
+            m.with(Oxm::Ipv4Dst(net.network(), mask))
+        } else {
+            m.with(Oxm::Ipv4Src(net.network(), mask))
+        };
+        m.with(Oxm::IpProto(proto, None))
+    };
+    let l4 = |m: Match<'static>, dst: bool| match (proto, dst) {
+        (6, true) => m.with(Oxm::TcpDst(port, None)),
+        (6, false) => m.with(Oxm::TcpSrc(port, None)),
+        (17, true) => m.with(Oxm::UdpDst(port, None)),
+        (17, false) => m.with(Oxm::UdpSrc(port, None)),
+        _ => m,
+    };
+    let flow = |priority: u16, match_: Match<'static>| FlowMod {
+        cookie: cookie::cookie(Kind::Service, index),
+        priority,
+        match_,
+        instructions: [to_controller()].into_iter().collect(),
+        ..FlowMod::default()
+    };
+    let mut v = vec![flow(prio::SERVICE, l4(ip(true), true))];
+    if sip {
+        v.push(flow(prio::SIGNAL, l4(ip(true), true)));
+        v.push(flow(prio::SIGNAL, l4(ip(false), false)));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_string(v).expect("json")
+    }
+
+    #[test]
+    fn table_miss_and_lldp_send_whole_packets_to_the_controller() {
+        let miss = text(&table_miss());
+        assert!(miss.contains(r#""priority":0"#), "{miss}");
+        assert!(
+            miss.contains(r#"{"type":"OUTPUT","port":"CONTROLLER","max_len":65535}"#),
+            "{miss}"
+        );
+        let lldp = text(&lldp_to_controller());
+        assert!(lldp.contains(r#""priority":65000"#), "{lldp}");
+        assert!(
+            lldp.contains(r#"{"field":"eth_type","value":35020}"#),
+            "{lldp}"
+        );
+        assert_eq!(delete_ours().cookie_mask, cookie::NAMESPACE_MASK);
+    }
+
+    #[test]
+    fn sip_service_catches_signalling_both_ways_above_the_tiers() {
+        let net: ipnet::Ipv4Net = "10.0.1.0/24".parse().expect("net");
+        let flows = service_flows(3, net, 17, 5060, true);
+        assert_eq!(flows.len(), 3);
+        let first = text(&flows[0]);
+        assert!(first.contains(r#""priority":20000"#), "{first}");
+        assert!(
+            first.contains(r#"{"field":"ipv4_dst","value":"10.0.1.0","mask":"255.255.255.0"}"#),
+            "{first}"
+        );
+        assert!(
+            first.contains(r#"{"field":"udp_dst","value":5060}"#),
+            "{first}"
+        );
+        let back = text(&flows[2]);
+        assert!(back.contains(r#""priority":31000"#), "{back}");
+        assert!(
+            back.contains(r#"{"field":"udp_src","value":5060}"#),
+            "{back}"
+        );
+        assert_eq!(
+            cookie::id_of(flows[1].cookie, Kind::Service),
+            Some(3),
+            "one cookie per service"
+        );
+        // A host address matches without a mask; a web service has one flow.
+        let host: ipnet::Ipv4Net = "10.0.0.101/32".parse().expect("net");
+        let web = service_flows(0, host, 6, 80, false);
+        assert_eq!(web.len(), 1);
+        assert!(text(&web[0]).contains(r#"{"field":"ipv4_dst","value":"10.0.0.101"}"#));
+    }
+}

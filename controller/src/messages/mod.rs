@@ -1,0 +1,77 @@
+//! Every OpenFlow message the controller sends is built here, by pure
+//! functions: the cookie namespace, every flow priority, the
+//! infrastructure flows put on a switch when it connects, the service
+//! catch flows, plain path flows, a tier's meters and flows, and the
+//! packet-outs. Deciding modules (forwarding, sessions) call these and put
+//! what they return into a [`Plan`](crate::plan::Plan); the installer
+//! sends plans. Nothing here knows which switch a message goes to, when,
+//! or why; nothing here sends.
+//!
+//! The tests read like `ovs-ofctl dump-flows`: each builder's output is
+//! checked field by field as a switch would print it.
+
+pub mod cookie;
+mod infra;
+mod packet;
+mod path;
+mod tier;
+
+pub use infra::{delete_ours, lldp_to_controller, service_flows, set_config, table_miss};
+pub use packet::{flood_out, packet_out, probe_out};
+pub use path::{PATH_FLOW_LEN, delete_path, path_flow};
+pub use tier::{
+    Dir, FlowSpec, SessionKey, delete_media, delete_meter, delete_session, media_flow, meter,
+    session_flow,
+};
+
+/// Every flow priority Tierflow uses, highest first. One table, so the
+/// order that makes tiers win is visible in one place.
+pub mod prio {
+    /// LLDP to the controller: above everything, so discovery never
+    /// depends on what else a switch holds.
+    pub const LLDP: u16 = 65_000;
+    /// SIP signalling copied to the controller: above the tier flows, so a
+    /// caller's re-INVITE still reaches the controller during the call.
+    pub const SIGNAL: u16 = 31_000;
+    /// Tier flows: above plain forwarding, the service catch and any QoS
+    /// flow another application is likely to have installed, so a
+    /// session's tier replaces whatever QoS the switch applied before.
+    pub const SESSION: u16 = 30_000;
+    /// First packet of any flow towards a service goes to the controller,
+    /// even when a plain forwarding flow between the two hosts exists.
+    pub const SERVICE: u16 = 20_000;
+    /// Shortest-path forwarding ("plain forwarding"); tier flows sit above.
+    pub const PATH: u16 = 10;
+    /// Table miss: everything else goes to the controller.
+    pub const MISS: u16 = 0;
+}
+
+/// Output-to-controller as one instruction (whole packet, unbuffered).
+fn to_controller() -> openflow::Instruction<'static> {
+    openflow::Instruction::ApplyActions {
+        actions: [openflow::Action::Output {
+            port: openflow::PortNo::Controller,
+            max_len: openflow::CML_NO_BUFFER,
+        }]
+        .into_iter()
+        .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prio;
+
+    #[test]
+    fn priorities_order_tiers_above_everything_but_signalling_and_lldp() {
+        let order = [
+            prio::LLDP,
+            prio::SIGNAL,
+            prio::SESSION,
+            prio::SERVICE,
+            prio::PATH,
+            prio::MISS,
+        ];
+        assert!(order.windows(2).all(|w| w[0] > w[1]), "{order:?}");
+    }
+}

@@ -1,0 +1,455 @@
+//! The packet-in pipeline, in one function and in order: parse the frame
+//! once, LLDP, host learning, session classification, forwarding. The
+//! topology is read once, under one lock, for everything the packet needs
+//! (learning, where its destination is, the route a session would take,
+//! the paths plain forwarding would install); deciding modules then build
+//! plans, and the installer behind [`Ctx::exec`] sends them. Nothing here
+//! awaits: a decision that needs Redis comes back as a [`Pending`] for the
+//! control plane to hand to its lookup worker.
+//!
+//! Two things read the topology again, outside the packet's own path: a
+//! SIP answer that sets up a media leg (the leg's ends are other hosts),
+//! and a SIP datagram to a host not located yet, which is flooded.
+//!
+//! Also here: [`topology_changed`], the one reaction to a topology change
+//! (paths and sessions that crossed a link that went away), shared by
+//! LLDP in the pipeline and by the control plane's port and switch events.
+
+use crate::forwarding::{Flooded, Forwarding};
+use crate::frame::{Frame, is_group};
+use crate::plan::{Execute, Plan, Release};
+use crate::sessions::{Admission, Pending, SessionPacket, Sessions};
+use crate::stats::Stats;
+use crate::topology::{Change, Hop, PortRef, Topology};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use std::time::Instant;
+use tracing::{debug, info};
+
+/// What the pipeline works with.
+pub struct Ctx<'a> {
+    pub exec: &'a dyn Execute,
+    pub topology: &'a Mutex<Topology>,
+    pub forwarding: &'a Forwarding,
+    pub sessions: &'a Sessions,
+    pub stats: &'a Stats,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").finish_non_exhaustive()
+    }
+}
+
+/// Handles one PACKET_IN of switch `dpid` that arrived on `in_port`:
+/// `data` is its frame, inside the received message `msg` (so the frame
+/// can be kept without a copy). Returns an admission waiting for a Redis
+/// lookup, if the packet started one.
+pub fn packet_in(
+    ctx: &Ctx<'_>,
+    dpid: u64,
+    in_port: u32,
+    msg: &Bytes,
+    data: &[u8],
+) -> Option<Box<Pending>> {
+    // 1. Parse, once.
+    let f = Frame::parse(data)?;
+    // 2. LLDP.
+    if f.is_lldp() {
+        lldp_in(ctx, (dpid, in_port), data);
+        return None;
+    }
+    let now = Instant::now();
+    let here: PortRef = (dpid, in_port);
+    // Session classification is pure (the CRM's services, no topology):
+    // done first so the topology is read once for what it needs.
+    let class = f.tcp_udp().and_then(|ip| ctx.sessions.classify(ip));
+
+    let mut topo = ctx.topology.lock();
+    // 3. Host learning, on edge ports only.
+    let on_link = topo.is_link_port(here);
+    let moved =
+        !on_link && !is_group(&f.src) && topo.learn_host(f.src, here, f.sender_ip, now).is_some();
+    let dst_at = if is_group(&f.dst) {
+        None
+    } else {
+        topo.host(&f.dst).map(|h| h.at)
+    };
+    let Some(dst_at) = dst_at else {
+        // A broadcast, or a destination not located yet: flooded to edge
+        // ports. One arriving over a link is a copy in transit.
+        if !on_link {
+            flood(ctx, &topo, here, data, now);
+        }
+        drop(topo);
+        if moved {
+            ctx.forwarding.host_gone(ctx.exec, f.src);
+        }
+        return None;
+    };
+    // What the packet may need, read now: a session's route from its edge
+    // port, plain forwarding's paths both ways.
+    let route = match &class {
+        Some(crate::sessions::detect::Class::Request { .. })
+        | Some(crate::sessions::detect::Class::Sip {
+            to_server: true, ..
+        }) if !on_link => topo.route(here, dst_at),
+        _ => None,
+    };
+    let src_at = if on_link {
+        topo.host(&f.src).map(|h| h.at)
+    } else {
+        Some(here)
+    };
+    let fwd = topo.path(dpid, dst_at.0);
+    let rev = src_at.and_then(|s| topo.path(dst_at.0, s.0).map(|p| (s, p)));
+    drop(topo);
+    if moved {
+        ctx.forwarding.host_gone(ctx.exec, f.src);
+    }
+    let owned = slice_of(msg, data);
+
+    // 4. Sessions.
+    if let Some(class) = class {
+        let pkt = SessionPacket {
+            dpid,
+            in_port,
+            on_link,
+            frame: &f,
+            data: owned.clone(),
+            dst_at: Some(dst_at),
+            route,
+        };
+        match ctx.sessions.packet(ctx.exec, ctx.topology, &pkt, class) {
+            Admission::NotSession => {}
+            Admission::Done => return None,
+            Admission::Lookup(p) => return Some(p),
+            Admission::Flood => {
+                let topo = ctx.topology.lock();
+                flood(ctx, &topo, here, data, now);
+                return None;
+            }
+        }
+    }
+
+    // 5. Plain forwarding.
+    if on_link {
+        // A packet in transit on a path we installed: OVS revalidates its
+        // datapath flow cache asynchronously, so a packet released just
+        // after the barriers can still miss at a downstream switch. Send
+        // it along the existing path; re-routing from here would replace
+        // the pair's whole path with a truncated one.
+        if let Some(out_port) = ctx.forwarding.hop_on_path((f.src, f.dst), dpid) {
+            let mut plan = Plan::new();
+            plan.packet_out(Release {
+                dpid,
+                in_port,
+                out_port,
+                data: owned,
+            });
+            ctx.exec.execute(plan);
+            ctx.stats.transit_forwarded.inc();
+            return None;
+        }
+    }
+    let Some(fwd) = fwd else {
+        debug!("no path {dpid:x} -> {:x} for {}", dst_at.0, f.dst);
+        return None;
+    };
+    let fwd_hops: SmallVec<[Hop; 8]> = fwd
+        .iter()
+        .map(|&(dpid, out_port)| Hop { dpid, out_port })
+        .chain(std::iter::once(Hop {
+            dpid: dst_at.0,
+            out_port: dst_at.1,
+        }))
+        .collect();
+    let rev_hops: Option<SmallVec<[Hop; 8]>> = rev.map(|(s, p)| {
+        p.iter()
+            .map(|&(dpid, out_port)| Hop { dpid, out_port })
+            .chain(std::iter::once(Hop {
+                dpid: s.0,
+                out_port: s.1,
+            }))
+            .collect()
+    });
+    let out_port = fwd_hops.first().map_or(0, |h| h.out_port);
+    ctx.forwarding.setup(
+        ctx.exec,
+        (f.src, f.dst),
+        &fwd_hops,
+        rev_hops.as_deref(),
+        Release {
+            dpid,
+            in_port,
+            out_port,
+            data: owned,
+        },
+    );
+    None
+}
+
+fn flood(ctx: &Ctx<'_>, topo: &Topology, from: PortRef, data: &[u8], now: Instant) {
+    match ctx.forwarding.flood(ctx.exec, topo, from, data, now) {
+        Flooded::Sent => ctx.stats.floods.inc(),
+        Flooded::Suppressed => ctx.stats.floods_suppressed.inc(),
+    }
+}
+
+/// An LLDP probe arrived at `to`.
+fn lldp_in(ctx: &Ctx<'_>, to: PortRef, frame: &[u8]) {
+    let Some(from) = crate::lldp::parse(frame) else {
+        return;
+    };
+    if !ctx.exec.connected(from.0) {
+        return;
+    }
+    let change = ctx.topology.lock().link_seen(from, to, Instant::now());
+    if !change.is_empty() {
+        topology_changed(ctx, &change);
+    }
+}
+
+/// Tears down what a topology change invalidated: the paths across links
+/// that went away or to hosts that did, and the sessions whose path broke.
+pub fn topology_changed(ctx: &Ctx<'_>, change: &Change) {
+    if change.is_empty() {
+        return;
+    }
+    for (a, b) in &change.links_added {
+        info!("link up {:x}:{} -> {:x}:{}", a.0, a.1, b.0, b.1);
+    }
+    for (a, b) in &change.links_removed {
+        info!("link down {:x}:{} -> {:x}:{}", a.0, a.1, b.0, b.1);
+    }
+    ctx.stats.links_added.add(change.links_added.len() as u64);
+    ctx.stats
+        .links_removed
+        .add(change.links_removed.len() as u64);
+    ctx.forwarding.topology_changed(ctx.exec, change);
+    ctx.sessions
+        .topology_changed(ctx.exec, ctx.topology, change, |d| ctx.exec.connected(d));
+}
+
+/// The packet as an owned `Bytes`: zero-copy when it lies inside the
+/// received message (a decoded PACKET_IN borrows from it), else a copy.
+pub fn slice_of(msg: &Bytes, data: &[u8]) -> Bytes {
+    let r = msg.as_ptr_range();
+    if r.contains(&data.as_ptr()) && data.as_ptr_range().end <= r.end {
+        msg.slice_ref(data)
+    } else {
+        Bytes::copy_from_slice(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CrmMode;
+    use crate::crm::{Replica, Snapshot, Store, StoreOptions};
+    use crate::plan::Recorder;
+    use crate::sessions::Crm;
+    use etherparse::PacketBuilder;
+    use openflow::MacAddr;
+    use std::sync::Arc;
+
+    const H1: [u8; 6] = [0, 0, 0, 0, 0, 1];
+    const H2: [u8; 6] = [0, 0, 0, 0, 0, 0x65];
+
+    /// Two switches: h1 on s1 port 1, s1 port 10 to s2 port 11, h2 on s2
+    /// port 2.
+    struct Net {
+        rec: Recorder,
+        topo: Mutex<Topology>,
+        fwd: Forwarding,
+        sessions: Sessions,
+        stats: Arc<Stats>,
+    }
+
+    impl Net {
+        async fn new(crm: &str) -> Net {
+            let file: tierflow_api::model::CrmFile = serde_json::from_str(crm).expect("crm");
+            let stats = Arc::new(Stats::default());
+            let store = Store::connect_with(
+                "redis://127.0.0.1:1",
+                &StoreOptions {
+                    lazy: true,
+                    ..StoreOptions::default()
+                },
+            )
+            .await
+            .expect("lazy store");
+            let crm = Crm {
+                mode: CrmMode::Replica,
+                replica: Replica::fixed(Snapshot::from_file(&file)),
+                store,
+            };
+            let mut t = Topology::default();
+            let now = Instant::now();
+            t.link_seen((1, 10), (2, 11), now);
+            t.link_seen((2, 11), (1, 10), now);
+            t.set_ports(1, [1, 10]);
+            t.set_ports(2, [2, 11]);
+            let net = Net {
+                rec: Recorder::default(),
+                topo: Mutex::new(t),
+                fwd: Forwarding::new(60),
+                sessions: Sessions::new(crm, "US".into(), 30, stats.clone()),
+                stats,
+            };
+            // Both switches were learnt: 100 meters each.
+            for dpid in [1, 2] {
+                net.sessions.switch_ready(&net.rec, dpid, 100);
+            }
+            net
+        }
+
+        fn packet_in(&self, dpid: u64, port: u32, frame: &[u8]) -> Vec<String> {
+            let ctx = Ctx {
+                exec: &self.rec,
+                topology: &self.topo,
+                forwarding: &self.fwd,
+                sessions: &self.sessions,
+                stats: &self.stats,
+            };
+            let msg = Bytes::copy_from_slice(frame);
+            assert!(packet_in(&ctx, dpid, port, &msg, &msg).is_none());
+            self.rec.take()
+        }
+    }
+
+    fn tcp(src: [u8; 6], dst: [u8; 6], ips: ([u8; 4], [u8; 4]), dport: u16) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(src, dst)
+            .ipv4(ips.0, ips.1, 64)
+            .tcp(40000, dport, 1, 1000);
+        let mut v = Vec::new();
+        b.write(&mut v, b"").expect("frame");
+        v
+    }
+
+    /// `dpid TYPE` (and the command or band of flow and meter mods) of
+    /// each line of a plan's dump: its shape.
+    fn shape(dump: &[String]) -> Vec<String> {
+        dump.iter()
+            .map(|l| {
+                let (dpid, rest) = l.split_at(16);
+                let dpid = dpid.trim_start_matches('0');
+                let field = |k: &str| {
+                    rest.split(&format!("\"{k}\":"))
+                        .nth(1)
+                        .and_then(|s| s.split([',', '}']).next())
+                        .unwrap_or("")
+                        .trim_matches('"')
+                        .to_string()
+                };
+                if rest.contains("\"FLOW_MOD\"") {
+                    format!(
+                        "{dpid} flow {} prio {}",
+                        field("command"),
+                        field("priority")
+                    )
+                } else if rest.contains("\"METER_MOD\"") {
+                    format!("{dpid} meter {} rate {}", field("command"), field("rate"))
+                } else if rest.contains("\"PACKET_OUT\"") {
+                    format!("{dpid} packet_out")
+                } else {
+                    format!("{dpid} {}", rest.trim().split(' ').next().unwrap_or(""))
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn unknown_destinations_flood_to_edge_ports_then_a_reply_sets_up_the_path() {
+        let net = Net::new("{}").await;
+        let f = tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 101]), 80);
+        // h2 unknown: flooded to s2's edge port only (s1 has no other).
+        assert_eq!(shape(&net.packet_in(1, 1, &f)), vec!["2 packet_out"]);
+        // h2 answers: h1 is known, both directions are set up, egress first.
+        let back = tcp(H2, H1, ([10, 0, 0, 101], [10, 0, 0, 1]), 40000);
+        assert_eq!(
+            shape(&net.packet_in(2, 2, &back)),
+            vec![
+                "1 flow ADD prio 10",
+                "1 flow ADD prio 10",
+                "1 BARRIER",
+                "2 flow ADD prio 10",
+                "2 flow ADD prio 10",
+                "2 BARRIER",
+                "2 release",
+            ]
+        );
+        // A copy of h1's frame arriving over the link (in transit) follows
+        // the installed path.
+        assert_eq!(shape(&net.packet_in(2, 11, &f)), vec!["2 packet_out"]);
+        assert_eq!(net.stats.transit_forwarded.get(), 1);
+    }
+
+    const CRM: &str = r#"{
+        "tiers": [
+            {"name": "gold", "min_benefit": 1000.0, "rate_kbps": 50000, "burst_kbits": 5000,
+             "dscp": 46, "queue_id": 1, "queue_min_kbps": 0, "hold_rate_kbps": 64},
+            {"name": "best-effort", "min_benefit": 0.0, "rate_kbps": 2000, "burst_kbits": 200,
+             "dscp": 0, "queue_id": 0, "queue_min_kbps": 0, "hold_rate_kbps": 32}
+        ],
+        "customers": [
+            {"id": "c-1", "name": "Acme", "phones": [], "ips": ["10.0.0.1"],
+             "lifetime_value": 0.0, "annual_revenue": 100000.0, "margin_pct": 10.0,
+             "open_opportunity_value": 0.0, "win_probability": 0.0, "churn_risk": 0.0,
+             "segment": "enterprise"}
+        ],
+        "services": [{"name": "iperf", "ip": "10.0.0.101", "proto": "tcp", "port": 5201, "kind": "web"}]
+    }"#;
+
+    #[tokio::test]
+    async fn a_session_request_is_decided_and_its_tier_goes_on_every_switch_before_the_packet() {
+        let net = Net::new(CRM).await;
+        // h2 is located first (any frame from it).
+        let hello = tcp(H2, H1, ([10, 0, 0, 101], [10, 0, 0, 1]), 40000);
+        net.packet_in(2, 2, &hello);
+        let req = tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 101]), 5201);
+        let dump = net.packet_in(1, 1, &req);
+        let per_switch = |d: &str| {
+            vec![
+                format!("{d} meter DELETE rate "),
+                format!("{d} meter ADD rate 50000"),
+                format!("{d} meter DELETE rate "),
+                format!("{d} meter ADD rate 50000"),
+                format!("{d} flow ADD prio 30000"),
+                format!("{d} flow ADD prio 30000"),
+                format!("{d} BARRIER"),
+            ]
+        };
+        let mut want = per_switch("2");
+        want.extend(per_switch("1"));
+        want.push("1 release".into());
+        assert_eq!(shape(&dump), want, "{dump:#?}");
+        // The ingress switch marks DSCP on the forward flow; the release
+        // leaves by the path's first port.
+        assert!(
+            dump.iter()
+                .any(|l| l.starts_with("0000000000000001") && l.contains("ip_dscp"))
+        );
+        assert!(dump.last().is_some_and(|l| l.contains("out_port=10")));
+        let live = net.sessions.list(None, None, None);
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].tier, "gold");
+        assert_eq!(live[0].explanation.customer_id.as_deref(), Some("c-1"));
+        assert_eq!(live[0].path, vec!["0000000000000001", "0000000000000002"]);
+        // The next packet of the session (its flows idled out meanwhile)
+        // puts them back, without a new decision.
+        let again = shape(&net.packet_in(1, 1, &req));
+        assert_eq!(again.last().map(String::as_str), Some("1 release"));
+        assert_eq!(net.stats.decisions.get(), 1);
+        assert_eq!(net.stats.sessions_reinstalled.get(), 1);
+        // Not towards the service: plain forwarding.
+        let web = tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 101]), 80);
+        assert!(
+            shape(&net.packet_in(1, 1, &web))
+                .iter()
+                .all(|l| !l.contains("prio 30000"))
+        );
+        let _ = MacAddr(H1);
+    }
+}

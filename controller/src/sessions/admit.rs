@@ -1,0 +1,629 @@
+//! A session's life: the request (a packet towards a service, or a SIP
+//! INVITE), the decision (CRM lookup and policy), the admission (meters
+//! allocated, tier flows on every switch of the path, the first packet
+//! released after the barriers), re-installation (flows idled out while
+//! the session lived on, a switch reconnected), parking (its path broke;
+//! Redis remembered it), and its end.
+
+use super::program;
+use super::record::{
+    Call, Decision, HoldTrack, Inputs, Record, SdpSaid, SessionId, SipRequestKind, Source,
+    StateReason,
+};
+use super::table::Table;
+use super::writer::Stored;
+use super::{Sessions, detect};
+use crate::crm::Lookup;
+use crate::frame::Frame;
+use crate::messages::{self, SessionKey, cookie};
+use crate::plan::{Execute, Plan, Release};
+use crate::policy;
+use crate::topology::{Change, PortRef, Route};
+use bytes::Bytes;
+use chrono::Utc;
+use openflow::PortNo;
+use std::net::IpAddr;
+use tierflow_api::model::{ClientData, Reason, ServiceKind, SessionState};
+use tracing::{debug, info};
+
+/// A packet-in the pipeline found to be about sessions, with what the
+/// topology said about it.
+#[derive(Debug, Clone)]
+pub struct SessionPacket<'a> {
+    pub dpid: u64,
+    pub in_port: u32,
+    /// It arrived over an inter-switch link (a packet in transit).
+    pub on_link: bool,
+    pub frame: &'a Frame<'a>,
+    /// The whole frame, owned (zero-copy from the PACKET_IN).
+    pub data: Bytes,
+    /// Where the destination attaches, if known.
+    pub dst_at: Option<PortRef>,
+    /// The route from the packet's port to `dst_at`, when both are known
+    /// and the packet is at its edge.
+    pub route: Option<Route>,
+}
+
+/// What became of a session packet.
+#[derive(Debug)]
+pub enum Admission {
+    /// Not session traffic: plain forwarding handles it.
+    NotSession,
+    /// Handled (admitted, re-installed, relayed, or dropped while its
+    /// admission is in flight).
+    Done,
+    /// The decision needs Redis (remote mode): look the client up off the
+    /// switch's task, then [`Sessions::admit`]. Boxed: it crosses a
+    /// channel to the lookup worker anyway, and keeps this enum small on
+    /// the packet-in path.
+    Lookup(Box<Pending>),
+    /// Deliver it to every edge port: its destination is not known yet.
+    Flood,
+}
+
+/// An admission waiting for its CRM lookup.
+#[derive(Debug)]
+pub struct Pending {
+    key: SessionKey,
+    service: super::record::Name,
+    route: Route,
+    pub inputs: Inputs,
+    release: Release,
+}
+
+impl Pending {
+    /// The client as the lookup needs it.
+    pub fn client(&self) -> ClientData {
+        self.inputs.to_client()
+    }
+}
+
+impl Sessions {
+    /// Session handling of a packet-in.
+    pub fn packet(
+        &self,
+        exec: &dyn Execute,
+        topo: &parking_lot::Mutex<crate::topology::Topology>,
+        pkt: &SessionPacket<'_>,
+        class: detect::Class,
+    ) -> Admission {
+        match class {
+            detect::Class::Sip {
+                svc,
+                to_server,
+                key,
+            } => self.sip_packet(exec, topo, pkt, &svc, to_server, key),
+            detect::Class::Request { svc, key } => {
+                let inputs = Inputs {
+                    ip: Some(IpAddr::V4(key.client)),
+                    mac: Some(pkt.frame.src),
+                    source: Some(match svc.kind {
+                        ServiceKind::Sip => Source::Sip,
+                        ServiceKind::Web => Source::Web,
+                        ServiceKind::Other => Source::Other,
+                    }),
+                    ..Inputs::default()
+                };
+                self.request(exec, pkt, key, &svc, inputs, None)
+            }
+            detect::Class::Maybe(keys) => {
+                // The server's side of a live session whose reverse flow
+                // idled out, or media of a SIP session.
+                for key in keys {
+                    if self.live_packet(exec, pkt, &key) {
+                        return Admission::Done;
+                    }
+                }
+                Admission::NotSession
+            }
+        }
+    }
+
+    /// A packet of a live session reached the controller: forwards it
+    /// along the session's path when it is in transit (the datapath's
+    /// cache lagging behind a fresh flow), else puts the session's flows
+    /// back (they idled out while the session lived on) and releases it.
+    fn live_packet(&self, exec: &dyn Execute, pkt: &SessionPacket<'_>, key: &SessionKey) -> bool {
+        let t = self.table.lock();
+        let Some(rec) = t.by_key(key) else {
+            return false;
+        };
+        let Some(hop) = rec.hops.iter().find(|h| h.dpid == pkt.dpid).copied() else {
+            return false;
+        };
+        // Which direction: the forward one enters each switch at in_port.
+        let fwd = pkt.in_port == hop.in_port || (!pkt.on_link && rec.hops.first() == Some(&hop));
+        let release = Release {
+            dpid: pkt.dpid,
+            in_port: pkt.in_port,
+            out_port: if fwd { hop.out_port } else { hop.in_port },
+            data: pkt.data.clone(),
+        };
+        if pkt.on_link {
+            let mut plan = Plan::new();
+            plan.packet_out(release);
+            exec.execute(plan);
+            self.stats.transit_forwarded.inc();
+        } else {
+            self.reinstall_locked(exec, &t, rec, Some(release));
+        }
+        true
+    }
+
+    /// A session request: admits it, unless it is live already (its flows
+    /// are missing: put them back) or being admitted. `relay_to`: a SIP
+    /// INVITE, delivered to the server's port rather than along the path.
+    pub(super) fn request(
+        &self,
+        exec: &dyn Execute,
+        pkt: &SessionPacket<'_>,
+        key: SessionKey,
+        svc: &detect::Svc,
+        mut inputs: Inputs,
+        relay_to: Option<PortRef>,
+    ) -> Admission {
+        if self.live_packet(exec, pkt, &key) {
+            return Admission::Done;
+        }
+        // Requests seen in transit, or towards a server not located yet,
+        // are plain traffic until the ingress switch reports them.
+        if pkt.on_link || pkt.dst_at.is_none() {
+            return Admission::NotSession;
+        }
+        let Some(route) = pkt.route.clone() else {
+            return Admission::NotSession;
+        };
+        {
+            let mut t = self.table.lock();
+            if !t.pending.insert(key) {
+                self.stats.admissions_busy.inc();
+                return Admission::Done;
+            }
+            // A session parked by a path change comes back with the client
+            // data it had gathered (a code an IVR posted, an account id);
+            // what this packet says wins.
+            if let Some(p) = t.parked.get(&key) {
+                inputs.keep_gathered(&p.inputs);
+            }
+        }
+        let release = match relay_to {
+            Some((dpid, port)) => Release {
+                in_port: if dpid == pkt.dpid {
+                    pkt.in_port
+                } else {
+                    PortNo::Controller.value()
+                },
+                dpid,
+                out_port: port,
+                data: pkt.data.clone(),
+            },
+            None => Release {
+                dpid: pkt.dpid,
+                in_port: pkt.in_port,
+                out_port: route.first().map_or(0, |h| h.out_port),
+                data: pkt.data.clone(),
+            },
+        };
+        let pending = Pending {
+            key,
+            service: svc.name,
+            route,
+            inputs,
+            release,
+        };
+        match self.crm.mode {
+            crate::config::CrmMode::Replica => {
+                let snap = self.snapshot();
+                let lookup = snap.lookup(
+                    pending.inputs.phone.as_deref(),
+                    pending.inputs.ip,
+                    pending.inputs.promo_code.as_deref(),
+                );
+                self.admit(exec, pending, &lookup);
+                Admission::Done
+            }
+            crate::config::CrmMode::Remote => Admission::Lookup(Box::new(pending)),
+        }
+    }
+
+    /// An admission that will not happen (its lookup was shed).
+    pub fn abandon(&self, pending: &Pending) {
+        self.table.lock().pending.remove(&pending.key);
+    }
+
+    /// Decides a pending session with what the CRM said, installs it and
+    /// releases its first packet once every switch of the path confirmed.
+    pub fn admit(&self, exec: &dyn Execute, p: Pending, lookup: &Lookup) {
+        let snap = self.snapshot();
+        self.stats.decisions.inc();
+        let matched = lookup.customer.as_deref().map(|c| {
+            (
+                c,
+                lookup
+                    .matched_by
+                    .unwrap_or(crate::crm::MatchedBy::Ip)
+                    .as_str(),
+            )
+        });
+        let choice = policy::choose(
+            p.inputs.promo_code.is_some(),
+            matched,
+            lookup.promotion.as_deref(),
+            &snap.policy,
+            &snap.tiers,
+            Utc::now(),
+        );
+        let mut t = self.table.lock();
+        t.pending.remove(&p.key);
+        let Some(choice) = choice else {
+            return;
+        };
+        let mut decision = Decision::from_choice(&choice, &self.names);
+        let parked = t.unpark(&p.key);
+        let id = t.id_for(&p.key);
+        if let Some(old) = t.remove(id) {
+            // Re-admitted while still live (a path change raced it): its
+            // old flows and meters go.
+            exec.execute(program::remove(&old));
+            self.free_meters(&old);
+        }
+        let mut hops = super::record::Hops::new();
+        {
+            let mut pools = self.meters.lock();
+            for h in &p.route {
+                let (meter_fwd, meter_rev) = pools.alloc_pair(h.dpid);
+                hops.push(super::record::SessionHop {
+                    dpid: h.dpid,
+                    in_port: h.in_port,
+                    out_port: h.out_port,
+                    meter_fwd,
+                    meter_rev,
+                });
+            }
+        }
+        let now = Utc::now();
+        let mut tier = decision.tier;
+        let override_tier = parked
+            .as_ref()
+            .and_then(|r| r.override_tier)
+            .filter(|o| snap.tier(&self.names.get(*o)).is_some());
+        if let Some(o) = override_tier {
+            decision.reason = Reason::ManualOverride;
+            decision.tier = o;
+            tier = o;
+        }
+        // A session that was on hold when its path broke (or when the
+        // controller restarted) comes back on hold. Not a SIP call: what
+        // re-admits one is an INVITE, most likely a new call, and its own
+        // SDP says whether it is held.
+        let offer = t.offers.remove(&p.key);
+        let held = match parked
+            .as_ref()
+            .filter(|r| r.state == SessionState::Hold && p.key.l4.is_some())
+        {
+            Some(r) => Some((r.hold.by.unwrap_or(super::HoldCause::Cti), r.state_reason)),
+            // A re-INVITE putting a call on hold can be what (re-)admits
+            // it (the controller restarted meanwhile).
+            None => offer.as_ref().and_then(|o| o.1.hold_cause()).map(|c| {
+                (
+                    super::HoldCause::Sip,
+                    StateReason::Sip(SipRequestKind::Invite, SdpSaid::from_hold(c)),
+                )
+            }),
+        };
+        let mut hold = HoldTrack::new();
+        let (state, state_reason) = match held {
+            Some((by, why)) => {
+                hold.by = Some(by);
+                hold.before = Some(decision.reason);
+                if decision.reason != Reason::ManualOverride {
+                    decision.reason = Reason::Hold;
+                }
+                (SessionState::Hold, why)
+            }
+            None => (SessionState::Active, StateReason::None),
+        };
+        let call = p.key.l4.is_none().then(|| {
+            Box::new(Call {
+                media: offer
+                    .as_ref()
+                    .map(|o| super::record::endpoints_v4(&o.1))
+                    .unwrap_or_default(),
+                offer,
+                legs: Default::default(),
+            })
+        });
+        let rec = Box::new(Record {
+            id,
+            key: p.key,
+            hops,
+            service: p.service,
+            tier,
+            override_tier,
+            state,
+            state_reason,
+            hold,
+            inputs: p.inputs,
+            decision,
+            created_at: parked.as_ref().map_or(now, |r| r.created_at),
+            updated_at: now,
+            call,
+        });
+        let tier_name = self.names.get(rec.tier);
+        let Some(tier) = snap.tier(&tier_name) else {
+            self.free_meters(&rec);
+            return;
+        };
+        info!(
+            "session {} admitted: {} -> {} {} tier {} ({}): {}",
+            rec.id,
+            p.key.client,
+            p.key.server,
+            self.names.get(rec.service),
+            tier.name,
+            reason_name(rec.decision.reason),
+            rec.view(&self.names, false).explanation.detail
+        );
+        self.stats.sessions_admitted.inc();
+        exec.execute(program::install(
+            &rec,
+            tier,
+            self.idle_timeout,
+            Some(p.release),
+        ));
+        self.persist(id);
+        t.insert(rec);
+    }
+
+    /// Puts a live session's flows back on its whole path.
+    fn reinstall_locked(
+        &self,
+        exec: &dyn Execute,
+        _t: &Table,
+        rec: &Record,
+        release: Option<Release>,
+    ) {
+        let snap = self.snapshot();
+        let Some(tier) = snap.tier(&self.names.get(rec.tier)) else {
+            return;
+        };
+        self.stats.sessions_reinstalled.inc();
+        exec.execute(program::install(rec, tier, self.idle_timeout, release));
+    }
+
+    pub(super) fn free_meters(&self, rec: &Record) {
+        let mut pools = self.meters.lock();
+        for h in rec
+            .hops
+            .iter()
+            .chain(rec.legs().iter().flat_map(|l| l.hops.iter()))
+        {
+            pools.release(h.dpid, h.meter_fwd);
+            pools.release(h.dpid, h.meter_rev);
+        }
+    }
+
+    /// Ends a session: its flows and meters leave every switch, its meter
+    /// ids return to the pools, Redis keeps its record for a while.
+    pub fn end(&self, exec: &dyn Execute, id: SessionId, why: &str) -> bool {
+        let mut t = self.table.lock();
+        let Some(rec) = t.remove(id) else {
+            return false;
+        };
+        exec.execute(program::remove(&rec));
+        self.free_meters(&rec);
+        drop(t);
+        self.stats.sessions_ended.inc();
+        info!("session {id} ended: {why}");
+        let mut view = rec.view(&self.names, false);
+        view.state = SessionState::Ended;
+        view.state_reason = why.to_owned();
+        view.updated_at = Utc::now();
+        self.persist_ended(id, Stored::of(&rec, view.clone()));
+        self.ended.lock().push(id, view);
+        true
+    }
+
+    /// A session's flow (`media`: a media leg's) left a switch on timeout.
+    /// One flow per session reports: the client side's flow of the IP
+    /// pair, or, for a call whose media goes elsewhere (its IP pair then
+    /// carries nothing, the signalling comes to the controller), the
+    /// caller side's RTP flow of its first leg. Its idle timeout ends the
+    /// session.
+    pub fn flow_removed(
+        &self,
+        exec: &dyn Execute,
+        dpid: u64,
+        id: u64,
+        media: bool,
+        reason: openflow::FlowRemovedReason,
+    ) {
+        use openflow::FlowRemovedReason as R;
+        if !matches!(reason, R::IdleTimeout | R::HardTimeout) {
+            return;
+        }
+        let id = SessionId(id);
+        let ours = {
+            let t = self.table.lock();
+            t.live(id).is_some_and(|r| {
+                let reporter = match r.legs().first() {
+                    Some(g) => media.then(|| g.hops.first()).flatten(),
+                    None => (!media).then(|| r.hops.first()).flatten(),
+                };
+                reporter.is_some_and(|h| h.dpid == dpid)
+            })
+        };
+        if ours {
+            self.end(exec, id, if media { "idle media leg" } else { "idle" });
+        }
+    }
+
+    /// A switch finished connecting (its meter features known): its meter
+    /// pool learns the ceiling, and every live session crossing it gets
+    /// its meters and flows back (OVS drops meters when its controller
+    /// changes; our flows were wiped on connect).
+    pub fn switch_ready(&self, exec: &dyn Execute, dpid: u64, max_meter: u32) -> u64 {
+        self.meters.lock().set_max(dpid, max_meter);
+        let snap = self.snapshot();
+        let t = self.table.lock();
+        let mut n = 0;
+        for rec in t.by_id.values() {
+            let Some(tier) = snap.tier(&self.names.get(rec.tier)) else {
+                continue;
+            };
+            let plan = program::install_on(rec, dpid, tier, self.idle_timeout);
+            if !plan.is_empty() {
+                exec.execute(plan);
+                n += 1;
+            }
+        }
+        drop(t);
+        if n > 0 {
+            self.stats.sessions_reinstalled.add(n);
+            info!(dpid = format_args!("{dpid:016x}"), "put back {n} sessions");
+        }
+        n
+    }
+
+    /// The service catch flows (first packet towards a service goes to the
+    /// controller) and the SIP signalling flows for one switch, replacing
+    /// earlier ones.
+    pub fn service_flows(&self, dpid: u64) -> Plan {
+        let snap = self.snapshot();
+        let services = self.services(&snap);
+        let mut plan = Plan::new();
+        plan.push(
+            dpid,
+            &cookie::delete(cookie::cookie(cookie::Kind::Service, 0), cookie::KIND_MASK),
+        );
+        for (i, s) in services.iter().enumerate() {
+            for f in messages::service_flows(
+                i as u64,
+                s.net,
+                s.proto,
+                s.port,
+                s.kind == ServiceKind::Sip,
+            ) {
+                plan.push(dpid, &f);
+            }
+        }
+        plan
+    }
+
+    /// Sessions whose path crossed a link that went away (`broken`: the
+    /// link ends whose switches are both still connected: a real link
+    /// failure, not a switch reconnecting) leave their switches and are
+    /// parked; their next packet re-admits them on a new path with the
+    /// same id. Media legs whose path broke (their call's own did not) are
+    /// set up again on the current shortest paths.
+    pub fn topology_changed(
+        &self,
+        exec: &dyn Execute,
+        topo: &parking_lot::Mutex<crate::topology::Topology>,
+        change: &Change,
+        connected: impl Fn(u64) -> bool,
+    ) {
+        if change.links_removed.is_empty() {
+            return;
+        }
+        let broken: smallvec::SmallVec<[PortRef; 8]> = change
+            .links_removed
+            .iter()
+            .filter(|(a, b)| connected(a.0) && connected(b.0))
+            .flat_map(|(a, b)| [*a, *b])
+            .collect();
+        if broken.is_empty() {
+            return;
+        }
+        let crosses = |hops: &[super::record::SessionHop]| {
+            hops.iter().any(|h| {
+                broken.contains(&(h.dpid, h.out_port)) || broken.contains(&(h.dpid, h.in_port))
+            })
+        };
+        let mut legs_to_redo = Vec::new();
+        let moved = {
+            let mut t = self.table.lock();
+            let ids: Vec<SessionId> = t
+                .by_id
+                .values()
+                .filter(|r| crosses(&r.hops))
+                .map(|r| r.id)
+                .collect();
+            for id in &ids {
+                if let Some(rec) = t.remove(*id) {
+                    exec.execute(program::remove(&rec));
+                    self.free_meters(&rec);
+                    self.persist(*id);
+                    t.park(rec);
+                }
+            }
+            for rec in t.by_id.values_mut() {
+                let Some(call) = rec.call.as_mut() else {
+                    continue;
+                };
+                if !call.legs.iter().any(|g| crosses(&g.hops)) {
+                    continue;
+                }
+                let gone: Vec<super::record::MediaLeg> = call.legs.drain(..).collect();
+                exec.execute(program::remove_legs(rec.id.0, &gone));
+                {
+                    let mut pools = self.meters.lock();
+                    for h in gone.iter().flat_map(|g| g.hops.iter()) {
+                        pools.release(h.dpid, h.meter_fwd);
+                        pools.release(h.dpid, h.meter_rev);
+                    }
+                }
+                legs_to_redo.push((rec.id, rec.key, gone));
+            }
+            ids.len()
+        };
+        if moved > 0 {
+            info!("{moved} sessions lost their path; re-admitted on their next packet");
+        }
+        for (id, key, gone) in legs_to_redo {
+            for g in gone {
+                self.add_leg(exec, topo, id, &key, g.streams);
+            }
+        }
+    }
+
+    /// Sessions Redis remembers from before a restart: parked, so their
+    /// next packet re-admits them with the same id, override and hold.
+    pub fn park_remembered(&self, stored: Vec<Stored>) -> usize {
+        let snap = self.snapshot();
+        let mut t = self.table.lock();
+        let mut n = 0;
+        for s in stored {
+            if let Some(rec) = s.into_record(&snap, &self.names) {
+                // Admitted again meanwhile: what the network says now wins.
+                if t.by_key.contains_key(&rec.key) || t.by_id.contains_key(&rec.id) {
+                    continue;
+                }
+                t.park(Box::new(rec));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Ends a session by its id string (the API).
+    pub fn end_by_name(&self, exec: &dyn Execute, id: &str, why: &str) -> bool {
+        match SessionId::parse(id) {
+            Some(id) => self.end(exec, id, why),
+            None => {
+                debug!("no session {id:?} to end");
+                false
+            }
+        }
+    }
+}
+
+pub(super) fn reason_name(r: Reason) -> &'static str {
+    match r {
+        Reason::Automatic => "automatic",
+        Reason::Promotion => "promotion",
+        Reason::Default => "default",
+        Reason::ManualOverride => "manual_override",
+        Reason::Hold => "hold",
+    }
+}

@@ -1,0 +1,146 @@
+//! The session table: live sessions by id and by key, admissions in
+//! flight, parked sessions, SDP offers waiting for their admission; and
+//! the ring of recently ended sessions.
+//!
+//! Lock order, for the whole controller (written here once):
+//!
+//! 1. the topology;
+//! 2. the session table ([`Table`]);
+//! 3. the meter pools;
+//! 4. the ended ring, the writer's dirty set;
+//! 5. the forwarding path table;
+//! 6. the installer's setups, then a switch's output buffer.
+//!
+//! A lock may be taken while holding one above it in this list, never
+//! one below. Plans of a session are handed to the installer while the
+//! table is held, so two changes to one session reach its switches in
+//! the order they were made.
+
+use super::record::{Offer, Record, SessionId};
+use crate::messages::SessionKey;
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use std::collections::VecDeque;
+use tierflow_api::model::Session;
+
+/// Bound on [`Table::offers`] (offers of admissions that never completed).
+pub const OFFERS_KEPT: usize = 4096;
+
+/// How many ended sessions the table remembers for the API (Redis keeps
+/// each ended record for an hour too).
+pub const ENDED_KEPT: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub struct Table {
+    /// Boxed: the table keeps up to twice as many buckets as entries, so
+    /// inline records would double the memory of every session.
+    pub by_id: HashMap<SessionId, Box<Record>>,
+    pub by_key: HashMap<SessionKey, SessionId>,
+    /// Admissions in flight: further packets of the flow are dropped
+    /// (their first packet is released when the tier is in place).
+    pub pending: HashSet<SessionKey>,
+    /// Sessions whose path broke (or that Redis remembered from before a
+    /// restart): re-admitted by their next packet, keeping id, creation
+    /// time, override, hold and the client data they had gathered.
+    pub parked: HashMap<SessionKey, Box<Record>>,
+    pub parked_ids: HashMap<SessionId, SessionKey>,
+    /// Media endpoints of an INVITE's SDP offer whose session is being
+    /// admitted; taken by the admission.
+    pub offers: HashMap<SessionKey, Offer>,
+}
+
+impl Table {
+    pub fn live(&self, id: SessionId) -> Option<&Record> {
+        self.by_id.get(&id).map(|b| &**b)
+    }
+
+    pub fn live_mut(&mut self, id: SessionId) -> Option<&mut Record> {
+        self.by_id.get_mut(&id).map(|b| &mut **b)
+    }
+
+    pub fn by_key(&self, key: &SessionKey) -> Option<&Record> {
+        self.by_key.get(key).and_then(|id| self.live(*id))
+    }
+
+    /// Inserts a live session.
+    pub fn insert(&mut self, rec: Box<Record>) {
+        self.by_key.insert(rec.key, rec.id);
+        self.by_id.insert(rec.id, rec);
+    }
+
+    /// Removes a live session.
+    pub fn remove(&mut self, id: SessionId) -> Option<Box<Record>> {
+        let rec = self.by_id.remove(&id)?;
+        self.by_key.remove(&rec.key);
+        Some(rec)
+    }
+
+    pub fn park(&mut self, mut rec: Box<Record>) {
+        rec.hops.clear();
+        rec.call = None;
+        let id = rec.id;
+        self.parked_ids.insert(id, rec.key);
+        if let Some(old) = self.parked.insert(rec.key, rec)
+            && old.id != id
+        {
+            self.parked_ids.remove(&old.id);
+        }
+    }
+
+    pub fn unpark(&mut self, key: &SessionKey) -> Option<Box<Record>> {
+        let rec = self.parked.remove(key)?;
+        self.parked_ids.remove(&rec.id);
+        Some(rec)
+    }
+
+    pub fn parked(&self, id: SessionId) -> Option<&Record> {
+        self.parked_ids
+            .get(&id)
+            .and_then(|k| self.parked.get(k))
+            .map(|b| &**b)
+    }
+
+    /// A free id for `key`: its hash, or the next one after a collision
+    /// with another key's live session.
+    pub fn id_for(&self, key: &SessionKey) -> SessionId {
+        let mut id = SessionId::for_key(key);
+        while self.by_id.get(&id).is_some_and(|l| l.key != *key) {
+            id = id.next();
+        }
+        id
+    }
+
+    pub fn remember_offer(&mut self, key: SessionKey, offer: Offer) {
+        if self.offers.len() >= OFFERS_KEPT {
+            self.offers.clear();
+        }
+        self.offers.insert(key, offer);
+    }
+}
+
+/// Recently ended sessions, newest last, as the API shows them.
+#[derive(Debug, Default)]
+pub struct Ended {
+    by_id: HashMap<SessionId, Session>,
+    order: VecDeque<SessionId>,
+}
+
+impl Ended {
+    pub fn push(&mut self, id: SessionId, s: Session) {
+        if self.by_id.insert(id, s).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > ENDED_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
+
+    pub fn get(&self, id: SessionId) -> Option<&Session> {
+        self.by_id.get(&id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&SessionId, &Session)> {
+        self.by_id.iter()
+    }
+}
