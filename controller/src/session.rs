@@ -916,6 +916,7 @@ impl ControlPlane {
             explanation: e,
             path: hops.iter().map(|h| format!("{:016x}", h.dpid)).collect(),
             state_reason,
+            measured_kbps: None,
             created_at,
             updated_at: now,
         };
