@@ -84,7 +84,10 @@ fn serve(name: &str) -> Result<Response, ApiError> {
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         // Always revalidated: a new binary serves a new console at once.
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -151,7 +151,10 @@ mod tests {
         );
         assert!(text.contains(&format!("_bucket{{{l},le=\"0.25\"}} 1\n")));
         assert!(text.contains(&format!("_bucket{{{l},le=\"0.5\"}} 2\n")));
-        assert!(text.contains(&format!("_bucket{{{l},le=\"10\"}} 2\n")), "{text}");
+        assert!(
+            text.contains(&format!("_bucket{{{l},le=\"10\"}} 2\n")),
+            "{text}"
+        );
         assert!(text.contains(&format!("_bucket{{{l},le=\"+Inf\"}} 3\n")));
         assert!(text.contains(&format!("_count{{{l}}} 3\n")));
         assert!(text.contains(&format!("_sum{{{l}}} 20.302\n")), "{text}");

@@ -142,7 +142,9 @@ fn references(text: &str) -> Vec<String> {
         let quote = if key.ends_with('"') { '"' } else { '\'' };
         for (i, _) in text.match_indices(key) {
             let rest = &text[i + key.len()..];
-            let Some(end) = rest.find(quote) else { continue };
+            let Some(end) = rest.find(quote) else {
+                continue;
+            };
             let url = &rest[..end];
             if url.starts_with("data:") {
                 continue;
@@ -180,9 +182,18 @@ async fn console_is_served_from_the_binary_and_loads_nothing_from_elsewhere() {
     );
     let html = page.text();
     for id in [
-        "topology", "sessions", "tiers", "alarms", "token", "errors", "poll-error",
+        "topology",
+        "sessions",
+        "tiers",
+        "alarms",
+        "token",
+        "errors",
+        "poll-error",
     ] {
-        assert!(html.contains(&format!("id=\"{id}\"")), "no #{id} in the page");
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "no #{id} in the page"
+        );
     }
     let mut todo = references(&html);
     assert!(todo.iter().any(|u| u == "/console/app.js"), "{todo:?}");
@@ -213,12 +224,18 @@ async fn console_is_served_from_the_binary_and_loads_nothing_from_elsewhere() {
         "{seen:?}"
     );
     for (url, text) in &texts {
-        for bad in ["http://", "https://", "url(", "@import", "//cdn", "wss://", "ws://"] {
+        for bad in [
+            "http://", "https://", "url(", "@import", "//cdn", "wss://", "ws://",
+        ] {
             assert!(!text.contains(bad), "{url} contains {bad:?}");
         }
     }
     // The page finds its data where the API serves it.
-    let app = &texts.iter().find(|(u, _)| u == "/console/api.js").expect("api.js").1;
+    let app = &texts
+        .iter()
+        .find(|(u, _)| u == "/console/api.js")
+        .expect("api.js")
+        .1;
     assert!(app.contains("'/api/v1'"), "api.js does not use /api/v1");
 
     c.get("/console/nosuch.js")

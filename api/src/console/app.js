@@ -192,7 +192,8 @@ function renderStatus() {
   if (hl) {
     pill('#health-redis', hl.redis, hl.redis ? 'Redis up' : 'Redis down', 'the CRM store');
     const up = hl.ovsdb.filter((o) => o.connected).length;
-    pill('#health-ovsdb', up === hl.ovsdb.length, `OVSDB ${up}/${hl.ovsdb.length}`,
+    pill('#health-ovsdb', hl.ovsdb.length ? up === hl.ovsdb.length : null,
+      hl.ovsdb.length ? `OVSDB ${up}/${hl.ovsdb.length}` : 'no OVSDB',
       hl.ovsdb.map((o) => `${o.endpoint}: ${o.connected ? 'connected' : 'down'}`).join('\n') || 'no OVSDB endpoint configured');
     pill('#health-switches', hl.switches > 0 ? true : null, `${hl.switches} switch${hl.switches === 1 ? '' : 'es'}`,
       'switches connected over OpenFlow');
@@ -381,7 +382,7 @@ function rateBar(dir, kbps, rate, at) {
     'data-kbps': kbps ?? '', title: at ? `measured ${ago(at)}` : 'not measured yet',
   },
   h('span', { class: 'dir' }, dir === 'to_server' ? '↑' : '↓'),
-  h('span', { class: 'bar' }, bar),
+  h('span', { class: 'gauge' }, bar),
   h('span', { class: 'figure' }, `${fmtRate(kbps)} / ${fmtRate(rate)}`));
 }
 

@@ -7,6 +7,9 @@
 const W = 800;
 const H = 420;
 const PAD = 56;
+/** Room left around the switches for their hosts and the hosts' labels. */
+const MARGIN_X = 140;
+const MARGIN_Y = 80;
 const HOST_RADIUS = 50;
 
 let positions = new Map(); // dpid -> {x, y}
@@ -91,12 +94,20 @@ export function drawTopology(svg, topo, view) {
       class: `host-link${hi ? ' on-path' : ''}`, x1: s.x, y1: s.y, x2: p.x, y2: p.y,
     }));
     const label = h.ip ?? h.mac;
+    // The label continues outward from the switch: beside the host when
+    // the fan points sideways, above or below it otherwise.
+    const dx = Math.cos(p.angle);
+    const dy = Math.sin(p.angle);
+    const side = Math.abs(dx) > 0.45;
+    const text = side
+      ? { x: dx > 0 ? 10 : -10, y: 4, 'text-anchor': dx > 0 ? 'start' : 'end' }
+      : { x: 0, y: dy > 0 ? 19 : -11, 'text-anchor': 'middle' };
     hosts.append(el('g', {
       class: `host${hi ? ' on-path' : ''}`, 'data-host': h.mac, 'data-ip': h.ip ?? '',
       transform: `translate(${p.x} ${p.y})`,
     },
     el('circle', { r: 6 }),
-    el('text', { y: 17, 'text-anchor': 'middle' }, label),
+    el('text', text, label),
     title(`${label} (${h.mac}) on ${shortDpid(h.dpid)} port ${h.port}`)));
   }
 
@@ -156,13 +167,15 @@ function placeHosts(hosts) {
       : { x: W / 2, y: H / 2 };
     let angle = Math.atan2(s.y - from.y, s.x - from.x);
     if (Math.hypot(s.y - from.y, s.x - from.x) < 1) angle = Math.PI / 2;
-    const step = Math.min(0.5, (2 * Math.PI) / list.length);
+    const step = Math.min(0.6, (2 * Math.PI) / list.length);
     list.forEach((h, i) => {
       const a = angle + (i - (list.length - 1) / 2) * step;
-      const r = HOST_RADIUS + (list.length > 6 ? (i % 2) * 18 : 0);
+      // Every other host a little further out, so neighbours' labels clear.
+      const r = HOST_RADIUS + (list.length > 1 ? (i % 2) * 22 : 0);
       const p = {
         x: clamp(s.x + r * Math.cos(a), 12, W - 12),
-        y: clamp(s.y + r * Math.sin(a), 12, H - 20),
+        y: clamp(s.y + r * Math.sin(a), 14, H - 22),
+        angle: a,
       };
       out.push([h, p, s]);
     });
@@ -236,12 +249,12 @@ function layout(nodes, edges) {
   const xs = nodes.map((id) => pos.get(id).x);
   const ys = nodes.map((id) => pos.get(id).y);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  const sx = x1 - x0 > 1 ? (W - 2 * PAD - 40) / (x1 - x0) : 0;
-  const sy = y1 - y0 > 1 ? (H - 2 * PAD - 20) / (y1 - y0) : 0;
+  const sx = x1 - x0 > 1 ? (W - 2 * MARGIN_X) / (x1 - x0) : 0;
+  const sy = y1 - y0 > 1 ? (H - 2 * MARGIN_Y) / (y1 - y0) : 0;
   for (const id of nodes) {
     const p = pos.get(id);
-    p.x = sx ? PAD + 20 + (p.x - x0) * sx : W / 2;
-    p.y = sy ? PAD + 10 + (p.y - y0) * sy : H / 2;
+    p.x = sx ? MARGIN_X + (p.x - x0) * sx : W / 2;
+    p.y = sy ? MARGIN_Y + (p.y - y0) * sy : H / 2;
   }
   return pos;
 }

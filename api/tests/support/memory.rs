@@ -22,8 +22,9 @@ use tierflow_api::model::{
     SessionState, Terms, Tier, parse_net,
 };
 use tierflow_api::views::{
-    Alarm, AlarmKind, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, MeterFeaturesView,
-    MeterView, Page, PortView, QueueView, SessionFilter, Severity, SwitchView, TopologyView, format_dpid,
+    Alarm, AlarmKind, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView,
+    LinkView, MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, Severity,
+    SwitchView, TopologyView, format_dpid,
 };
 use tierflow_api::{Backend, BackendError};
 
@@ -58,6 +59,9 @@ struct State {
     sessions: BTreeMap<String, Session>,
     next_session: u64,
     switches: BTreeMap<u64, SwitchState>,
+    /// Links and hosts set by `set_topology` (none by default).
+    links: Vec<LinkView>,
+    hosts: Option<Vec<HostView>>,
 }
 
 /// The reference backend.
@@ -84,6 +88,8 @@ impl Default for Memory {
                 sessions: BTreeMap::new(),
                 next_session: 1,
                 switches: BTreeMap::new(),
+                links: Vec::new(),
+                hosts: None,
             }),
         }
     }
@@ -115,11 +121,14 @@ impl Memory {
     /// The switch sent an OFPT_ERROR (`what`: its type and code).
     pub fn switch_error(&self, dpid: u64, what: &str) {
         let mut st = self.lock();
-        let e = st.switch_errors.entry(dpid).or_insert_with(|| SwitchErrors {
-            since: Utc::now(),
-            count: 0,
-            last: String::new(),
-        });
+        let e = st
+            .switch_errors
+            .entry(dpid)
+            .or_insert_with(|| SwitchErrors {
+                since: Utc::now(),
+                count: 0,
+                last: String::new(),
+            });
         e.count += 1;
         e.last = what.to_string();
     }
@@ -133,6 +142,21 @@ impl Memory {
             .and_then(|s| s.view.meter_features.as_mut())
         {
             f.max_meter = max_meter;
+        }
+    }
+
+    /// Links between the connected switches and where hosts attach, as
+    /// discovery would have found them.
+    pub fn set_topology(&self, links: Vec<LinkView>, hosts: Vec<HostView>) {
+        let mut st = self.lock();
+        st.links = links;
+        st.hosts = Some(hosts);
+    }
+
+    /// The datapath ids the session crosses.
+    pub fn set_path(&self, id: &str, path: Vec<String>) {
+        if let Some(s) = self.lock().sessions.get_mut(id) {
+            s.path = path;
         }
     }
 
@@ -470,6 +494,13 @@ impl Backend for Memory {
 
     async fn topology(&self) -> TopologyView {
         let st = self.lock();
+        if let Some(hosts) = &st.hosts {
+            return TopologyView {
+                switches: st.switches.keys().map(|d| format_dpid(*d)).collect(),
+                links: st.links.clone(),
+                hosts: hosts.clone(),
+            };
+        }
         TopologyView {
             switches: st.switches.keys().map(|d| format_dpid(*d)).collect(),
             links: vec![],
@@ -815,7 +846,12 @@ impl Backend for Memory {
             });
         }
         for (dpid, sw) in &st.switches {
-            let Some(max) = sw.view.meter_features.as_ref().map(|f| u64::from(f.max_meter)) else {
+            let Some(max) = sw
+                .view
+                .meter_features
+                .as_ref()
+                .map(|f| u64::from(f.max_meter))
+            else {
                 continue;
             };
             let hex = format_dpid(*dpid);
