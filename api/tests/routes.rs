@@ -329,3 +329,33 @@ async fn sessions_carry_their_measured_rates() {
         "{s}"
     );
 }
+
+#[tokio::test]
+async fn the_grafana_dashboard_charts_the_apis_own_metrics() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("docs/grafana-dashboard.json");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = dash["panels"].as_array().expect("panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() > 10, "{exprs:?}");
+    let (_, c) = memory_client();
+    c.get("/api/v1/health").await;
+    let metrics = c.get("/metrics").await.text();
+    for e in &exprs {
+        for (i, _) in e.match_indices("tierflow_api_") {
+            let name: String = e[i..]
+                .chars()
+                .take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+                .collect();
+            assert!(
+                metrics.contains(&format!("\n{name}{{")),
+                "{name} (in {e}) is not on /metrics:\n{metrics}"
+            );
+        }
+    }
+}
