@@ -267,6 +267,14 @@ def test_console_on_a_controller_without_switches(
     assert api.get('/tiers/gold')['rate_kbps'] == tiers['gold']['rate_kbps']
     b.screenshot('rule-broken')
 
+    # Escape drops an edit without sending it.
+    from selenium.webdriver.common.keys import Keys
+    field = type_into(b, '%s input[data-field="rate_kbps"]' % tier_row('bronze'), '999')
+    field.send_keys(Keys.ESCAPE)
+    assert field.get_attribute('value') == str(tiers['bronze']['rate_kbps'])
+    time.sleep(1.5)
+    assert api.get('/tiers/bronze') == tiers['bronze']
+
     # The token survives a reload of the tab.
     b.driver.refresh()
     b.wait(lambda: b.find('#token').get_attribute('value') == TOKEN, 'the token kept')

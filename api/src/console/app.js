@@ -13,8 +13,9 @@ import { drawTopology, shortDpid } from './topology.js';
 const POLL_MS = 1000;
 /** Live data older than this is flagged stale. */
 const STALE_MS = 3000;
-/** A measurement older than this is shown greyed. */
-const MEASURE_STALE_MS = 5000;
+/** A measurement older than this is shown greyed (a live session's is
+ * at most 2 s old, and the page polls every second). */
+const MEASURE_STALE_MS = 3500;
 const MAX_ERRORS = 6;
 
 const state = {
@@ -247,9 +248,12 @@ function tierRow(name) {
   const row = h('tr', { 'data-tier': name });
   const save = () => saveTier(name, r, button);
   const revert = () => {
-    for (const inp of Object.values(inputs)) delete inp.dataset.dirty;
+    const current = state.tiers.find((t) => t.name === name);
+    for (const [f, inp] of Object.entries(inputs)) {
+      delete inp.dataset.dirty;
+      if (current) inp.value = String(current[f]);
+    }
     row.classList.remove('dirty');
-    renderTiers();
   };
   for (const f of EDITABLE) {
     inputs[f] = h('input', {
