@@ -183,7 +183,8 @@ def main():
 
         if args.keep:
             banner('Network and controller stay up. cust2 (bronze) sends to sip for an hour; '
-                   'open http://%s/docs, Authorize with the token, PUT /tiers/bronze, and '
+                   'open the console http://%s/ (or /docs, Authorize with the token), '
+                   'raise bronze, and '
                    'watch `ovs-ofctl -O OpenFlow13 dump-meters core2` and '
                    '`GET /switches/{dpid}/meters`. Enter stops.' % args.api)
             cust2.cmd('iperf3 -c %s -p 5201 -t 3600 >/dev/null 2>&1 &' % sip.IP())

@@ -15,9 +15,12 @@ set -euo pipefail
 # - sip-tester (sipp): real SIP calls in the QoS end-to-end tests;
 # - python3-pytest: runs tests/e2e with Debian's /usr/bin/python3, the
 #   interpreter that has the mininet module;
-# - python3-pip, curl: the Python tools below and tests/api/schemathesis.sh.
+# - python3-pip, curl: the Python tools below and tests/api/schemathesis.sh;
+# - chromium, chromium-driver, python3-selenium: the operator console in a
+#   real (headless) browser (tests/e2e/test_console.py, tests/e2e/browser.py).
 PACKAGES=(openvswitch-common openvswitch-switch mininet iproute2 iputils-ping
-    ethtool iperf3 tcpdump redis-server python3-pytest sip-tester python3-pip curl)
+    ethtool iperf3 tcpdump redis-server python3-pytest sip-tester python3-pip curl
+    chromium chromium-driver python3-selenium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
-for cmd in ovs-ofctl ovs-vsctl mn ethtool ping redis-server redis-cli sipp; do
+for cmd in ovs-ofctl ovs-vsctl mn ethtool ping redis-server redis-cli sipp chromium chromedriver; do
     command -v "$cmd" >/dev/null || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
 # Python tools (pip, pinned major): Schemathesis checks the REST API
@@ -47,8 +50,8 @@ if ! schemathesis --version 2>/dev/null | grep -q 'version 4\.'; then
 fi
 command -v schemathesis >/dev/null || { echo "setup: schemathesis still missing after install" >&2; exit 1; }
 
-/usr/bin/python3 -c 'import mininet.net, pytest' ||
-    { echo "setup: /usr/bin/python3 lacks mininet or pytest" >&2; exit 1; }
+/usr/bin/python3 -c 'import mininet.net, pytest, selenium' ||
+    { echo "setup: /usr/bin/python3 lacks mininet, pytest or selenium" >&2; exit 1; }
 
 # Open vSwitch. ovs-ctl works without systemd; on a kernel without module
 # support it skips the openvswitch module, and Mininet switches use the

@@ -9,7 +9,7 @@ use crate::model::{
     ClientData, Customer, FieldError, Policy, Promotion, Service, Session, SessionState, Tier,
 };
 use crate::views::{
-    CustomerFilter, FlowView, Health, MeterView, Page, QueueView, SessionFilter, SwitchView,
+    Alarm, CustomerFilter, FlowView, Health, MeterView, Page, QueueView, SessionFilter, SwitchView,
     TopologyView,
 };
 
@@ -123,6 +123,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn client_data(&self, id: &str, d: ClientData) -> Result<Session, BackendError>;
     /// `Active` or `Hold` (the API refuses `Ended` before calling).
     async fn set_session_state(&self, id: &str, s: SessionState) -> Result<Session, BackendError>;
+
+    /// The alarms active now (`switch_error`, `redis_down`, `meter_pool`),
+    /// in any order. The default has none, for a control plane that does
+    /// not raise them yet.
+    async fn alarms(&self) -> Vec<Alarm> {
+        Vec::new()
+    }
 
     /// The control plane's metrics in Prometheus text format, appended
     /// to the API's own on `/metrics`.

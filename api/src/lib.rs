@@ -4,7 +4,8 @@
 //! plugs in through the `Backend` trait.
 //!
 //! Layout: `/api/v1/...` (routes/), `/api-docs/openapi.json`, `/docs`
-//! (Swagger UI compiled into the binary) and `/metrics`.
+//! (Swagger UI compiled into the binary), `/metrics`, and the operator
+//! console at `/` (console.rs, its assets under `/console/`).
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 mod auth;
 pub mod backend;
+mod console;
 pub mod error;
 pub mod extract;
 mod metrics;
@@ -56,6 +58,7 @@ pub struct ApiConfig {
     components(schemas(ErrorBody)),
     tags(
         (name = "health", description = "Status and metrics"),
+        (name = "alarms", description = "Conditions an operator should look at"),
         (name = "switches", description = "Connected switches and their live state"),
         (name = "topology", description = "Switches, links and hosts"),
         (name = "tiers", description = "QoS tiers"),
@@ -92,8 +95,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().into_openapi()
 }
 
-/// The whole HTTP surface: `/api/v1`, the OpenAPI document, `/docs` and
-/// `/metrics`, with bearer auth on mutations and request metrics.
+/// The whole HTTP surface: `/api/v1`, the OpenAPI document, `/docs`,
+/// `/metrics` and the console at `/`, with bearer auth on mutations and
+/// request metrics.
 pub fn router(backend: Arc<dyn Backend>, cfg: ApiConfig) -> Router {
     let state = AppState {
         backend,
@@ -104,6 +108,7 @@ pub fn router(backend: Arc<dyn Backend>, cfg: ApiConfig) -> Router {
     Router::new()
         .merge(api)
         .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, doc))
+        .merge(console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(token, auth::require_token))

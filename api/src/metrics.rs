@@ -1,14 +1,23 @@
-//! The API's own Prometheus metrics: requests by route template, method
+//! The API's own Prometheus metrics, kept with the Prometheus project's
+//! Rust client (`prometheus-client`): requests by route template, method
 //! and status, and a latency histogram by route and method. Labelled by
 //! the matched route template (`/api/v1/tiers/{name}`), never the raw
 //! path, so a scan of random URLs cannot blow up the series count.
+//!
+//! Rendered in the Prometheus text format 0.0.4, the format of the
+//! control plane's text (`Backend::metrics`) appended after it on
+//! `/metrics`: an OpenMetrics document would have to end with `# EOF`,
+//! which leaves no room for the appended part.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Upper bounds of the latency buckets, seconds (Prometheus' defaults).
@@ -19,92 +28,80 @@ const BUCKETS: [f64; 11] = [
 /// Route label of requests no route matched.
 const UNMATCHED: &str = "unmatched";
 
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Per bucket, not cumulative (summed when rendered).
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    durations: BTreeMap<(String, String), Histogram>,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
 }
 
-#[derive(Debug, Default)]
+type Durations = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+#[derive(Debug)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Durations,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations: Durations = Family::new_with_constructor(latency_histogram);
+        let mut registry = Registry::default();
+        // Counters get `_total` appended and help texts a final period.
+        registry.register(
+            "tierflow_api_requests",
+            "REST API requests by route template, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "tierflow_api_request_duration_seconds",
+            "REST API request latency by route template and method",
+            durations.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+        }
+    }
 }
 
 impl Metrics {
     pub fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let mut m = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        *m.requests
-            .entry((route.to_string(), method.to_string(), status))
-            .or_default() += 1;
-        let h = m
-            .durations
-            .entry((route.to_string(), method.to_string()))
-            .or_default();
-        h.count += 1;
-        h.sum += seconds;
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-            h.counts[i] += 1;
-        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+            })
+            .observe(seconds);
     }
 
     /// Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
-        let m = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = String::new();
-        out.push_str("# HELP tierflow_api_requests_total REST API requests by route template, method and status.\n");
-        out.push_str("# TYPE tierflow_api_requests_total counter\n");
-        for ((route, method, status), n) in &m.requests {
-            let _ = writeln!(
-                out,
-                "tierflow_api_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
-                escape(route),
-                escape(method)
-            );
-        }
-        out.push_str("# HELP tierflow_api_request_duration_seconds REST API request latency by route template and method.\n");
-        out.push_str("# TYPE tierflow_api_request_duration_seconds histogram\n");
-        for ((route, method), h) in &m.durations {
-            let labels = format!("route=\"{}\",method=\"{}\"", escape(route), escape(method));
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "tierflow_api_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "tierflow_api_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "tierflow_api_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "tierflow_api_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Middleware: times every request and counts it under its route template.
@@ -136,11 +133,17 @@ mod tests {
         m.record("/api/v1/tiers/{name}", "GET", 200, 0.002);
         m.record("/api/v1/tiers/{name}", "GET", 200, 0.3);
         m.record("/api/v1/tiers/{name}", "GET", 404, 20.0);
+        m.record("/a\"b\\c\nd", "GET", 200, 0.0);
         let text = m.render();
+        assert!(text.contains(
+            "# HELP tierflow_api_requests_total REST API requests by route template, method and status.\n\
+             # TYPE tierflow_api_requests_total counter\n"
+        ), "{text}");
         assert!(text.contains(
             "tierflow_api_requests_total{route=\"/api/v1/tiers/{name}\",method=\"GET\",status=\"200\"} 2\n"
         ));
         assert!(text.contains("status=\"404\"} 1\n"));
+        assert!(text.contains("# TYPE tierflow_api_request_duration_seconds histogram\n"));
         let l = "route=\"/api/v1/tiers/{name}\",method=\"GET\"";
         assert!(
             text.contains(&format!("_bucket{{{l},le=\"0.005\"}} 1\n")),
@@ -148,9 +151,15 @@ mod tests {
         );
         assert!(text.contains(&format!("_bucket{{{l},le=\"0.25\"}} 1\n")));
         assert!(text.contains(&format!("_bucket{{{l},le=\"0.5\"}} 2\n")));
-        assert!(text.contains(&format!("_bucket{{{l},le=\"10\"}} 2\n")));
+        assert!(
+            text.contains(&format!("_bucket{{{l},le=\"10\"}} 2\n")),
+            "{text}"
+        );
         assert!(text.contains(&format!("_bucket{{{l},le=\"+Inf\"}} 3\n")));
         assert!(text.contains(&format!("_count{{{l}}} 3\n")));
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert!(text.contains(&format!("_sum{{{l}}} 20.302\n")), "{text}");
+        // Label values are escaped.
+        assert!(text.contains("route=\"/a\\\"b\\\\c\\nd\""), "{text}");
+        assert!(!text.contains("# EOF"));
     }
 }

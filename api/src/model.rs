@@ -321,8 +321,28 @@ pub struct Session {
     /// Why the state is what it is (`sip re-INVITE sendonly`, `cti`, ...).
     #[serde(default)]
     pub state_reason: String,
+    /// The rate measured on the session's path in each direction, from
+    /// the switches' counters; at most 2 s old while the session lives,
+    /// null until first measured.
+    #[serde(default)]
+    pub measured_kbps: Option<Measured>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A session's rate as the switches counted it: kbit/s on the wire
+/// (whole frames, as the meters count them), averaged since the previous
+/// reading of the counters of the session's flows on its path.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Measured {
+    /// Client to server, kbit/s.
+    #[schema(example = 48210.5)]
+    pub to_server: f64,
+    /// Server to client, kbit/s.
+    #[schema(example = 1204.0)]
+    pub to_client: f64,
+    /// When the counters were read.
+    pub at: DateTime<Utc>,
 }
 
 /// A rejected field: which one and why.
@@ -617,6 +637,22 @@ mod tests {
         )
         .expect("policy");
         assert_eq!(pol, Policy::default());
+    }
+
+    #[test]
+    fn sessions_stored_before_measurements_still_read() {
+        let old = r#"{"id": "s-1", "service": "sip", "client_ip": "10.0.0.1",
+            "server_ip": "10.0.0.100", "state": "active", "tier": "gold",
+            "override_tier": null, "customer_id": null, "path": [],
+            "explanation": {"inputs": {}, "customer_id": null, "matched_by": null,
+              "promotion": null, "weights": {"margin": 1.0, "opportunity": 1.0, "retention": 1.0},
+              "terms": {"margin": 0.0, "opportunity": 0.0, "retention": 0.0, "promotion": 0.0},
+              "benefit": 0.0, "tier": "gold", "reason": "default", "detail": ""},
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}"#;
+        let s: Session = serde_json::from_str(old).expect("an old record");
+        assert_eq!(s.measured_kbps, None);
+        let v = serde_json::to_value(&s).expect("json");
+        assert!(v["measured_kbps"].is_null(), "{v}");
     }
 
     #[test]

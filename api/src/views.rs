@@ -181,6 +181,52 @@ pub struct TopologyView {
     pub hosts: Vec<HostView>,
 }
 
+/// What an alarm is about.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    /// A switch answered with OFPT_ERROR messages.
+    SwitchError,
+    /// Redis cannot be reached: new sessions get the default tier and
+    /// session writes wait.
+    RedisDown,
+    /// A switch's meter pool is more than 80 % used; when it is full, new
+    /// sessions crossing it get no tier (plain forwarding).
+    MeterPool,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Degraded but working; look at it.
+    Warning,
+    /// Sessions are losing their tier or the controller its store.
+    Critical,
+}
+
+/// A condition an operator should look at, active now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Alarm {
+    pub kind: AlarmKind,
+    pub severity: Severity,
+    /// One sentence for people.
+    #[schema(example = "switch 0000000000000001 sent OFPT_ERROR METER_MOD_FAILED/OUT_OF_METERS")]
+    pub message: String,
+    /// The switch it is about, when it is about one (16 hex digits).
+    #[schema(example = "0000000000000001")]
+    pub dpid: Option<String>,
+    /// When the condition was first seen (it has held since).
+    pub since: DateTime<Utc>,
+    /// How many times it was seen since then (errors received, failed
+    /// reconnects, ...); 1 for a state.
+    #[schema(example = 3)]
+    pub count: u64,
+}
+
 /// One page of a longer list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 /// PRODUCT.md's REST table, under `/api/v1`, plus the documented extras.
 const PRODUCT_ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/health", &["get"]),
+    ("/api/v1/alarms", &["get"]),
     ("/api/v1/switches", &["get"]),
     ("/api/v1/switches/{dpid}", &["get"]),
     ("/api/v1/switches/{dpid}/flows", &["get"]),
@@ -120,6 +121,8 @@ fn bodies_and_errors_reference_their_schemas() {
         "QueueView",
         "TopologyView",
         "Health",
+        "Alarm",
+        "Measured",
         "ClientDataIn",
         "TierChoice",
         "StateChange",
@@ -134,6 +137,16 @@ fn bodies_and_errors_reference_their_schemas() {
     assert_eq!(
         put_tier["responses"]["422"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ErrorBody"
+    );
+    assert_eq!(
+        schemas["Session"]["properties"]["measured_kbps"]["oneOf"][0]["$ref"],
+        "#/components/schemas/Measured",
+        "{}",
+        schemas["Session"]
+    );
+    assert!(
+        doc["paths"]["/api/v1/alarms"]["get"]["security"].is_null(),
+        "alarms are open like /health"
     );
     let flow = &schemas["FlowView"]["properties"];
     assert!(flow.get("match").is_some() && flow.get("match_").is_none());

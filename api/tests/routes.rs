@@ -133,3 +133,229 @@ async fn mutation_with_a_body_and_the_token_is_applied_once() {
     .expect(StatusCode::CREATED);
     assert_eq!(m.list_tiers().await.expect("tiers").len(), 1);
 }
+
+/// Every local URL an asset names: `src`/`href` attributes of the page
+/// and the modules' `import ... from '...'`, resolved against `/console/`.
+fn references(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["src=\"", "href=\"", "from '", "import '"] {
+        let quote = if key.ends_with('"') { '"' } else { '\'' };
+        for (i, _) in text.match_indices(key) {
+            let rest = &text[i + key.len()..];
+            let Some(end) = rest.find(quote) else {
+                continue;
+            };
+            let url = &rest[..end];
+            if url.starts_with("data:") {
+                continue;
+            }
+            assert!(
+                url.starts_with('/') && !url.starts_with("//") || url.starts_with("./"),
+                "{url:?} is not a path on this server"
+            );
+            out.push(match url.strip_prefix("./") {
+                Some(rel) => format!("/console/{rel}"),
+                None => url.to_string(),
+            });
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn console_is_served_from_the_binary_and_loads_nothing_from_elsewhere() {
+    let (_, c) = memory_client();
+    let page = c.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let header = |r: &support::suite::Reply, h: &str| {
+        r.headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(header(&page, "content-type").starts_with("text/html"));
+    let csp = header(&page, "content-security-policy");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    let html = page.text();
+    for id in [
+        "topology",
+        "sessions",
+        "tiers",
+        "alarms",
+        "token",
+        "errors",
+        "poll-error",
+    ] {
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "no #{id} in the page"
+        );
+    }
+    let mut todo = references(&html);
+    assert!(todo.iter().any(|u| u == "/console/app.js"), "{todo:?}");
+    assert!(todo.iter().any(|u| u == "/console/console.css"), "{todo:?}");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut texts = vec![("/".to_string(), html)];
+    while let Some(url) = todo.pop() {
+        if !seen.insert(url.clone()) {
+            continue;
+        }
+        let r = c.get(&url).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.text());
+        let ct = header(&r, "content-type");
+        let want = match url.rsplit('.').next() {
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            other => panic!("{url}: unexpected asset type {other:?}"),
+        };
+        assert!(ct.starts_with(want), "{url}: {ct}");
+        assert_eq!(header(&r, "x-content-type-options"), "nosniff");
+        let text = r.text();
+        assert!(!text.is_empty(), "{url} is empty");
+        todo.extend(references(&text));
+        texts.push((url, text));
+    }
+    assert!(
+        seen.contains("/console/api.js") && seen.contains("/console/topology.js"),
+        "{seen:?}"
+    );
+    for (url, text) in &texts {
+        for bad in [
+            "http://", "https://", "url(", "@import", "//cdn", "wss://", "ws://",
+        ] {
+            assert!(!text.contains(bad), "{url} contains {bad:?}");
+        }
+    }
+    // The page finds its data where the API serves it.
+    let app = &texts
+        .iter()
+        .find(|(u, _)| u == "/console/api.js")
+        .expect("api.js")
+        .1;
+    assert!(app.contains("'/api/v1'"), "api.js does not use /api/v1");
+
+    c.get("/console/nosuch.js")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, None);
+    c.get("/console/../Cargo.toml")
+        .await
+        .expect_error(StatusCode::NOT_FOUND, None);
+}
+
+#[tokio::test]
+async fn alarms_list_what_needs_looking_at_critical_first() {
+    let (m, c) = memory_client();
+    assert_eq!(
+        c.get("/api/v1/alarms").await.expect(StatusCode::OK),
+        json!([])
+    );
+    m.connect_switch(1);
+    m.connect_switch(2);
+    m.switch_error(2, "METER_MOD_FAILED/OUT_OF_METERS");
+    m.switch_error(2, "METER_MOD_FAILED/OUT_OF_METERS");
+    suite::seed(&c).await;
+    m.set_max_meter(1, 2);
+    for client in ["10.0.0.1", "10.0.0.9"] {
+        m.start_session(client.parse().expect("ip"), "sip")
+            .expect("session");
+    }
+    m.break_store();
+    // Open like /health: no token needed, and a dead Redis does not hide them.
+    let list = c.get("/api/v1/alarms").await.expect(StatusCode::OK);
+    let kinds: Vec<(&str, &str)> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap_or(""),
+                a["severity"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("redis_down", "critical"),
+            ("meter_pool", "critical"),
+            ("switch_error", "warning")
+        ],
+        "{list}"
+    );
+    let pool = &list[1];
+    assert_eq!(pool["dpid"], "0000000000000001");
+    assert!(
+        pool["message"]
+            .as_str()
+            .is_some_and(|t| t.contains("2 of 2")),
+        "{pool}"
+    );
+    let err = &list[2];
+    assert_eq!(err["count"], 2);
+    assert_eq!(err["dpid"], "0000000000000002");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(err["since"].as_str().expect("since")).is_ok(),
+        "{err}"
+    );
+    assert!(list[0]["dpid"].is_null());
+}
+
+#[tokio::test]
+async fn sessions_carry_their_measured_rates() {
+    let (m, c) = memory_client();
+    suite::seed(&c).await;
+    let id = m
+        .start_session("10.0.0.1".parse().expect("ip"), "sip")
+        .expect("session");
+    let s = c
+        .get(&format!("/api/v1/sessions/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert!(s["measured_kbps"].is_null(), "{s}");
+    m.measure(&id, 48_210.5, 87.0);
+    let s = c
+        .get(&format!("/api/v1/sessions/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    let mk = &s["measured_kbps"];
+    assert_eq!(mk["to_server"], 48_210.5);
+    assert_eq!(mk["to_client"], 87.0);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(mk["at"].as_str().expect("at")).is_ok(),
+        "{s}"
+    );
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_charts_the_apis_own_metrics() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("docs/grafana-dashboard.json");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = dash["panels"].as_array().expect("panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() > 10, "{exprs:?}");
+    let (_, c) = memory_client();
+    c.get("/api/v1/health").await;
+    let metrics = c.get("/metrics").await.text();
+    for e in &exprs {
+        for (i, _) in e.match_indices("tierflow_api_") {
+            let name: String = e[i..]
+                .chars()
+                .take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+                .collect();
+            assert!(
+                metrics.contains(&format!("\n{name}{{")),
+                "{name} (in {e}) is not on /metrics:\n{metrics}"
+            );
+        }
+    }
+}

@@ -815,6 +815,7 @@ fn session(id: &str, state: SessionState) -> Session {
         },
         path: vec!["0000000000000001".into()],
         state_reason: String::new(),
+        measured_kbps: None,
         created_at: now,
         updated_at: now,
     }

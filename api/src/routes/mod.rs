@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 
+pub mod alarms;
 pub mod customers;
 pub mod health;
 pub mod policy;
@@ -44,6 +45,7 @@ impl std::fmt::Debug for AppState {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::router())
+        .merge(alarms::router())
         .merge(switches::router())
         .merge(topology::router())
         .merge(tiers::router())

@@ -13,17 +13,18 @@
 
 use super::suite::Fixture;
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tierflow_api::model::{
-    ClientData, Customer, Explanation, Policy, Promotion, Reason, Service, Session, SessionState,
-    Terms, Tier, parse_net,
+    ClientData, Customer, Explanation, Measured, Policy, Promotion, Reason, Service, Session,
+    SessionState, Terms, Tier, parse_net,
 };
 use tierflow_api::views::{
-    CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, MeterFeaturesView,
-    MeterView, Page, PortView, QueueView, SessionFilter, SwitchView, TopologyView, format_dpid,
+    Alarm, AlarmKind, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView,
+    LinkView, MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, Severity,
+    SwitchView, TopologyView, format_dpid,
 };
 use tierflow_api::{Backend, BackendError};
 
@@ -35,9 +36,21 @@ struct SwitchState {
     queues: Vec<QueueView>,
 }
 
+/// OFPT_ERRORs a switch sent: since when, how many, the last one.
+#[derive(Debug, Clone)]
+struct SwitchErrors {
+    since: DateTime<Utc>,
+    count: u64,
+    last: String,
+}
+
 #[derive(Debug)]
 struct State {
     store_up: bool,
+    store_down_since: Option<DateTime<Utc>>,
+    switch_errors: BTreeMap<u64, SwitchErrors>,
+    /// Since when each switch's meter pool is above 80 % (as alarms() saw).
+    meter_pool_since: BTreeMap<u64, DateTime<Utc>>,
     tiers: BTreeMap<String, Tier>,
     customers: BTreeMap<String, Customer>,
     promotions: BTreeMap<String, Promotion>,
@@ -46,6 +59,9 @@ struct State {
     sessions: BTreeMap<String, Session>,
     next_session: u64,
     switches: BTreeMap<u64, SwitchState>,
+    /// Links and hosts set by `set_topology` (none by default).
+    links: Vec<LinkView>,
+    hosts: Option<Vec<HostView>>,
 }
 
 /// The reference backend.
@@ -61,6 +77,9 @@ impl Default for Memory {
         Memory {
             state: Mutex::new(State {
                 store_up: true,
+                store_down_since: None,
+                switch_errors: BTreeMap::new(),
+                meter_pool_since: BTreeMap::new(),
                 tiers: BTreeMap::new(),
                 customers: BTreeMap::new(),
                 promotions: BTreeMap::new(),
@@ -69,6 +88,8 @@ impl Default for Memory {
                 sessions: BTreeMap::new(),
                 next_session: 1,
                 switches: BTreeMap::new(),
+                links: Vec::new(),
+                hosts: None,
             }),
         }
     }
@@ -92,7 +113,62 @@ impl Memory {
     }
 
     pub fn break_store(&self) {
-        self.lock().store_up = false;
+        let mut st = self.lock();
+        st.store_up = false;
+        st.store_down_since.get_or_insert_with(Utc::now);
+    }
+
+    /// The switch sent an OFPT_ERROR (`what`: its type and code).
+    pub fn switch_error(&self, dpid: u64, what: &str) {
+        let mut st = self.lock();
+        let e = st
+            .switch_errors
+            .entry(dpid)
+            .or_insert_with(|| SwitchErrors {
+                since: Utc::now(),
+                count: 0,
+                last: String::new(),
+            });
+        e.count += 1;
+        e.last = what.to_string();
+    }
+
+    /// The switch's meter pool holds `max_meter` meters.
+    pub fn set_max_meter(&self, dpid: u64, max_meter: u32) {
+        if let Some(f) = self
+            .lock()
+            .switches
+            .get_mut(&dpid)
+            .and_then(|s| s.view.meter_features.as_mut())
+        {
+            f.max_meter = max_meter;
+        }
+    }
+
+    /// Links between the connected switches and where hosts attach, as
+    /// discovery would have found them.
+    pub fn set_topology(&self, links: Vec<LinkView>, hosts: Vec<HostView>) {
+        let mut st = self.lock();
+        st.links = links;
+        st.hosts = Some(hosts);
+    }
+
+    /// The datapath ids the session crosses.
+    pub fn set_path(&self, id: &str, path: Vec<String>) {
+        if let Some(s) = self.lock().sessions.get_mut(id) {
+            s.path = path;
+        }
+    }
+
+    /// The switches' counters measured the session at these rates (kbit/s).
+    pub fn measure(&self, id: &str, to_server: f64, to_client: f64) {
+        if let Some(s) = self.lock().sessions.get_mut(id) {
+            s.measured_kbps = Some(Measured {
+                to_server,
+                to_client,
+                at: Utc::now(),
+            });
+        }
     }
 
     /// A session of `client_ip` to `service`, scored now.
@@ -125,6 +201,7 @@ impl Memory {
             explanation,
             path: st.switches.keys().map(|d| format_dpid(*d)).collect(),
             state_reason: "new".into(),
+            measured_kbps: None,
             created_at: now,
             updated_at: now,
         };
@@ -417,6 +494,13 @@ impl Backend for Memory {
 
     async fn topology(&self) -> TopologyView {
         let st = self.lock();
+        if let Some(hosts) = &st.hosts {
+            return TopologyView {
+                switches: st.switches.keys().map(|d| format_dpid(*d)).collect(),
+                links: st.links.clone(),
+                hosts: hosts.clone(),
+            };
+        }
         TopologyView {
             switches: st.switches.keys().map(|d| format_dpid(*d)).collect(),
             links: vec![],
@@ -732,6 +816,69 @@ impl Backend for Memory {
             s.state = state;
             s.state_reason = "cti".into();
         })
+    }
+
+    /// Redis down; OFPT_ERRORs per switch; a switch whose meters (one per
+    /// live session crossing it) fill more than 80 % of its pool, critical
+    /// when full.
+    async fn alarms(&self) -> Vec<Alarm> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let mut out = Vec::new();
+        if let Some(since) = st.store_down_since.filter(|_| !st.store_up) {
+            out.push(Alarm {
+                kind: AlarmKind::RedisDown,
+                severity: Severity::Critical,
+                message: "redis: connection refused; new sessions get the default tier".into(),
+                dpid: None,
+                since,
+                count: 1,
+            });
+        }
+        for (dpid, e) in &st.switch_errors {
+            out.push(Alarm {
+                kind: AlarmKind::SwitchError,
+                severity: Severity::Warning,
+                message: format!("switch {} sent OFPT_ERROR {}", format_dpid(*dpid), e.last),
+                dpid: Some(format_dpid(*dpid)),
+                since: e.since,
+                count: e.count,
+            });
+        }
+        for (dpid, sw) in &st.switches {
+            let Some(max) = sw
+                .view
+                .meter_features
+                .as_ref()
+                .map(|f| u64::from(f.max_meter))
+            else {
+                continue;
+            };
+            let hex = format_dpid(*dpid);
+            let used = st
+                .sessions
+                .values()
+                .filter(|s| live(s) && s.path.contains(&hex))
+                .count() as u64;
+            if max == 0 || used * 100 <= max * 80 {
+                st.meter_pool_since.remove(dpid);
+            } else {
+                let since = *st.meter_pool_since.entry(*dpid).or_insert_with(Utc::now);
+                out.push(Alarm {
+                    kind: AlarmKind::MeterPool,
+                    severity: if used >= max {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    },
+                    message: format!("switch {hex}: {used} of {max} meters in use"),
+                    dpid: Some(hex),
+                    since,
+                    count: 1,
+                });
+            }
+        }
+        out
     }
 
     fn metrics(&self) -> String {

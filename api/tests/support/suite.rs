@@ -372,6 +372,14 @@ pub async fn health_metrics_and_docs(fx: &dyn Fixture) {
         "tierflow_api_request_duration_seconds_count{route=\"/api/v1/health\",method=\"GET\"} 1\n"
     ));
 
+    // Alarms are open like /health; a healthy fixture has none.
+    let alarms = c.get(&url("/alarms")).await.expect(StatusCode::OK);
+    assert_eq!(alarms, json!([]), "{alarms}");
+    // The operator console.
+    let console = c.get("/").await;
+    assert_eq!(console.status, StatusCode::OK);
+    assert!(console.text().contains("/console/app.js"));
+
     let doc = c.get("/api-docs/openapi.json").await.expect(StatusCode::OK);
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     assert!(doc["paths"]["/api/v1/sessions/{id}/state"]["put"].is_object());

@@ -524,6 +524,7 @@ impl Record {
             state_reason,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            measured_kbps: None,
         }
     }
 }
