@@ -9,8 +9,8 @@ use crate::model::{
     ClientData, Customer, FieldError, Policy, Promotion, Service, Session, SessionState, Tier,
 };
 use crate::views::{
-    Alarm, CustomerFilter, FlowView, Health, MeterView, Page, QueueView, SessionFilter, SwitchView,
-    TopologyView,
+    Alarm, CustomerFilter, FlowView, Health, MeterView, Page, QueueView, SessionFilter,
+    SessionRequest, SwitchView, TopologyView,
 };
 
 /// Why the backend refused or failed a request. Each maps to one HTTP
@@ -123,6 +123,14 @@ pub trait Backend: Send + Sync + 'static {
     async fn client_data(&self, id: &str, d: ClientData) -> Result<Session, BackendError>;
     /// `Active` or `Hold` (the API refuses `Ended` before calling).
     async fn set_session_state(&self, id: &str, s: SessionState) -> Result<Session, BackendError>;
+    /// A session an application server requests (the API validated it):
+    /// scored like any other, its tier on every switch of its path (both
+    /// directions, confirmed) before this returns; or waiting for hosts
+    /// not located yet. The same `external_id` again answers the same
+    /// session (`false`: not created now); the same `external_id` for
+    /// other endpoints is a `Conflict`; an address no session can have
+    /// is `Invalid` naming it.
+    async fn request_session(&self, r: SessionRequest) -> Result<(Session, bool), BackendError>;
 
     /// The alarms active now (`switch_error`, `redis_down`, `meter_pool`),
     /// in any order. The default has none, for a control plane that does

@@ -321,6 +321,10 @@ pub struct Session {
     /// Why the state is what it is (`sip re-INVITE sendonly`, `cti`, ...).
     #[serde(default)]
     pub state_reason: String,
+    /// The id an application server gave the session when it requested it
+    /// (`POST /sessions`); null for sessions the network started.
+    #[serde(default)]
+    pub external_id: Option<String>,
     /// The rate measured on the session's path in each direction, from
     /// the switches' counters; at most 2 s old while the session lives,
     /// null until first measured.
@@ -369,7 +373,7 @@ impl std::fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-type Check = Result<(), FieldError>;
+pub type Check = Result<(), FieldError>;
 
 /// Names and ids: `[A-Za-z0-9_.-]`, 1..=64 characters.
 pub fn check_name(field: &str, v: &str) -> Check {

@@ -345,6 +345,112 @@ impl From<ClientDataIn> for ClientData {
     }
 }
 
+/// What an application server asks a session for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestKind {
+    /// A call's media (RTP; its RTCP rides along on the next ports).
+    Voice,
+    Web,
+    Other,
+}
+
+/// One end of a requested session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// An IPv4 unicast address.
+    #[schema(value_type = String, example = "10.0.0.1")]
+    pub ip: IpAddr,
+    /// The port, or null for any port.
+    #[serde(default)]
+    #[schema(example = 40000, minimum = 1, maximum = 65535)]
+    pub port: Option<u16>,
+}
+
+/// `POST /sessions`: a session an application server (a session border
+/// controller, a SIP proxy, a web server, an IVR) knows before its first
+/// packet. The same `external_id` again answers the same session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The application's own id for the session (a SIP Call-ID, ...):
+    /// 1 to 256 printable characters.
+    #[schema(example = "a84b4c76e66710@pc33")]
+    pub external_id: String,
+    pub proto: crate::model::Proto,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub kind: RequestKind,
+    /// What the application knows of the client. `phone` may be E.164 or
+    /// a national number (normalised with the controller's default
+    /// country).
+    #[serde(default)]
+    pub client_data: Option<ClientDataIn>,
+}
+
+impl SessionRequest {
+    pub fn validate(&self) -> crate::model::Check {
+        use crate::model::FieldError;
+        let id = &self.external_id;
+        if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "external_id",
+                "must be 1 to 256 printable characters",
+            ));
+        }
+        for (field, e) in [("client", &self.client), ("server", &self.server)] {
+            let ok = match e.ip {
+                IpAddr::V4(v4) => {
+                    !(v4.is_unspecified()
+                        || v4.is_broadcast()
+                        || v4.is_multicast()
+                        || v4.is_loopback())
+                }
+                IpAddr::V6(_) => false,
+            };
+            if !ok {
+                return Err(FieldError::new(
+                    format!("{field}.ip"),
+                    "must be an IPv4 unicast address of a host",
+                ));
+            }
+            if e.port == Some(0) {
+                return Err(FieldError::new(
+                    format!("{field}.port"),
+                    "must be 1 to 65535, or null for any port",
+                ));
+            }
+        }
+        if self.client.ip == self.server.ip {
+            return Err(FieldError::new("server.ip", "must differ from client.ip"));
+        }
+        if let Some(d) = &self.client_data {
+            if let Some(p) = &d.phone {
+                let digits = p.chars().filter(char::is_ascii_digit).count();
+                if p.len() > 32
+                    || !(4..=15).contains(&digits)
+                    || !p
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || "+ ().-".contains(c))
+                {
+                    return Err(FieldError::new(
+                        "client_data.phone",
+                        "must be a phone number (E.164 such as +14155550100, or national)",
+                    ));
+                }
+            }
+            if let Some(c) = &d.promo_code {
+                crate::model::check_name("client_data.promo_code", c)?;
+            }
+            if let Some(a) = &d.account_id {
+                crate::model::check_name("client_data.account_id", a)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `PUT /sessions/{id}/tier`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -27,7 +27,7 @@ const PRODUCT_ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/services", &["get", "post"]),
     ("/api/v1/services/{name}", &["get", "put", "delete"]),
     ("/api/v1/policy", &["get", "put"]),
-    ("/api/v1/sessions", &["get"]),
+    ("/api/v1/sessions", &["get", "post"]),
     ("/api/v1/sessions/{id}", &["get", "delete"]),
     ("/api/v1/sessions/{id}/tier", &["put", "delete"]),
     ("/api/v1/sessions/{id}/client-data", &["post"]),

@@ -6,10 +6,11 @@
 //! rules that need state (see the trait's doc) and the Prometheus text of
 //! the control plane's counters and gauges.
 
-use crate::control::ControlPlane;
+use crate::control::{AppError, ControlPlane};
 use crate::crm::{self, CrmError, Store, Write};
 use crate::net::{RequestError, Switch};
 use crate::sessions::record::StateReason;
+use crate::sessions::request::Refused;
 use crate::sessions::{HoldCause, SessionError};
 use openflow::multipart::{
     FlowStatsRequest, MeterFeatures, MeterMultipartRequest, MultipartReplyBody,
@@ -26,8 +27,8 @@ use tierflow_api::model::{
 };
 use tierflow_api::views::{
     CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, LinkView,
-    MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, SwitchView,
-    TopologyView, format_dpid,
+    MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, SessionRequest,
+    SwitchView, TopologyView, format_dpid,
 };
 
 /// How long a session action waits for a tier the store has but the
@@ -73,7 +74,7 @@ impl ControlBackend {
                 // A record still marked live while no controller holds it
                 // (the writer lags, or it is from before a restart) is
                 // shown as it was last written.
-                if !self.ctl.sessions().is_live(id) && s.state != SessionState::Ended {
+                if !self.ctl.sessions().is_current(id) && s.state != SessionState::Ended {
                     s.state_reason = format!("{} (not live on this controller)", s.state_reason);
                 }
                 Some(s)
@@ -669,7 +670,7 @@ impl Backend for ControlBackend {
     }
 
     async fn set_session_tier(&self, id: &str, tier: &str) -> R<Session> {
-        if !self.ctl.sessions().is_live(id) {
+        if !self.ctl.sessions().is_current(id) {
             return Err(self.not_live(id).await);
         }
         self.tier_in_replica(tier).await?;
@@ -679,7 +680,7 @@ impl Backend for ControlBackend {
     }
 
     async fn clear_session_tier(&self, id: &str) -> R<Session> {
-        if !self.ctl.sessions().is_live(id) {
+        if !self.ctl.sessions().is_current(id) {
             return Err(self.not_live(id).await);
         }
         self.ctl
@@ -689,7 +690,7 @@ impl Backend for ControlBackend {
     }
 
     async fn client_data(&self, id: &str, d: ClientData) -> R<Session> {
-        if !self.ctl.sessions().is_live(id) {
+        if !self.ctl.sessions().is_current(id) {
             return Err(self.not_live(id).await);
         }
         self.ctl
@@ -705,7 +706,7 @@ impl Backend for ControlBackend {
                 "must be \"hold\" or \"active\"",
             ));
         }
-        if !self.ctl.sessions().is_live(id) {
+        if !self.ctl.sessions().is_current(id) {
             return Err(self.not_live(id).await);
         }
         self.ctl
@@ -716,6 +717,52 @@ impl Backend for ControlBackend {
                 StateReason::Cti,
             )
             .map_err(|e| self.session_error(id, e, "tier"))
+    }
+
+    async fn request_session(&self, r: SessionRequest) -> R<(Session, bool)> {
+        let ip4 = |field: &str, ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V4(v4) => Ok(v4),
+            std::net::IpAddr::V6(_) => Err(BackendError::invalid(
+                field,
+                "must be an IPv4 unicast address of a host",
+            )),
+        };
+        let key = crate::messages::SessionKey {
+            client: ip4("client.ip", r.client.ip)?,
+            server: ip4("server.ip", r.server.ip)?,
+            l4: Some((r.proto.ip_proto(), r.server.port.unwrap_or(0))),
+            client_port: r.client.port,
+        };
+        let d = r.client_data.unwrap_or_default();
+        let phone = match d.phone.as_deref() {
+            Some(raw) => Some(self.ctl.normalize_phone(raw).ok_or_else(|| {
+                BackendError::invalid("client_data.phone", "is not a phone number")
+            })?),
+            None => None,
+        };
+        let inputs = crate::sessions::record::Inputs::from_client(&ClientData {
+            ip: Some(r.client.ip),
+            mac: None,
+            phone,
+            promo_code: d.promo_code,
+            account_id: d.account_id,
+            source: Some(d.source.unwrap_or_else(|| "app-server".into())),
+        });
+        let req = crate::sessions::request::AppRequest {
+            key,
+            external_id: r.external_id,
+            kind: r.kind,
+            inputs,
+        };
+        self.ctl.request_session(req).await.map_err(|e| match e {
+            AppError::Refused(Refused::Conflict(..)) => BackendError::Conflict(e.to_string()),
+            AppError::Refused(Refused::NoTier) => {
+                BackendError::Unavailable("no tier is configured yet".into())
+            }
+            AppError::Refused(Refused::TooManyWaiting) | AppError::NotConfirmed => {
+                BackendError::Unavailable(e.to_string())
+            }
+        })
     }
 
     fn metrics(&self) -> String {

@@ -21,6 +21,7 @@ use crate::pipeline::{self, Ctx};
 use crate::plan::{Execute, Plan};
 use crate::sessions::idle::FlowBytes;
 use crate::sessions::record::StateReason;
+use crate::sessions::request::{AppRequest, Outcome, Refused};
 use crate::sessions::writer::Stored;
 use crate::sessions::{
     Crm, HoldCause, Monitor, Pending, SessionError, SessionId, Sessions, Verdict,
@@ -51,6 +52,15 @@ const LATENCY_SAMPLE: u64 = 16;
 const LOOKUP_QUEUE: usize = 16_384;
 /// Remote lookups in flight at once (the store batches them).
 const LOOKUPS_IN_FLIGHT: usize = 2048;
+
+/// Why a requested session was not created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Refused(Refused),
+    #[error("a switch of the path did not confirm the session's tier in time")]
+    NotConfirmed,
+}
 
 /// Switches whose tier queues OVSDB should (re)configure.
 #[derive(Debug, Default)]
@@ -234,6 +244,8 @@ impl ControlPlane {
         pipeline::topology_changed(&self.ctx(), &change);
         self.installer
             .sweep(Timers::secs(self.config.timers.request_timeout));
+        self.sessions
+            .retry_requested(&self.installer, &self.topology);
     }
 
     fn probe_switch(&self, sw: &Switch) {
@@ -331,6 +343,56 @@ impl ControlPlane {
             ),
             CrmMode::Remote => self.remote_lookup(client).await,
         }
+    }
+
+    /// A session an application server requests: scored like any other;
+    /// answered once every switch of its path confirmed its tier (or at
+    /// once when its hosts are not located yet: it waits for them). A
+    /// path that is not confirmed within the request timeout is taken
+    /// down again and refused.
+    pub async fn request_session(&self, req: AppRequest) -> Result<(Session, bool), AppError> {
+        if let Some(v) = self
+            .sessions
+            .by_external(&req.external_id, &req.key)
+            .map_err(AppError::Refused)?
+        {
+            return Ok((v, false));
+        }
+        let lookup = self.lookup(&req.inputs.to_client()).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let outcome = self
+            .sessions
+            .request_app(
+                &self.installer,
+                &self.topology,
+                req,
+                &lookup,
+                Box::new(move |ok| {
+                    let _ = tx.send(ok);
+                }),
+            )
+            .map_err(AppError::Refused)?;
+        match outcome {
+            Outcome::Existing(v) => Ok((v, false)),
+            Outcome::Waiting(v) => Ok((v, true)),
+            Outcome::Admitted(id, v) => {
+                let wait = Timers::secs(self.config.timers.request_timeout);
+                match tokio::time::timeout(wait, rx).await {
+                    Ok(Ok(true)) => Ok((v, true)),
+                    _ => {
+                        self.sessions
+                            .end(&self.installer, id, "a switch did not confirm its tier");
+                        Err(AppError::NotConfirmed)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A caller's number in E.164, with the configured default country
+    /// for national numbers.
+    pub fn normalize_phone(&self, raw: &str) -> Option<String> {
+        crate::sip::normalize_e164(raw, &self.config.default_country)
     }
 
     /// Sessions Redis remembers (a restart): parked, re-admitted by their
@@ -592,6 +654,14 @@ fn max_meter(sw: &Switch) -> u32 {
     })
 }
 
+/// The IPv4 source a removed flow matched.
+fn ipv4_src(fr: &FlowRemoved<'_>) -> Option<std::net::Ipv4Addr> {
+    fr.match_.fields.iter().find_map(|f| match f {
+        openflow::Oxm::Ipv4Src(a, _) => Some(*a),
+        _ => None,
+    })
+}
+
 fn hex_prefix(b: &[u8]) -> String {
     b.iter().take(16).map(|x| format!("{x:02x}")).collect()
 }
@@ -697,11 +767,17 @@ impl Events for ControlPlane {
     /// up again by the next packet).
     fn flow_removed(&self, sw: &Switch, fr: &FlowRemoved<'_>) {
         if let Some(id) = cookie::id_of(fr.cookie, cookie::Kind::Session) {
-            self.sessions
-                .flow_removed(&self.installer, sw.dpid, id, false, fr.reason);
+            self.sessions.flow_removed(
+                &self.installer,
+                sw.dpid,
+                id,
+                false,
+                ipv4_src(fr),
+                fr.reason,
+            );
         } else if let Some(id) = cookie::id_of(fr.cookie, cookie::Kind::Media) {
             self.sessions
-                .flow_removed(&self.installer, sw.dpid, id, true, fr.reason);
+                .flow_removed(&self.installer, sw.dpid, id, true, ipv4_src(fr), fr.reason);
         }
     }
 

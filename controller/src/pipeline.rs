@@ -69,8 +69,9 @@ pub fn packet_in(
     let mut topo = ctx.topology.lock();
     // 3. Host learning, on edge ports only.
     let on_link = topo.is_link_port(here);
-    let moved =
-        !on_link && !is_group(&f.src) && topo.learn_host(f.src, here, f.sender_ip, now).is_some();
+    let learns = !on_link && !is_group(&f.src);
+    let new_host = learns && topo.host(&f.src).is_none();
+    let moved = learns && topo.learn_host(f.src, here, f.sender_ip, now).is_some();
     let dst_at = if is_group(&f.dst) {
         None
     } else {
@@ -85,6 +86,10 @@ pub fn packet_in(
         drop(topo);
         if moved {
             ctx.forwarding.host_gone(ctx.exec, f.src);
+        }
+        if new_host {
+            // A host appeared: requested sessions may have waited for it.
+            ctx.sessions.retry_requested(ctx.exec, ctx.topology);
         }
         return None;
     };
@@ -107,6 +112,9 @@ pub fn packet_in(
     drop(topo);
     if moved {
         ctx.forwarding.host_gone(ctx.exec, f.src);
+    }
+    if new_host {
+        ctx.sessions.retry_requested(ctx.exec, ctx.topology);
     }
     let owned = slice_of(msg, data);
 

@@ -46,14 +46,29 @@ pub struct Release {
     pub data: Bytes,
 }
 
+/// Told once whether every gated switch of a plan confirmed (`true`), or
+/// the plan was given up (`false`: a switch never answered in time).
+pub type Confirmed = Box<dyn FnOnce(bool) + std::marker::Send>;
+
 /// What to send, in order.
-#[derive(Debug, Default, Clone)]
+#[derive(Default)]
 pub struct Plan {
     buf: BytesMut,
     sends: SmallVec<[Send; 4]>,
     release: Option<Release>,
+    confirmed: Option<Confirmed>,
     /// Packet-outs sent right after the messages, not gated.
     now: SmallVec<[Release; 1]>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("sends", &self.sends.len())
+            .field("release", &self.release)
+            .field("confirmed", &self.confirmed.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Plan {
@@ -62,7 +77,10 @@ impl Plan {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.release.is_none() && self.now.is_empty()
+        self.sends.is_empty()
+            && self.release.is_none()
+            && self.now.is_empty()
+            && self.confirmed.is_none()
     }
 
     /// Appends one message for `dpid`. Returns false (and adds nothing)
@@ -124,6 +142,16 @@ impl Plan {
         self.now.push(r);
     }
 
+    /// `c` learns whether every gated switch confirmed (at once, `true`,
+    /// when none is gated).
+    pub fn on_confirmed(&mut self, c: Confirmed) {
+        self.confirmed = Some(c);
+    }
+
+    pub fn take_confirmed(&mut self) -> Option<Confirmed> {
+        self.confirmed.take()
+    }
+
     /// Appends another plan's sends and packet-outs (its release, if any,
     /// replaces this one's).
     pub fn append(&mut self, other: Plan) {
@@ -138,6 +166,9 @@ impl Plan {
         }
         if other.release.is_some() {
             self.release = other.release;
+        }
+        if other.confirmed.is_some() {
+            self.confirmed = other.confirmed;
         }
         self.now.extend(other.now);
     }

@@ -67,6 +67,8 @@ pub struct Topology {
     /// Directed: the probe left `key` and arrived at `peer`.
     links: HashMap<PortRef, LinkEnd>,
     hosts: HashMap<MacAddr, Host>,
+    /// Which host last sent from each address.
+    by_ip: HashMap<IpAddr, MacAddr>,
     /// Edge a -> b weighted with a's port towards b.
     graph: DiGraphMap<u64, u32>,
     /// Switch-to-switch paths, cleared whenever the graph changes.
@@ -85,6 +87,7 @@ impl Default for Topology {
             ports: HashMap::default(),
             links: HashMap::default(),
             hosts: HashMap::default(),
+            by_ip: HashMap::default(),
             graph: DiGraphMap::new(),
             paths: HashMap::default(),
             here: Arc::from([]),
@@ -202,7 +205,7 @@ impl Topology {
             .map(|h| h.mac)
             .collect();
         for mac in gone {
-            self.hosts.remove(&mac);
+            self.forget_host(&mac);
             change.hosts_removed.push(mac);
         }
         self.graph.remove_node(dpid);
@@ -232,8 +235,18 @@ impl Topology {
             .map(|h| h.mac)
             .collect();
         for mac in gone {
-            self.hosts.remove(&mac);
+            self.forget_host(&mac);
             change.hosts_removed.push(mac);
+        }
+    }
+
+    fn forget_host(&mut self, mac: &MacAddr) {
+        if let Some(h) = self.hosts.remove(mac) {
+            for ip in h.ips {
+                if self.by_ip.get(&ip) == Some(mac) {
+                    self.by_ip.remove(&ip);
+                }
+            }
         }
     }
 
@@ -281,6 +294,9 @@ impl Topology {
         ip: Option<IpAddr>,
         now: Instant,
     ) -> Option<PortRef> {
+        if let Some(ip) = ip {
+            self.by_ip.insert(ip, mac);
+        }
         match self.hosts.get_mut(&mac) {
             Some(h) => {
                 h.last_seen = now;
@@ -288,7 +304,10 @@ impl Topology {
                     // Bounded: a host sending from ever new source addresses
                     // (spoofing, a load tool) must not grow this forever.
                     if h.ips.len() >= MAX_HOST_IPS {
-                        h.ips.remove(0);
+                        let old = h.ips.remove(0);
+                        if self.by_ip.get(&old) == Some(&mac) {
+                            self.by_ip.remove(&old);
+                        }
                     }
                     h.ips.push(ip);
                 }
@@ -311,6 +330,11 @@ impl Topology {
 
     pub fn host(&self, mac: &MacAddr) -> Option<&Host> {
         self.hosts.get(mac)
+    }
+
+    /// The host that last sent from `ip`.
+    pub fn host_by_ip(&self, ip: IpAddr) -> Option<&Host> {
+        self.by_ip.get(&ip).and_then(|m| self.hosts.get(m))
     }
 
     pub fn hosts(&self) -> impl Iterator<Item = &Host> {
@@ -447,8 +471,14 @@ mod tests {
         assert_eq!(t.learn_host(mac, (1, 1), "10.0.0.1".parse().ok(), t0), None);
         assert_eq!(t.learn_host(mac, (2, 5), None, t0), Some((1, 1)));
         assert_eq!(t.host(&mac).map(|h| (h.at, h.ips.len())), Some(((2, 5), 1)));
+        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(t.host_by_ip(ip).map(|h| h.mac), Some(mac));
         // Discovering a link on a host's port forgets the host.
         let change = t.link_seen((2, 5), (3, 9), t0);
         assert_eq!(change.hosts_removed, vec![mac]);
+        assert!(
+            t.host_by_ip(ip).is_none(),
+            "a forgotten host's addresses go too"
+        );
     }
 }

@@ -1208,3 +1208,130 @@ async fn app_serves_the_api_over_tcp() {
     assert!(err.to_string().contains(&taken.to_string()), "{err}");
     fx.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_server_session_is_on_the_switch_before_the_answer_and_waits_for_unknown_hosts() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    let frames = fx.ensure_switch().await;
+    let replica = fx.running.ctl.sessions().crm().replica.clone();
+    eventually("replica has the tiers", || {
+        !replica.snapshot().tiers.is_empty()
+    })
+    .await;
+    let (client, server) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 100));
+    let hello = |ip: Ipv4Addr, mac: MacAddr| {
+        udp(
+            (mac, ip, 9),
+            (MacAddr([0xff; 6]), Ipv4Addr::BROADCAST, 9),
+            b"here",
+        )
+    };
+    frames
+        .send((CLIENT_PORT, hello(client, mac_of(client))))
+        .expect("switch");
+    frames
+        .send((SERVER_PORT, hello(server, SERVER_MAC)))
+        .expect("switch");
+    let ctl = fx.running.ctl.clone();
+    eventually("both hosts located", || {
+        let (_, hosts) = ctl.topology_view();
+        hosts.len() >= 2
+    })
+    .await;
+    let adds = |fx: &Fx| {
+        fx.meter_log()
+            .iter()
+            .filter(|(c, _, _)| *c == MeterModCommand::Add)
+            .count()
+    };
+    let before = adds(&fx);
+    let s = c
+        .post(
+            "/api/v1/sessions",
+            &suite::request("call-1@sbc", "10.0.0.1", "10.0.0.100"),
+        )
+        .await
+        .expect(axum::http::StatusCode::CREATED);
+    // The answer came after the switch confirmed: its meters are in.
+    assert_eq!(adds(&fx), before + 2, "{s}");
+    assert_eq!(s["path"], serde_json::json!([format!("{DPID:016x}")]));
+    assert_eq!(s["external_id"], "call-1@sbc");
+    assert_eq!(
+        s["customer_id"], "c-1001",
+        "scored on the phone it gave: {s}"
+    );
+    assert_eq!(s["service"], "voice");
+    let id = s["id"].as_str().expect("id").to_string();
+
+    // A client no switch has seen: the session waits, then goes on the
+    // network when the host appears.
+    let w = c
+        .post(
+            "/api/v1/sessions",
+            &suite::request("call-2@sbc", "10.0.0.50", "10.0.0.100"),
+        )
+        .await
+        .expect(axum::http::StatusCode::CREATED);
+    assert_eq!(w["path"], serde_json::json!([]));
+    assert!(
+        w["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("waiting")),
+        "{w}"
+    );
+    let wid = w["id"].as_str().expect("id").to_string();
+    // Held while waiting: it comes on the network held.
+    c.put(
+        &format!("/api/v1/sessions/{wid}/state"),
+        &serde_json::json!({"state": "hold"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::OK);
+    let before = adds(&fx);
+    let stranger = Ipv4Addr::new(10, 0, 0, 50);
+    frames
+        .send((MEDIA_PORT, hello(stranger, mac_of(stranger))))
+        .expect("switch");
+    eventually("the waiting session is on the network", || {
+        ctl.sessions()
+            .get(&wid)
+            .is_some_and(|s| !s.path.is_empty() && s.state == SessionState::Hold)
+    })
+    .await;
+    eventually("its meters are in", || adds(&fx) >= before + 2).await;
+    // Its meters are at the hold rate.
+    let hold_rate = fx
+        .meter_log()
+        .iter()
+        .rev()
+        .find(|(c, _, _)| *c == MeterModCommand::Add)
+        .map(|(_, _, r)| *r);
+    assert!(hold_rate.is_some_and(|r| r <= 64), "{hold_rate:?}");
+    // Ending it frees its meters.
+    let deletes = fx
+        .meter_log()
+        .iter()
+        .filter(|(c, _, _)| *c == MeterModCommand::Delete)
+        .count();
+    c.delete(&format!("/api/v1/sessions/{id}"))
+        .await
+        .expect(axum::http::StatusCode::NO_CONTENT);
+    eventually("meters deleted", || {
+        fx.meter_log()
+            .iter()
+            .filter(|(c, _, _)| *c == MeterModCommand::Delete)
+            .count()
+            >= deletes + 2
+    })
+    .await;
+    // The same external_id after the end: a new session.
+    c.post(
+        "/api/v1/sessions",
+        &suite::request("call-1@sbc", "10.0.0.1", "10.0.0.100"),
+    )
+    .await
+    .expect(axum::http::StatusCode::CREATED);
+    fx.running.stop().await;
+}

@@ -816,6 +816,7 @@ fn session(id: &str, state: SessionState) -> Session {
         path: vec!["0000000000000001".into()],
         state_reason: String::new(),
         measured_kbps: None,
+        external_id: None,
         created_at: now,
         updated_at: now,
     }

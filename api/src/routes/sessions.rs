@@ -6,7 +6,7 @@ use super::{AppState, check_limit};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{ClientData, Session, SessionState, check_name};
-use crate::views::{ClientDataIn, Page, SessionFilter, StateChange, TierChoice};
+use crate::views::{ClientDataIn, Page, SessionFilter, SessionRequest, StateChange, TierChoice};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +17,7 @@ const TAG: &str = "sessions";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_sessions))
+        .routes(routes!(list_sessions, request_session))
         .routes(routes!(get_session, delete_session))
         .routes(routes!(set_tier, clear_tier))
         .routes(routes!(client_data))
@@ -37,6 +37,38 @@ async fn list_sessions(
 ) -> Result<Json<Page<Session>>, ApiError> {
     check_limit(f.limit)?;
     Ok(Json(s.backend.list_sessions(f).await?))
+}
+
+/// A session requested by an application server (a session border
+/// controller, a SIP proxy, a web server, an IVR) that knows it before
+/// its first packet, or whose signalling the switches cannot read. It is
+/// scored like any session, and its tier is on every switch of its path,
+/// both directions, confirmed by each switch, before the answer. Hosts no
+/// switch has seen yet: the session waits (`path` empty) and is put on
+/// the network as soon as they appear. The same `external_id` again
+/// answers the same session.
+#[utoipa::path(post, path = "/sessions", tag = TAG, request_body = SessionRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The session, with the explanation of its tier", body = Session),
+        (status = 200, description = "The session already requested with this `external_id`", body = Session),
+        (status = 400, description = "Unreadable body or unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 409, description = "`external_id` names a session between other endpoints", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule (the field is named)", body = ErrorBody),
+        (status = 503, description = "Redis or a switch unreachable; nothing was installed", body = ErrorBody)))]
+async fn request_session(
+    State(s): State<AppState>,
+    ApiJson(r): ApiJson<SessionRequest>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    r.validate()?;
+    let (session, created) = s.backend.request_session(r).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(session)))
 }
 
 /// One session with the explanation of its tier.

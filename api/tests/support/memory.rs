@@ -23,8 +23,8 @@ use tierflow_api::model::{
 };
 use tierflow_api::views::{
     Alarm, AlarmKind, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView,
-    LinkView, MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, Severity,
-    SwitchView, TopologyView, format_dpid,
+    LinkView, MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter,
+    SessionRequest, Severity, SwitchView, TopologyView, format_dpid,
 };
 use tierflow_api::{Backend, BackendError};
 
@@ -57,6 +57,8 @@ struct State {
     services: BTreeMap<String, Service>,
     policy: Policy,
     sessions: BTreeMap<String, Session>,
+    /// `external_id` of requested sessions -> session id.
+    requested: BTreeMap<String, String>,
     next_session: u64,
     switches: BTreeMap<u64, SwitchState>,
     /// Links and hosts set by `set_topology` (none by default).
@@ -86,6 +88,7 @@ impl Default for Memory {
                 services: BTreeMap::new(),
                 policy: Policy::default(),
                 sessions: BTreeMap::new(),
+                requested: BTreeMap::new(),
                 next_session: 1,
                 switches: BTreeMap::new(),
                 links: Vec::new(),
@@ -201,6 +204,7 @@ impl Memory {
             explanation,
             path: st.switches.keys().map(|d| format_dpid(*d)).collect(),
             state_reason: "new".into(),
+            external_id: None,
             measured_kbps: None,
             created_at: now,
             updated_at: now,
@@ -816,6 +820,61 @@ impl Backend for Memory {
             s.state = state;
             s.state_reason = "cti".into();
         })
+    }
+
+    async fn request_session(&self, r: SessionRequest) -> R<(Session, bool)> {
+        let mut st = self.store()?;
+        if let Some(id) = st.requested.get(&r.external_id).cloned() {
+            let s =
+                st.sessions.get(&id).cloned().ok_or_else(|| {
+                    BackendError::Internal(format!("requested session {id} lost"))
+                })?;
+            if s.client_ip != r.client.ip || s.server_ip != r.server.ip {
+                return Err(BackendError::Conflict(format!(
+                    "external_id {:?} names session {id} between other endpoints",
+                    r.external_id
+                )));
+            }
+            return Ok((s, false));
+        }
+        let d = r.client_data.clone().unwrap_or_default();
+        let inputs = ClientData {
+            ip: Some(r.client.ip),
+            // The reference backend takes E.164 numbers only.
+            phone: d.phone.filter(|p| tierflow_api::model::is_e164(p)),
+            promo_code: d.promo_code,
+            account_id: d.account_id,
+            source: d.source.or_else(|| Some("app-server".into())),
+            mac: None,
+        };
+        let explanation = decide(&st, &inputs);
+        let id = format!("s-{:08}", st.next_session);
+        st.next_session += 1;
+        let now = Utc::now();
+        let kind = serde_json::to_value(r.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let session = Session {
+            id: id.clone(),
+            service: kind,
+            client_ip: r.client.ip,
+            server_ip: r.server.ip,
+            state: SessionState::Active,
+            tier: explanation.tier.clone(),
+            override_tier: None,
+            customer_id: explanation.customer_id.clone(),
+            explanation,
+            path: st.switches.keys().map(|d| format_dpid(*d)).collect(),
+            state_reason: String::new(),
+            external_id: Some(r.external_id.clone()),
+            measured_kbps: None,
+            created_at: now,
+            updated_at: now,
+        };
+        st.sessions.insert(id.clone(), session.clone());
+        st.requested.insert(r.external_id, id);
+        Ok((session, true))
     }
 
     /// Redis down; OFPT_ERRORs per switch; a switch whose meters (one per

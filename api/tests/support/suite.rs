@@ -71,6 +71,7 @@ macro_rules! tierflow_api_suite {
             sessions_scored_and_filtered,
             session_actions,
             session_errors,
+            session_requests,
             auth_guards_every_mutation,
             no_token_configured_allows_mutations,
             store_outage_is_503,
@@ -1365,6 +1366,125 @@ pub async fn session_errors(fx: &dyn Fixture) {
     );
 }
 
+/// A request as an application server sends it.
+pub fn request(external_id: &str, client: &str, server: &str) -> Value {
+    json!({
+        "external_id": external_id, "proto": "udp",
+        "client": {"ip": client, "port": 40000}, "server": {"ip": server, "port": 20000},
+        "kind": "voice", "client_data": {"phone": "+14155550100", "promo_code": "SPRING"}
+    })
+}
+
+/// `POST /sessions`: scored and explained like any session, idempotent by
+/// `external_id`, conflicts and bad fields refused without a trace.
+pub async fn session_requests(fx: &dyn Fixture) {
+    let c = client(fx);
+    seed(&c).await;
+    let r = request("a84b4c76e66710@pc33", "10.0.0.1", "10.0.0.100");
+    let s = c
+        .post(&url("/sessions"), &r)
+        .await
+        .expect(StatusCode::CREATED);
+    let id = s["id"].as_str().expect("id").to_string();
+    assert_eq!(s["external_id"], "a84b4c76e66710@pc33");
+    assert_eq!(s["client_ip"], "10.0.0.1");
+    assert_eq!(s["server_ip"], "10.0.0.100");
+    // Scored on what the application said: the phone is Acme's.
+    assert_eq!(s["customer_id"], "c-1001", "{s}");
+    assert_eq!(s["explanation"]["inputs"]["phone"], "+14155550100");
+    assert!(
+        s["explanation"]["detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    // The same external_id again: the same session, not a second one.
+    let again = c.post(&url("/sessions"), &r).await.expect(StatusCode::OK);
+    assert_eq!(again["id"], id.as_str());
+    let listed = c.get(&url("/sessions")).await.expect(StatusCode::OK);
+    assert_eq!(
+        ids(&listed["items"], "id")
+            .iter()
+            .filter(|i| **i == id)
+            .count(),
+        1
+    );
+    // The same external_id between other endpoints: a conflict.
+    c.post(
+        &url("/sessions"),
+        &request("a84b4c76e66710@pc33", "10.0.0.2", "10.0.0.100"),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, None);
+    // Bad fields: 422 naming the field, nothing created.
+    let before = snapshot(&c).await;
+    for (field, patch) in [
+        ("client.ip", json!({"client": {"ip": "0.0.0.0", "port": 1}})),
+        (
+            "server.ip",
+            json!({"server": {"ip": "224.0.0.5", "port": 1}}),
+        ),
+        (
+            "server.ip",
+            json!({"server": {"ip": "10.0.0.3", "port": 1}}),
+        ),
+        ("client.ip", json!({"client": {"ip": "fe80::1", "port": 1}})),
+        (
+            "client.port",
+            json!({"client": {"ip": "10.0.0.1", "port": 0}}),
+        ),
+        ("external_id", json!({"external_id": ""})),
+        (
+            "client_data.phone",
+            json!({"client_data": {"phone": "call me"}}),
+        ),
+        (
+            "client_data.promo_code",
+            json!({"client_data": {"promo_code": "no spaces"}}),
+        ),
+    ] {
+        let mut body = request("other-call", "10.0.0.3", "10.0.0.100");
+        for (k, v) in patch.as_object().expect("patch") {
+            body[k] = v.clone();
+        }
+        c.post(&url("/sessions"), &body)
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    // Unknown fields and unreadable kinds are 400.
+    let mut body = request("other-call", "10.0.0.3", "10.0.0.100");
+    body["kind"] = json!("fax");
+    c.post(&url("/sessions"), &body)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("kind"));
+    assert_eq!(snapshot(&c).await, before);
+    // A port may be null (any port); the session's own routes work on it.
+    let mut any = request("web-1", "10.0.0.3", "10.0.0.101");
+    any["proto"] = json!("tcp");
+    any["kind"] = json!("web");
+    any["client"]["port"] = Value::Null;
+    any["client_data"] = json!({});
+    let w = c
+        .post(&url("/sessions"), &any)
+        .await
+        .expect(StatusCode::CREATED);
+    let wid = w["id"].as_str().expect("id").to_string();
+    c.put(
+        &url(&format!("/sessions/{wid}/state")),
+        &json!({"state": "hold"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    c.delete(&url(&format!("/sessions/{wid}")))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    c.put(
+        &url(&format!("/sessions/{wid}/state")),
+        &json!({"state": "active"}),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, None);
+}
+
 /// Every mutation of PRODUCT.md, with a body that would succeed.
 fn mutations(session: &str) -> Vec<(Method, String, Option<Value>)> {
     let mut gold2 = tier("gold", 7000.0, 70_000);
@@ -1434,6 +1554,11 @@ fn mutations(session: &str) -> Vec<(Method, String, Option<Value>)> {
             Some(json!({"state": "hold"})),
         ),
         (Method::DELETE, url(&format!("/sessions/{session}")), None),
+        (
+            Method::POST,
+            url("/sessions"),
+            Some(request("auth-call", "10.0.0.7", "10.0.0.100")),
+        ),
     ]
 }
 

@@ -20,10 +20,31 @@ use tierflow_api::model::Tier;
 pub struct SessionKey {
     pub client: Ipv4Addr,
     pub server: Ipv4Addr,
-    /// IP protocol and the service port; `None` for SIP sessions, whose
-    /// tier covers all traffic between caller and server (the media) while
-    /// the signalling is copied to the controller by a higher flow.
+    /// IP protocol and the server's port (0: any port); `None` for SIP
+    /// sessions, whose tier covers all traffic between caller and server
+    /// (the media) while the signalling is copied to the controller by a
+    /// higher flow.
     pub l4: Option<(u8, u16)>,
+    /// The client's port, when the session is that one flow (a session an
+    /// application server requested with both ends known).
+    pub client_port: Option<u16>,
+}
+
+impl SessionKey {
+    /// The same two hosts and protocol with both ports moved by `by` (a
+    /// call's RTCP, next to its RTP).
+    pub fn ports_plus(&self, by: u16) -> Option<SessionKey> {
+        let (proto, port) = self.l4?;
+        let cport = self.client_port?;
+        if port == 0 {
+            return None;
+        }
+        Some(SessionKey {
+            l4: Some((proto, port.checked_add(by)?)),
+            client_port: Some(cport.checked_add(by)?),
+            ..*self
+        })
+    }
 }
 
 /// Direction of a session's traffic.
@@ -44,19 +65,31 @@ fn session_match(key: &SessionKey, dir: Dir) -> Match<'static> {
         .with(Oxm::EthType(0x0800, None))
         .with(Oxm::Ipv4Src(src, None))
         .with(Oxm::Ipv4Dst(dst, None));
-    match key.l4 {
-        None => m,
-        Some((proto, port)) => {
-            let m = m.with(Oxm::IpProto(proto, None));
-            match (proto, dir) {
-                (6, Dir::Fwd) => m.with(Oxm::TcpDst(port, None)),
-                (6, Dir::Rev) => m.with(Oxm::TcpSrc(port, None)),
-                (17, Dir::Fwd) => m.with(Oxm::UdpDst(port, None)),
-                (17, Dir::Rev) => m.with(Oxm::UdpSrc(port, None)),
-                _ => m,
-            }
-        }
+    let Some((proto, port)) = key.l4 else {
+        return m;
+    };
+    let mut m = m.with(Oxm::IpProto(proto, None));
+    // The server's port is the destination going to the server, the
+    // source coming back; the client's the other way round.
+    let (dst_port, src_port) = match dir {
+        Dir::Fwd => (Some(port).filter(|p| *p != 0), key.client_port),
+        Dir::Rev => (key.client_port, Some(port).filter(|p| *p != 0)),
+    };
+    if let Some(p) = src_port {
+        m = match proto {
+            6 => m.with(Oxm::TcpSrc(p, None)),
+            17 => m.with(Oxm::UdpSrc(p, None)),
+            _ => m,
+        };
     }
+    if let Some(p) = dst_port {
+        m = match proto {
+            6 => m.with(Oxm::TcpDst(p, None)),
+            17 => m.with(Oxm::UdpDst(p, None)),
+            _ => m,
+        };
+    }
+    m
 }
 
 /// How a session flow is written.
@@ -191,6 +224,7 @@ mod tests {
             client: Ipv4Addr::new(10, 0, 0, 1),
             server: Ipv4Addr::new(10, 0, 0, 101),
             l4: Some((6, 5201)),
+            client_port: None,
         }
     }
 
@@ -263,6 +297,47 @@ mod tests {
         let k = SessionKey { l4: None, ..key() };
         let m = session_match(&k, Dir::Fwd);
         assert_eq!(m.fields.len(), 3);
+    }
+
+    #[test]
+    fn a_requested_flow_matches_both_ports_and_any_port_matches_none() {
+        let k = SessionKey {
+            l4: Some((17, 20000)),
+            client_port: Some(40000),
+            ..key()
+        };
+        let fwd = serde_json::to_string(&session_match(&k, Dir::Fwd)).expect("json");
+        assert!(
+            fwd.contains(r#"{"field":"udp_src","value":40000}"#),
+            "{fwd}"
+        );
+        assert!(
+            fwd.contains(r#"{"field":"udp_dst","value":20000}"#),
+            "{fwd}"
+        );
+        let rev = serde_json::to_string(&session_match(&k, Dir::Rev)).expect("json");
+        assert!(
+            rev.contains(r#"{"field":"udp_src","value":20000}"#),
+            "{rev}"
+        );
+        assert!(
+            rev.contains(r#"{"field":"udp_dst","value":40000}"#),
+            "{rev}"
+        );
+        let rtcp = k.ports_plus(1).expect("rtcp");
+        assert_eq!(
+            (rtcp.l4, rtcp.client_port),
+            (Some((17, 20001)), Some(40001))
+        );
+        // Any server port: only the protocol (and the client's port).
+        let any = SessionKey {
+            l4: Some((6, 0)),
+            client_port: None,
+            ..key()
+        };
+        let m = session_match(&any, Dir::Fwd);
+        assert_eq!(m.fields.len(), 4);
+        assert!(any.ports_plus(1).is_none());
     }
 
     #[test]

@@ -24,14 +24,23 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A packet waiting for the barriers of its plan.
-#[derive(Debug)]
+/// A packet (or someone) waiting for the barriers of its plan.
 struct Setup {
     generation: u8,
     /// Switches whose barrier reply is still due.
     waiting: SmallVec<[u64; 4]>,
-    release: Release,
+    release: Option<Release>,
+    confirmed: Option<crate::plan::Confirmed>,
     created: Instant,
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("waiting", &self.waiting)
+            .field("release", &self.release)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -97,13 +106,22 @@ impl Installer {
         self.setups.lock().slab.len()
     }
 
-    /// Parks `release` until each of `gated` answers the returned xid.
-    fn begin(&self, release: Release, gated: SmallVec<[u64; 4]>) -> Option<(usize, u32)> {
+    /// Parks `release` (and `confirmed`) until each of `gated` answers
+    /// the returned xid.
+    fn begin(
+        &self,
+        release: Option<Release>,
+        confirmed: Option<crate::plan::Confirmed>,
+        gated: SmallVec<[u64; 4]>,
+    ) -> Option<(usize, u32)> {
         let mut s = self.setups.lock();
         if s.slab.len() >= MAX_SETUPS {
             // More than 16M setups in flight: refuse rather than alias xids.
             drop(s);
             self.stats.setups_abandoned.inc();
+            if let Some(c) = confirmed {
+                c(false);
+            }
             return None;
         }
         s.generation = s.generation.wrapping_add(1) & 0x7f;
@@ -112,6 +130,7 @@ impl Installer {
             generation,
             waiting: gated,
             release,
+            confirmed,
             created: Instant::now(),
         });
         Some((
@@ -146,7 +165,12 @@ impl Installer {
             }
         };
         if let Some(s) = done {
-            self.release(&s.release);
+            if let Some(r) = &s.release {
+                self.release(r);
+            }
+            if let Some(c) = s.confirmed {
+                c(true);
+            }
             self.stats.setups_completed.inc();
         }
     }
@@ -156,14 +180,28 @@ impl Installer {
         self.settle(dpid, xid, false);
     }
 
-    /// Drops setups whose barriers never came back.
+    /// Drops setups whose barriers never came back (whoever waits on one
+    /// is told it failed).
     pub fn sweep(&self, timeout: Duration) {
-        let mut s = self.setups.lock();
-        let before = s.slab.len();
-        s.slab.retain(|_, x| x.created.elapsed() < timeout);
-        self.stats
-            .setups_abandoned
-            .add((before - s.slab.len()) as u64);
+        let mut gone = Vec::new();
+        {
+            let mut s = self.setups.lock();
+            let stale: Vec<usize> = s
+                .slab
+                .iter()
+                .filter(|(_, x)| x.created.elapsed() >= timeout)
+                .map(|(k, _)| k)
+                .collect();
+            for k in stale {
+                gone.push(s.slab.remove(k));
+            }
+        }
+        self.stats.setups_abandoned.add(gone.len() as u64);
+        for s in gone {
+            if let Some(c) = s.confirmed {
+                c(false);
+            }
+        }
     }
 
     fn release(&self, r: &Release) {
@@ -178,7 +216,11 @@ impl Installer {
 
 impl Execute for Installer {
     fn execute(&self, mut plan: Plan) {
-        let setup = plan.take_release().and_then(|r| {
+        let release = plan.take_release();
+        let confirmed = plan.take_confirmed();
+        let mut setup = None;
+        let mut confirm_now = None;
+        if release.is_some() || confirmed.is_some() {
             let mut gated: SmallVec<[u64; 4]> = SmallVec::new();
             for d in plan.gated() {
                 if !gated.contains(&d) {
@@ -187,11 +229,14 @@ impl Execute for Installer {
             }
             if gated.is_empty() {
                 // Nothing to wait for: out after the messages.
-                plan.packet_out(r);
-                return None;
+                if let Some(r) = release {
+                    plan.packet_out(r);
+                }
+                confirm_now = confirmed;
+            } else {
+                setup = self.begin(release, confirmed, gated);
             }
-            self.begin(r, gated)
-        });
+        }
         let mut counts = MsgCounts::default();
         for (send, bytes) in plan.sends() {
             let queued = self.switch(send.dpid).is_some_and(|sw| {
@@ -212,6 +257,9 @@ impl Execute for Installer {
         }
         for r in plan.packet_outs() {
             self.release(r);
+        }
+        if let Some(c) = confirm_now {
+            c(true);
         }
         self.stats.flow_mods_sent.add(counts.flow_mods);
         self.stats.meter_mods_sent.add(counts.meter_mods);

@@ -62,13 +62,25 @@ pub enum Admission {
 }
 
 /// An admission waiting for its CRM lookup.
-#[derive(Debug)]
 pub struct Pending {
     key: SessionKey,
     service: super::record::Name,
     route: Route,
     pub inputs: Inputs,
-    release: Release,
+    release: Option<Release>,
+    /// Told whether every switch of the path confirmed (a session an
+    /// application server requested, which waits for it).
+    confirmed: Option<crate::plan::Confirmed>,
+    requested: Option<Box<super::record::Requested>>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("key", &self.key)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pending {
@@ -124,7 +136,13 @@ impl Sessions {
     /// cache lagging behind a fresh flow), else puts the session's flows
     /// back (they idled out while the session lived on) and releases it.
     fn live_packet(&self, exec: &dyn Execute, pkt: &SessionPacket<'_>, key: &SessionKey) -> bool {
-        let t = self.table.lock();
+        let mut t = self.table.lock();
+        if let Some(r) = t.by_key.get(key).copied().and_then(|id| t.live_mut(id))
+            && let Some(req) = r.requested.as_mut()
+        {
+            // Its flows are put back: idle again from now.
+            req.idle = 0;
+        }
         let Some(rec) = t.by_key(key) else {
             return false;
         };
@@ -209,7 +227,9 @@ impl Sessions {
             service: svc.name,
             route,
             inputs,
-            release,
+            release: Some(release),
+            confirmed: None,
+            requested: None,
         };
         match self.crm.mode {
             crate::config::CrmMode::Replica => {
@@ -348,6 +368,7 @@ impl Sessions {
             created_at: parked.as_ref().map_or(now, |r| r.created_at),
             updated_at: now,
             call,
+            requested: p.requested,
         });
         let tier_name = self.names.get(rec.tier);
         let Some(tier) = snap.tier(&tier_name) else {
@@ -365,12 +386,15 @@ impl Sessions {
             rec.view(&self.names, false).explanation.detail
         );
         self.stats.sessions_admitted.inc();
-        exec.execute(program::install(
-            &rec,
-            tier,
-            self.idle_timeout,
-            Some(p.release),
-        ));
+        let gated = p.release.is_some() || p.confirmed.is_some();
+        let mut plan = program::install(&rec, tier, self.idle_timeout, gated);
+        if let Some(r) = p.release {
+            plan.release(r);
+        }
+        if let Some(c) = p.confirmed {
+            plan.on_confirmed(c);
+        }
+        exec.execute(plan);
         self.persist(id);
         t.insert(rec);
     }
@@ -388,7 +412,11 @@ impl Sessions {
             return;
         };
         self.stats.sessions_reinstalled.inc();
-        exec.execute(program::install(rec, tier, self.idle_timeout, release));
+        let mut plan = program::install(rec, tier, self.idle_timeout, release.is_some());
+        if let Some(r) = release {
+            plan.release(r);
+        }
+        exec.execute(plan);
     }
 
     pub(super) fn free_meters(&self, rec: &Record) {
@@ -407,9 +435,20 @@ impl Sessions {
     /// ids return to the pools, Redis keeps its record for a while.
     pub fn end(&self, exec: &dyn Execute, id: SessionId, why: &str) -> bool {
         let mut t = self.table.lock();
-        let Some(rec) = t.remove(id) else {
-            return false;
+        let rec = match t.remove(id) {
+            Some(rec) => rec,
+            // A requested session still waiting for its hosts.
+            None => match t.parked(id).map(|r| r.key) {
+                Some(key) if t.parked(id).is_some_and(|r| r.requested.is_some()) => {
+                    match t.unpark(&key) {
+                        Some(r) => r,
+                        None => return false,
+                    }
+                }
+                _ => return false,
+            },
         };
+        t.forget_external(&rec);
         exec.execute(program::remove(&rec));
         self.free_meters(&rec);
         drop(t);
@@ -436,6 +475,7 @@ impl Sessions {
         dpid: u64,
         id: u64,
         media: bool,
+        src: Option<std::net::Ipv4Addr>,
         reason: openflow::FlowRemovedReason,
     ) {
         use openflow::FlowRemovedReason as R;
@@ -444,8 +484,18 @@ impl Sessions {
         }
         let id = SessionId(id);
         let ours = {
-            let t = self.table.lock();
-            t.live(id).is_some_and(|r| {
+            let mut t = self.table.lock();
+            t.live_mut(id).is_some_and(|r| {
+                if let Some(req) = r.requested.as_mut() {
+                    // Both directions must have idled out: each ingress
+                    // flow reports its own.
+                    let fwd = src == Some(r.key.client);
+                    let at = if fwd { r.hops.first() } else { r.hops.last() };
+                    if !media && at.is_some_and(|h| h.dpid == dpid) {
+                        req.idle |= if fwd { 1 } else { 2 };
+                    }
+                    return req.idle == 3;
+                }
                 let reporter = match r.legs().first() {
                     Some(g) => media.then(|| g.hops.first()).flatten(),
                     None => (!media).then(|| r.hops.first()).flatten(),
@@ -554,6 +604,10 @@ impl Sessions {
                     exec.execute(program::remove(&rec));
                     self.free_meters(&rec);
                     self.persist(*id);
+                    if rec.requested.is_some() {
+                        self.waiting
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     t.park(rec);
                 }
             }
@@ -598,6 +652,10 @@ impl Sessions {
                 // Admitted again meanwhile: what the network says now wins.
                 if t.by_key.contains_key(&rec.key) || t.by_id.contains_key(&rec.id) {
                     continue;
+                }
+                if rec.requested.is_some() {
+                    self.waiting
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 t.park(Box::new(rec));
                 n += 1;

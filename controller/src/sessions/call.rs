@@ -275,11 +275,7 @@ impl Sessions {
         };
         let route = {
             let mut topo = topo.lock();
-            let at = |topo: &Topology, ip: Ipv4Addr| {
-                topo.hosts()
-                    .find(|h| h.ips.contains(&IpAddr::V4(ip)))
-                    .map(|h| h.at)
-            };
+            let at = |topo: &Topology, ip: Ipv4Addr| topo.host_by_ip(IpAddr::V4(ip)).map(|h| h.at);
             let ends = (at(&topo, *a.ip()), at(&topo, *z.ip()));
             let (Some(a_at), Some(z_at)) = ends else {
                 info!(
@@ -389,6 +385,7 @@ mod tests {
         client: Ipv4Addr::new(10, 0, 0, 1),
         server: Ipv4Addr::new(10, 0, 0, 100),
         l4: None,
+        client_port: None,
     };
 
     #[test]

@@ -36,7 +36,10 @@ impl Sessions {
         let id = SessionId::parse(id).ok_or(SessionError::NotFound)?;
         let snap = self.snapshot();
         let mut t = self.table.lock();
-        let rec = t.live_mut(id).ok_or(SessionError::NotFound)?;
+        // A parked session (no path now) takes the change too: it keeps it
+        // when it is back on the network.
+        let parked = !t.by_id.contains_key(&id);
+        let rec = t.record_mut(id).ok_or(SessionError::NotFound)?;
         let before = rec.tier;
         let mut changed = rec.clone();
         f(&mut changed)?;
@@ -56,7 +59,7 @@ impl Sessions {
         }
         *rec = changed;
         self.retier(exec, rec, &tier);
-        Ok(rec.view(&self.names, false))
+        Ok(rec.view(&self.names, parked))
     }
 
     /// Manual override: `tier` wins over the automatic choice until
@@ -94,13 +97,14 @@ impl Sessions {
         more: Option<&ClientData>,
     ) -> Result<Inputs, SessionError> {
         let id = SessionId::parse(id).ok_or(SessionError::NotFound)?;
-        let had = self
-            .table
-            .lock()
-            .live(id)
-            .ok_or(SessionError::NotFound)?
-            .inputs
-            .clone();
+        let had = {
+            let t = self.table.lock();
+            t.live(id)
+                .or_else(|| t.parked(id))
+                .ok_or(SessionError::NotFound)?
+                .inputs
+                .clone()
+        };
         Ok(match more {
             Some(m) => {
                 let mut i = Inputs::from_client(m);
@@ -178,7 +182,8 @@ impl Sessions {
     ) -> Result<Session, SessionError> {
         let snap = self.snapshot();
         let mut t = self.table.lock();
-        let rec = t.live_mut(id).ok_or(SessionError::NotFound)?;
+        let parked = !t.by_id.contains_key(&id);
+        let rec = t.record_mut(id).ok_or(SessionError::NotFound)?;
         let name = self.names.get(rec.tier);
         let tier = snap
             .tier(&name)
@@ -211,7 +216,7 @@ impl Sessions {
         rec.updated_at = Utc::now();
         if was == hold {
             self.persist(id);
-            return Ok(rec.view(&self.names, false));
+            return Ok(rec.view(&self.names, parked));
         }
         rec.hold.since = std::time::Instant::now();
         self.count_transition(cause, hold);
@@ -222,7 +227,7 @@ impl Sessions {
             qos::rate_of(&tier, rec.state).0
         );
         self.retier(exec, rec, &tier);
-        Ok(rec.view(&self.names, false))
+        Ok(rec.view(&self.names, parked))
     }
 
     /// Re-tiers every live session whose tier is `name` (the tier was

@@ -84,6 +84,7 @@ pub fn classify(services: &[Svc], p: &Ip4<'_>) -> Class {
                 client,
                 server,
                 l4: None,
+                client_port: None,
             },
         };
     }
@@ -94,6 +95,7 @@ pub fn classify(services: &[Svc], p: &Ip4<'_>) -> Class {
                 client: p.src,
                 server: p.dst,
                 l4: Some((p.proto, p.dport)),
+                client_port: None,
             },
         };
     }
@@ -103,6 +105,7 @@ pub fn classify(services: &[Svc], p: &Ip4<'_>) -> Class {
             client: p.dst,
             server: p.src,
             l4: Some((p.proto, p.sport)),
+            client_port: None,
         });
     }
     for (client, server) in [(p.src, p.dst), (p.dst, p.src)] {
@@ -110,6 +113,7 @@ pub fn classify(services: &[Svc], p: &Ip4<'_>) -> Class {
             client,
             server,
             l4: None,
+            client_port: None,
         });
     }
     Class::Maybe(keys)

@@ -34,6 +34,7 @@ pub mod idle;
 pub mod meters;
 pub mod program;
 pub mod record;
+pub mod request;
 pub mod table;
 pub mod writer;
 
@@ -93,6 +94,8 @@ pub struct Sessions {
     /// Hold transitions by cause (`HoldCause::index`), to hold and to
     /// active.
     transitions: [[Counter; 2]; 3],
+    /// Requested sessions may be parked, waiting for their hosts.
+    waiting: std::sync::atomic::AtomicBool,
     stats: Arc<Stats>,
 }
 
@@ -109,6 +112,7 @@ impl Sessions {
             default_country,
             idle_timeout,
             transitions: Default::default(),
+            waiting: std::sync::atomic::AtomicBool::new(false),
             stats,
         }
     }
@@ -225,9 +229,13 @@ impl Sessions {
             .map(|r| r.view(&self.names, false))
     }
 
-    /// Whether a session is live.
-    pub fn is_live(&self, id: &str) -> bool {
-        SessionId::parse(id).is_some_and(|id| self.table.lock().by_id.contains_key(&id))
+    /// Whether a session is current: live, or parked (no path right now,
+    /// keeping its state for when it is back).
+    pub fn is_current(&self, id: &str) -> bool {
+        SessionId::parse(id).is_some_and(|id| {
+            let t = self.table.lock();
+            t.by_id.contains_key(&id) || t.parked_ids.contains_key(&id)
+        })
     }
 
     /// A live or a parked session, for reading.

@@ -4,7 +4,7 @@
 
 use super::record::{MediaLeg, Record};
 use crate::messages::{self, Dir, FlowSpec};
-use crate::plan::{Plan, Release};
+use crate::plan::Plan;
 use crate::qos;
 use openflow::{FlowModCommand, Message, MeterModCommand};
 use tierflow_api::model::Tier;
@@ -137,20 +137,15 @@ fn push_meters(plan: &mut Plan, dpid: u64, ids: [u32; 2], rec: &Record, tier: &T
 }
 
 /// A record's meters and flows on every switch of its path, egress
-/// first, and its media legs; with `release`, each switch of the path is
-/// gated and the packet goes out once all confirmed.
-pub fn install(rec: &Record, tier: &Tier, idle: u16, release: Option<Release>) -> Plan {
+/// first, and its media legs; `gated`: each switch of the path confirms
+/// by barrier (the caller adds what waits for it: a packet, a caller).
+pub fn install(rec: &Record, tier: &Tier, idle: u16, gated: bool) -> Plan {
     let mut plan = Plan::new();
     for i in (0..rec.hops.len()).rev() {
         push_hop(&mut plan, rec, i, tier, Mode::Fresh, idle);
-        if release.is_some()
-            && let Some(h) = rec.hops.get(i)
-        {
+        if gated && let Some(h) = rec.hops.get(i) {
             plan.gate(h.dpid);
         }
-    }
-    if let Some(r) = release {
-        plan.release(r);
     }
     for leg in rec.legs() {
         for i in 0..leg.hops.len() {

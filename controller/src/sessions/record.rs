@@ -22,6 +22,7 @@ use std::net::{IpAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Instant;
 use tierflow_api::model::{ClientData, Explanation, Reason, Session, SessionState, Terms, Weights};
+use tierflow_api::views::RequestKind;
 
 /// Session ids are 40 bits (they live in the cookie's id field).
 const ID_MASK: u64 = 0xff_ffff_ffff;
@@ -38,6 +39,9 @@ impl SessionId {
         // FNV-1a: stable across processes and machines (ahash is seeded).
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let (proto, port) = key.l4.unwrap_or((0, 0));
+        // The client's port only when there is one, so that the ids of
+        // the sessions the network starts stay what they always were.
+        let cport = key.client_port.map(u16::to_be_bytes);
         for b in key
             .client
             .octets()
@@ -45,6 +49,7 @@ impl SessionId {
             .chain(key.server.octets())
             .chain([proto])
             .chain(port.to_be_bytes())
+            .chain(cport.into_iter().flatten())
         {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -432,6 +437,16 @@ pub struct Call {
     pub legs: SmallVec<[MediaLeg; 1]>,
 }
 
+/// What only a session an application server requested has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requested {
+    pub external_id: Box<str>,
+    pub kind: RequestKind,
+    /// The reporting flows (bit 0 forward, bit 1 reverse) that idled out:
+    /// the session ends when both have.
+    pub idle: u8,
+}
+
 /// A live (or parked) session.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -452,6 +467,8 @@ pub struct Record {
     pub updated_at: DateTime<Utc>,
     /// Boxed: only calls have it, and it is larger than the rest.
     pub call: Option<Box<Call>>,
+    /// Boxed: only requested sessions have it.
+    pub requested: Option<Box<Requested>>,
 }
 
 impl Record {
@@ -461,6 +478,15 @@ impl Record {
 
     pub fn legs(&self) -> &[MediaLeg] {
         self.call.as_ref().map_or(&[], |c| c.legs.as_slice())
+    }
+
+    /// The flows a call requested by an application server has beside its
+    /// RTP: its RTCP, on the next ports of both ends.
+    pub fn rtcp_key(&self) -> Option<SessionKey> {
+        self.requested
+            .as_ref()
+            .filter(|r| r.kind == RequestKind::Voice)
+            .and_then(|_| self.key.ports_plus(1))
     }
 
     /// The API's view. `parked`: the session has no flows now.
@@ -497,10 +523,15 @@ impl Record {
         };
         let mut state_reason = self.state_reason.text().to_string();
         if parked {
-            state_reason = if state_reason.is_empty() {
-                "parked: no path now; its next packet re-admits it".into()
+            let why = if self.requested.is_some() {
+                "waiting: no path now; on the network as soon as both hosts are located"
             } else {
-                format!("{state_reason}; parked: no path now, its next packet re-admits it")
+                "parked: no path now; its next packet re-admits it"
+            };
+            state_reason = if state_reason.is_empty() {
+                why.into()
+            } else {
+                format!("{state_reason}; {why}")
             };
         }
         Session {
@@ -522,6 +553,7 @@ impl Record {
                     .collect()
             },
             state_reason,
+            external_id: self.requested.as_ref().map(|r| r.external_id.to_string()),
             created_at: self.created_at,
             updated_at: self.updated_at,
             measured_kbps: None,
@@ -552,6 +584,7 @@ mod tests {
             client: Ipv4Addr::new(10, 0, 0, 1),
             server: Ipv4Addr::new(10, 0, 0, 101),
             l4: Some((6, 5201)),
+            client_port: None,
         };
         let id = SessionId::for_key(&key);
         assert_eq!(id, SessionId::for_key(&key));

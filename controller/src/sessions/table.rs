@@ -46,6 +46,8 @@ pub struct Table {
     /// Media endpoints of an INVITE's SDP offer whose session is being
     /// admitted; taken by the admission.
     pub offers: HashMap<SessionKey, Offer>,
+    /// Requested sessions (live or parked) by the application's id.
+    pub by_external: HashMap<Box<str>, SessionId>,
 }
 
 impl Table {
@@ -63,8 +65,20 @@ impl Table {
 
     /// Inserts a live session.
     pub fn insert(&mut self, rec: Box<Record>) {
+        if let Some(r) = &rec.requested {
+            self.by_external.insert(r.external_id.clone(), rec.id);
+        }
         self.by_key.insert(rec.key, rec.id);
         self.by_id.insert(rec.id, rec);
+    }
+
+    /// A session ended: its application id is free again.
+    pub fn forget_external(&mut self, rec: &Record) {
+        if let Some(r) = &rec.requested
+            && self.by_external.get(&r.external_id) == Some(&rec.id)
+        {
+            self.by_external.remove(&r.external_id);
+        }
     }
 
     /// Removes a live session.
@@ -78,6 +92,9 @@ impl Table {
         rec.hops.clear();
         rec.call = None;
         let id = rec.id;
+        if let Some(r) = &rec.requested {
+            self.by_external.insert(r.external_id.clone(), id);
+        }
         self.parked_ids.insert(id, rec.key);
         if let Some(old) = self.parked.insert(rec.key, rec)
             && old.id != id
@@ -90,6 +107,15 @@ impl Table {
         let rec = self.parked.remove(key)?;
         self.parked_ids.remove(&rec.id);
         Some(rec)
+    }
+
+    /// A live or parked session, to change.
+    pub fn record_mut(&mut self, id: SessionId) -> Option<&mut Record> {
+        if self.by_id.contains_key(&id) {
+            return self.live_mut(id);
+        }
+        let key = *self.parked_ids.get(&id)?;
+        self.parked.get_mut(&key).map(|b| &mut **b)
     }
 
     pub fn parked(&self, id: SessionId) -> Option<&Record> {

@@ -8,7 +8,7 @@
 
 use super::Sessions;
 use super::record::{
-    Decision, HoldCause, HoldTrack, Inputs, Name, Names, Record, SessionId, StateReason,
+    Decision, HoldCause, HoldTrack, Inputs, Name, Names, Record, Requested, SessionId, StateReason,
 };
 use crate::crm::{MatchedBy, Snapshot};
 use crate::messages::SessionKey;
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
 use tierflow_api::model::{Reason, ServiceKind, Session, SessionState};
+use tierflow_api::views::RequestKind;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -50,6 +51,12 @@ pub struct Internal {
     pub note: Option<PromoNote>,
     #[serde(default)]
     pub manual: bool,
+    /// The client's port its flows match (a requested session's).
+    #[serde(default)]
+    pub client_port: Option<u16>,
+    /// Requested by an application server: what it asked for.
+    #[serde(default)]
+    pub requested: Option<RequestKind>,
 }
 
 impl Stored {
@@ -64,6 +71,8 @@ impl Stored {
                 basis: Some(rec.decision.basis),
                 note: Some(rec.decision.note),
                 manual: rec.decision.manual,
+                client_port: rec.key.client_port,
+                requested: rec.requested.as_ref().map(|r| r.kind),
             },
         }
     }
@@ -87,7 +96,12 @@ impl Stored {
                 .find(|x| x.name == v.service)
                 .and_then(|x| (x.kind != ServiceKind::Sip).then_some((x.proto.ip_proto(), x.port)))
         });
-        let key = SessionKey { client, server, l4 };
+        let key = SessionKey {
+            client,
+            server,
+            l4,
+            client_port: i.client_port,
+        };
         let e = &v.explanation;
         let customer: Option<(Name, MatchedBy)> = e.customer_id.as_deref().map(|c| {
             (
@@ -149,6 +163,14 @@ impl Stored {
             created_at: v.created_at,
             updated_at: v.updated_at,
             call: None,
+            requested: match (i.requested, v.external_id) {
+                (Some(kind), Some(ext)) => Some(Box::new(Requested {
+                    external_id: ext.into(),
+                    kind,
+                    idle: 0,
+                })),
+                _ => None,
+            },
         })
     }
 }

@@ -1,0 +1,296 @@
+//! Sessions an application server requests (`POST /sessions`): a session
+//! border controller, SIP proxy, web server or IVR that knows a session
+//! before its first packet, or whose signalling the switches cannot read.
+//! Scored like any session; its tier goes on every switch of the path
+//! between the two hosts, both directions, and whoever asked is told once
+//! every switch confirmed. Hosts no switch has seen yet: the session
+//! waits (parked, no path) and goes on the network as soon as both are
+//! located ([`Sessions::retry_requested`]), as does one whose path broke.
+//! The same `external_id` again answers the same session.
+
+use super::Sessions;
+use super::program;
+use super::record::{
+    Decision, HoldTrack, Hops, Inputs, Record, Requested, SessionHop, SessionId, StateReason,
+};
+use crate::crm::Lookup;
+use crate::messages::SessionKey;
+use crate::plan::{Confirmed, Execute};
+use crate::policy;
+use crate::topology::{Route, Topology};
+use chrono::Utc;
+use parking_lot::Mutex;
+use std::net::IpAddr;
+use tierflow_api::model::{Session, SessionState};
+use tierflow_api::views::RequestKind;
+use tracing::info;
+
+/// Waiting requested sessions at most: beyond it, requests for hosts not
+/// located yet are refused.
+pub const MAX_WAITING: usize = 10_000;
+
+/// A session an application server asks for.
+#[derive(Debug, Clone)]
+pub struct AppRequest {
+    pub key: SessionKey,
+    pub external_id: String,
+    pub kind: RequestKind,
+    pub inputs: Inputs,
+}
+
+/// What became of a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The `external_id` names this session already: nothing new.
+    Existing(Session),
+    /// Created: its flows are on their way (the `Confirmed` given will be
+    /// told), or were there already (a session the network started, now
+    /// also known by the `external_id`; told at once).
+    Admitted(SessionId, Session),
+    /// Created, waiting for its hosts to be located.
+    Waiting(Session),
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("external_id {0:?} names session {1} between other endpoints")]
+    Conflict(String, SessionId),
+    #[error("no tier to give the session")]
+    NoTier,
+    #[error("too many requested sessions wait for their hosts ({MAX_WAITING})")]
+    TooManyWaiting,
+}
+
+fn kind_name(k: RequestKind) -> &'static str {
+    match k {
+        RequestKind::Voice => "voice",
+        RequestKind::Web => "web",
+        RequestKind::Other => "other",
+    }
+}
+
+/// The route between two hosts' attachment points, if both are located.
+fn locate(topo: &Mutex<Topology>, key: &SessionKey) -> Option<Route> {
+    let mut t = topo.lock();
+    let a = t.host_by_ip(IpAddr::V4(key.client))?.at;
+    let z = t.host_by_ip(IpAddr::V4(key.server))?.at;
+    t.route(a, z)
+}
+
+impl Sessions {
+    /// The session `external_id` names: `Ok(None)` if none, `Err` if it
+    /// names one between other endpoints than `key`'s.
+    pub fn by_external(
+        &self,
+        external_id: &str,
+        key: &SessionKey,
+    ) -> Result<Option<Session>, Refused> {
+        let t = self.table.lock();
+        let Some(id) = t.by_external.get(external_id).copied() else {
+            return Ok(None);
+        };
+        let (rec, parked) = match t.live(id) {
+            Some(r) => (r, false),
+            None => match t.parked(id) {
+                Some(r) => (r, true),
+                None => return Ok(None),
+            },
+        };
+        if rec.key != *key {
+            return Err(Refused::Conflict(external_id.to_string(), id));
+        }
+        Ok(Some(rec.view(&self.names, parked)))
+    }
+
+    /// Admits a requested session with what the CRM said of its client
+    /// (`lookup`); `confirmed` learns whether every switch of its path
+    /// confirmed (not called for `Existing` and `Waiting`).
+    pub fn request_app(
+        &self,
+        exec: &dyn Execute,
+        topo: &Mutex<Topology>,
+        req: AppRequest,
+        lookup: &Lookup,
+        confirmed: Confirmed,
+    ) -> Result<Outcome, Refused> {
+        let snap = self.snapshot();
+        self.stats.decisions.inc();
+        let matched = lookup.customer.as_deref().map(|c| {
+            (
+                c,
+                lookup
+                    .matched_by
+                    .unwrap_or(crate::crm::MatchedBy::Ip)
+                    .as_str(),
+            )
+        });
+        let choice = policy::choose(
+            req.inputs.promo_code.is_some(),
+            matched,
+            lookup.promotion.as_deref(),
+            &snap.policy,
+            &snap.tiers,
+            Utc::now(),
+        )
+        .ok_or(Refused::NoTier)?;
+        let decision = Decision::from_choice(&choice, &self.names);
+        // The topology before the table (the lock order).
+        let route = locate(topo, &req.key);
+        let mut t = self.table.lock();
+        if let Some(id) = t.by_external.get(req.external_id.as_str()).copied()
+            && let Some(r) = t.live(id).or_else(|| t.parked(id))
+        {
+            if r.key != req.key {
+                return Err(Refused::Conflict(req.external_id, id));
+            }
+            let parked = !t.by_id.contains_key(&id);
+            return Ok(Outcome::Existing(r.view(&self.names, parked)));
+        }
+        let requested = Box::new(Requested {
+            external_id: req.external_id.as_str().into(),
+            kind: req.kind,
+            idle: 0,
+        });
+        // The network started this very session already: the application
+        // now knows it by its id too.
+        if let Some(id) = t.by_key.get(&req.key).copied()
+            && let Some(r) = t.live_mut(id)
+        {
+            r.requested = Some(requested);
+            let view = r.view(&self.names, false);
+            t.by_external.insert(req.external_id.into(), id);
+            drop(t);
+            self.persist(id);
+            confirmed(true);
+            return Ok(Outcome::Admitted(id, view));
+        }
+        if route.is_none() && t.parked.len() >= MAX_WAITING {
+            return Err(Refused::TooManyWaiting);
+        }
+        let id = t.id_for(&req.key);
+        let now = Utc::now();
+        let mut rec = Box::new(Record {
+            id,
+            key: req.key,
+            hops: Hops::new(),
+            service: self.names.intern(kind_name(req.kind)),
+            tier: decision.tier,
+            override_tier: None,
+            state: SessionState::Active,
+            state_reason: StateReason::None,
+            hold: HoldTrack::new(),
+            inputs: req.inputs,
+            decision,
+            created_at: now,
+            updated_at: now,
+            call: None,
+            requested: Some(requested),
+        });
+        t.by_external.insert(req.external_id.into(), id);
+        let Some(route) = route else {
+            info!(
+                "session {id} requested: {} -> {} waits for its hosts to be located",
+                req.key.client, req.key.server
+            );
+            let view = rec.view(&self.names, true);
+            self.persist(id);
+            t.park(rec);
+            self.waiting
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(Outcome::Waiting(view));
+        };
+        let Some(tier) = snap.tier(&self.names.get(rec.tier)).cloned() else {
+            t.by_external
+                .remove(rec.requested.as_ref().map_or("", |r| &*r.external_id));
+            return Err(Refused::NoTier);
+        };
+        rec.hops = self.hops_with_meters(&route);
+        info!(
+            "session {id} requested: {} -> {} {} tier {}: {}",
+            rec.key.client,
+            rec.key.server,
+            kind_name(req.kind),
+            tier.name,
+            rec.view(&self.names, false).explanation.detail
+        );
+        self.stats.sessions_admitted.inc();
+        let mut plan = program::install(&rec, &tier, self.idle_timeout, true);
+        plan.on_confirmed(confirmed);
+        exec.execute(plan);
+        let view = rec.view(&self.names, false);
+        self.persist(id);
+        t.insert(rec);
+        Ok(Outcome::Admitted(id, view))
+    }
+
+    /// A route with a meter pair per switch.
+    pub(super) fn hops_with_meters(&self, route: &Route) -> Hops {
+        let mut pools = self.meters.lock();
+        route
+            .iter()
+            .map(|h| {
+                let (meter_fwd, meter_rev) = pools.alloc_pair(h.dpid);
+                SessionHop {
+                    dpid: h.dpid,
+                    in_port: h.in_port,
+                    out_port: h.out_port,
+                    meter_fwd,
+                    meter_rev,
+                }
+            })
+            .collect()
+    }
+
+    /// Puts on the network the requested sessions waiting for their hosts
+    /// (or whose path broke), where both hosts are located now. Cheap when
+    /// none waits.
+    pub fn retry_requested(&self, exec: &dyn Execute, topo: &Mutex<Topology>) -> usize {
+        if !self.waiting.load(std::sync::atomic::Ordering::Relaxed) {
+            return 0;
+        }
+        let waiting: Vec<(SessionId, SessionKey)> = {
+            let t = self.table.lock();
+            t.parked
+                .values()
+                .filter(|r| r.requested.is_some())
+                .map(|r| (r.id, r.key))
+                .collect()
+        };
+        if waiting.is_empty() {
+            self.waiting
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            return 0;
+        }
+        let routes: Vec<(SessionId, SessionKey, Route)> = waiting
+            .into_iter()
+            .filter_map(|(id, key)| locate(topo, &key).map(|r| (id, key, r)))
+            .collect();
+        let snap = self.snapshot();
+        let mut n = 0;
+        let mut t = self.table.lock();
+        for (id, key, route) in routes {
+            if t.by_key.contains_key(&key) || t.parked(id).is_none() {
+                continue;
+            }
+            let Some(mut rec) = t.unpark(&key) else {
+                continue;
+            };
+            let Some(tier) = snap.tier(&self.names.get(rec.tier)).cloned() else {
+                t.park(rec);
+                continue;
+            };
+            rec.hops = self.hops_with_meters(&route);
+            rec.updated_at = Utc::now();
+            info!(
+                "session {id} on the network: both hosts located, tier {}",
+                tier.name
+            );
+            exec.execute(program::install(&rec, &tier, self.idle_timeout, false));
+            self.persist(id);
+            t.insert(rec);
+            n += 1;
+        }
+        n
+    }
+}
