@@ -133,6 +133,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracker.spawn(async move { ctl.run_discovery(shutdown).await });
     }
     {
+        // Every second: what the API shows is at most 2 s old.
+        let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
+        tracker.spawn(async move { ctl.run_measure(Duration::from_secs(1), shutdown).await });
+    }
+    {
         let (ctl, shutdown) = (ctl.clone(), shutdown.clone());
         let mut changes = replica.subscribe_changes();
         tracker.spawn(async move {

@@ -26,7 +26,7 @@ use tierflow_api::model::{
     ClientData, Customer, Policy, Promotion, Service, Session, SessionState, Tier,
 };
 use tierflow_api::views::{
-    CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, LinkView,
+    Alarm, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, LinkView,
     MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, SessionRequest,
     SwitchView, TopologyView, format_dpid,
 };
@@ -717,6 +717,11 @@ impl Backend for ControlBackend {
                 StateReason::Cti,
             )
             .map_err(|e| self.session_error(id, e, "tier"))
+    }
+
+    async fn alarms(&self) -> Vec<Alarm> {
+        let redis = self.store().ping().await.is_ok();
+        self.ctl.alarms(redis)
     }
 
     async fn request_session(&self, r: SessionRequest) -> R<(Session, bool)> {

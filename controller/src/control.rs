@@ -39,6 +39,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tierflow_api::model::{ClientData, Session};
+use tierflow_api::views::Alarm;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -60,6 +61,26 @@ pub enum AppError {
     Refused(Refused),
     #[error("a switch of the path did not confirm the session's tier in time")]
     NotConfirmed,
+}
+
+/// How long an OFPT_ERROR keeps its switch's alarm up after the last one.
+const ERROR_ALARM_FOR: Duration = Duration::from_secs(600);
+
+/// OFPT_ERRORs of one switch, for its alarm.
+#[derive(Debug)]
+struct Errors {
+    since: chrono::DateTime<chrono::Utc>,
+    last_seen: Instant,
+    count: u64,
+    last: String,
+}
+
+/// What the alarms remember between reads.
+#[derive(Debug, Default)]
+struct AlarmState {
+    switch_errors: ahash::AHashMap<u64, Errors>,
+    redis_down_since: Option<chrono::DateTime<chrono::Utc>>,
+    meter_pool_since: ahash::AHashMap<u64, chrono::DateTime<chrono::Utc>>,
 }
 
 /// Switches whose tier queues OVSDB should (re)configure.
@@ -88,6 +109,7 @@ pub struct ControlPlane {
     lookups: mpsc::Sender<Box<Pending>>,
     queue_jobs: Mutex<QueueJobs>,
     queue_wake: Notify,
+    alarms: Mutex<AlarmState>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -123,6 +145,7 @@ impl ControlPlane {
             lookups,
             queue_jobs: Mutex::default(),
             queue_wake: Notify::new(),
+            alarms: Mutex::default(),
         };
         (
             Arc::new(ctl),
@@ -389,6 +412,72 @@ impl ControlPlane {
         }
     }
 
+    /// The conditions an operator should look at now: Redis unreachable
+    /// (`redis_up` false), OFPT_ERRORs of the last ten minutes per switch,
+    /// meter pools above 80 % (critical when full).
+    pub fn alarms(&self, redis_up: bool) -> Vec<Alarm> {
+        use tierflow_api::views::{AlarmKind, Severity, format_dpid};
+        let now = chrono::Utc::now();
+        let mut st = self.alarms.lock();
+        let mut out = Vec::new();
+        if redis_up {
+            st.redis_down_since = None;
+        } else {
+            let since = *st.redis_down_since.get_or_insert(now);
+            out.push(Alarm {
+                kind: AlarmKind::RedisDown,
+                severity: Severity::Critical,
+                message: "Redis does not answer: new sessions get the default tier and session \
+                          records wait to be written"
+                    .into(),
+                dpid: None,
+                since,
+                count: 1,
+            });
+        }
+        st.switch_errors
+            .retain(|_, e| e.last_seen.elapsed() < ERROR_ALARM_FOR);
+        for (dpid, e) in &st.switch_errors {
+            out.push(Alarm {
+                kind: AlarmKind::SwitchError,
+                severity: Severity::Warning,
+                message: format!("switch {} sent OFPT_ERROR {}", format_dpid(*dpid), e.last),
+                dpid: Some(format_dpid(*dpid)),
+                since: e.since,
+                count: e.count,
+            });
+        }
+        let mut full = Vec::new();
+        for sw in self.switches() {
+            let (used, max) = self.sessions.meter_pool(sw.dpid);
+            let (used, max) = (used as u64, u64::from(max));
+            if max > 0 && used * 100 > max * 80 {
+                full.push((sw.dpid, used, max));
+            }
+        }
+        st.meter_pool_since
+            .retain(|d, _| full.iter().any(|(f, _, _)| f == d));
+        for (dpid, used, max) in full {
+            let since = *st.meter_pool_since.entry(dpid).or_insert(now);
+            out.push(Alarm {
+                kind: AlarmKind::MeterPool,
+                severity: if used >= max {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                message: format!(
+                    "switch {}: {used} of {max} meters in use",
+                    format_dpid(dpid)
+                ),
+                dpid: Some(format_dpid(dpid)),
+                since,
+                count: 1,
+            });
+        }
+        out
+    }
+
     /// A caller's number in E.164, with the configured default country
     /// for national numbers.
     pub fn normalize_phone(&self, raw: &str) -> Option<String> {
@@ -537,6 +626,58 @@ impl ControlPlane {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => self.lldp_round(),
             }
+        }
+    }
+
+    /// The rate every live session gets, from its meters: one meter
+    /// statistics request per switch per `every`, whatever the number of
+    /// sessions.
+    pub async fn run_measure(&self, every: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rates = crate::sessions::measure::Rates::default();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let targets = self.sessions.meter_targets();
+            if targets.is_empty() {
+                continue;
+            }
+            let mut passed = crate::sessions::measure::Passed::default();
+            for (dpid, _) in &targets {
+                let Some(sw) = self.switch(*dpid) else {
+                    continue;
+                };
+                let parts = match sw
+                    .multipart(MultipartRequestBody::Meter(
+                        openflow::multipart::MeterMultipartRequest {
+                            meter_id: openflow::METER_ALL,
+                        },
+                    ))
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        debug!("meter stats of {dpid:#x} not read: {e}");
+                        continue;
+                    }
+                };
+                for p in parts {
+                    if let MultipartReplyBody::Meter(v) = p.body {
+                        for m in v {
+                            let dropped: u64 = m.band_stats.iter().map(|b| b.byte_band_count).sum();
+                            passed.insert(
+                                (*dpid, m.meter_id),
+                                m.byte_in_count.saturating_sub(dropped),
+                            );
+                        }
+                    }
+                }
+            }
+            let r = rates.poll(&targets, &passed, Instant::now());
+            self.sessions.set_measured(&r, chrono::Utc::now());
         }
     }
 
@@ -784,6 +925,18 @@ impl Events for ControlPlane {
     /// OFPT_ERROR from a switch: counted and logged with what it refers to.
     fn switch_error(&self, sw: &Switch, xid: u32, e: &ErrorMsg<'_>) {
         self.stats.switch_errors.inc();
+        {
+            let mut st = self.alarms.lock();
+            let seen = st.switch_errors.entry(sw.dpid).or_insert_with(|| Errors {
+                since: chrono::Utc::now(),
+                last_seen: Instant::now(),
+                count: 0,
+                last: String::new(),
+            });
+            seen.count += 1;
+            seen.last_seen = Instant::now();
+            seen.last = e.to_string();
+        }
         let offending = match openflow::decode(&e.data) {
             Ok((h, m)) => format!("{} xid {} {}", h.msg_type, h.xid, openflow::to_json(&h, &m)),
             Err(_) => openflow::Header::peek(&e.data).map_or_else(

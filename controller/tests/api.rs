@@ -165,7 +165,32 @@ fn answer(
                     })
                     .collect(),
             )),
-            MultipartRequestBody::Meter(_) => mp(MultipartReplyBody::Meter(Vec::new())),
+            // Every meter added so far let through the bytes the flows
+            // counted (no band dropped any).
+            MultipartRequestBody::Meter(_) => {
+                let mut ids: Vec<u32> = meters
+                    .lock()
+                    .iter()
+                    .filter(|(c, _, _)| *c == MeterModCommand::Add)
+                    .map(|(_, id, _)| *id)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let b = bytes.load(std::sync::atomic::Ordering::Relaxed);
+                mp(MultipartReplyBody::Meter(
+                    ids.into_iter()
+                        .map(|meter_id| openflow::multipart::MeterStats {
+                            meter_id,
+                            flow_count: 1,
+                            packet_in_count: 1,
+                            byte_in_count: b,
+                            duration_sec: 1,
+                            duration_nsec: 0,
+                            band_stats: Vec::new(),
+                        })
+                        .collect(),
+                ))
+            }
             MultipartRequestBody::MeterConfig(_) => mp(MultipartReplyBody::MeterConfig(Vec::new())),
             MultipartRequestBody::Queue(_) => mp(MultipartReplyBody::Queue(Vec::new())),
             _ => None,
@@ -1333,5 +1358,60 @@ async fn an_app_server_session_is_on_the_switch_before_the_answer_and_waits_for_
     )
     .await
     .expect(axum::http::StatusCode::CREATED);
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_show_the_rate_their_meters_let_through_and_redis_down_is_an_alarm() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let id = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "sip")
+        .await;
+    // 10 kB every 100 ms through every meter: 800 kbit/s each way.
+    let bytes = fx.bytes.clone();
+    let pump = tokio::spawn(async move {
+        loop {
+            bytes.fetch_add(10_000, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let t0 = Instant::now();
+    let measured = loop {
+        let s = c
+            .get(&format!("/api/v1/sessions/{id}"))
+            .await
+            .expect(axum::http::StatusCode::OK);
+        let m = &s["measured_kbps"];
+        if m["to_server"].as_f64().is_some_and(|v| v > 0.0) {
+            break m.clone();
+        }
+        assert!(t0.elapsed() < WAIT, "never measured: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    pump.abort();
+    let to_server = measured["to_server"].as_f64().expect("rate");
+    assert!((500.0..1200.0).contains(&to_server), "{measured}");
+    let at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(measured["at"].clone()).expect("at");
+    assert!(
+        chrono::Utc::now() - at < chrono::TimeDelta::seconds(2),
+        "{measured}"
+    );
+    // No alarm on a healthy controller; Redis gone is a critical one.
+    let alarms = c
+        .get("/api/v1/alarms")
+        .await
+        .expect(axum::http::StatusCode::OK);
+    assert_eq!(alarms, serde_json::json!([]));
+    fx.break_store().await;
+    let alarms = c
+        .get("/api/v1/alarms")
+        .await
+        .expect(axum::http::StatusCode::OK);
+    assert_eq!(alarms[0]["kind"], "redis_down", "{alarms}");
+    assert_eq!(alarms[0]["severity"], "critical", "{alarms}");
     fx.running.stop().await;
 }

@@ -31,6 +31,7 @@ pub mod call;
 pub mod change;
 pub mod detect;
 pub mod idle;
+pub mod measure;
 pub mod meters;
 pub mod program;
 pub mod record;
@@ -96,6 +97,8 @@ pub struct Sessions {
     transitions: [[Counter; 2]; 3],
     /// Requested sessions may be parked, waiting for their hosts.
     waiting: std::sync::atomic::AtomicBool,
+    /// The rates last measured on live sessions' meters.
+    measured: Mutex<ahash::AHashMap<SessionId, tierflow_api::model::Measured>>,
     stats: Arc<Stats>,
 }
 
@@ -113,6 +116,7 @@ impl Sessions {
             idle_timeout,
             transitions: Default::default(),
             waiting: std::sync::atomic::AtomicBool::new(false),
+            measured: Mutex::default(),
             stats,
         }
     }
@@ -174,11 +178,16 @@ impl Sessions {
                 && state.is_none_or(|s| r.state == s)
         };
         let t = self.table.lock();
+        let measured = self.measured.lock();
         let mut v: Vec<Session> = t
             .by_id
             .values()
             .filter(|r| keep(r))
-            .map(|r| r.view(names, false))
+            .map(|r| {
+                let mut s = r.view(names, false);
+                s.measured_kbps = measured.get(&r.id).copied();
+                s
+            })
             .chain(
                 t.parked
                     .values()
@@ -223,10 +232,13 @@ impl Sessions {
     /// A live session.
     pub fn get(&self, id: &str) -> Option<Session> {
         let id = SessionId::parse(id)?;
-        self.table
+        let mut s = self
+            .table
             .lock()
             .live(id)
-            .map(|r| r.view(&self.names, false))
+            .map(|r| r.view(&self.names, false))?;
+        s.measured_kbps = self.measured_of(id);
+        Some(s)
     }
 
     /// Whether a session is current: live, or parked (no path right now,
@@ -243,7 +255,11 @@ impl Sessions {
         let id = SessionId::parse(id)?;
         let t = self.table.lock();
         match t.live(id) {
-            Some(r) => Some(r.view(&self.names, false)),
+            Some(r) => {
+                let mut s = r.view(&self.names, false);
+                s.measured_kbps = self.measured_of(id);
+                Some(s)
+            }
             None => t.parked(id).map(|r| r.view(&self.names, true)),
         }
     }
@@ -290,6 +306,12 @@ impl Sessions {
     /// Meters in use on a switch.
     pub fn meters_in_use(&self, dpid: u64) -> usize {
         self.meters.lock().in_use(dpid)
+    }
+
+    /// A switch's meters: in use, and its ceiling.
+    pub fn meter_pool(&self, dpid: u64) -> (usize, u32) {
+        let p = self.meters.lock();
+        (p.in_use(dpid), p.max(dpid))
     }
 
     /// RTP endpoints learnt from a live call's SDP offers and answers.

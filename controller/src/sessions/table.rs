@@ -7,7 +7,7 @@
 //! 1. the topology;
 //! 2. the session table ([`Table`]);
 //! 3. the meter pools;
-//! 4. the ended ring, the writer's dirty set;
+//! 4. the ended ring, the writer's dirty set, the measured rates;
 //! 5. the forwarding path table;
 //! 6. the installer's setups, then a switch's output buffer.
 //!
