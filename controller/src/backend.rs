@@ -18,7 +18,6 @@ use openflow::multipart::{
 };
 use openflow::{Match, PortNo};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tierflow_api::backend::{Backend, BackendError};
@@ -44,11 +43,15 @@ type R<T> = Result<T, BackendError>;
 #[derive(Debug)]
 pub struct ControlBackend {
     ctl: Arc<ControlPlane>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl ControlBackend {
     pub fn new(ctl: Arc<ControlPlane>) -> Self {
-        ControlBackend { ctl }
+        ControlBackend {
+            metrics: crate::metrics::Metrics::new(ctl.clone()),
+            ctl,
+        }
     }
 
     fn store(&self) -> &Store {
@@ -242,21 +245,6 @@ fn switch_view(sw: &Switch) -> SwitchView {
 
 fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
-}
-
-/// Prometheus label values: backslash, quote and newline escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn state_name(s: SessionState) -> &'static str {
-    match s {
-        SessionState::Active => "active",
-        SessionState::Hold => "hold",
-        SessionState::Ended => "ended",
-    }
 }
 
 #[async_trait::async_trait]
@@ -771,93 +759,6 @@ impl Backend for ControlBackend {
     }
 
     fn metrics(&self) -> String {
-        let mut out = String::new();
-        if let serde_json::Value::Object(counters) = json(self.ctl.stats()) {
-            for (name, v) in counters {
-                let _ = write!(
-                    out,
-                    "# HELP tierflow_{name}_total Tierflow counter {name}.\n\
-                     # TYPE tierflow_{name}_total counter\n\
-                     tierflow_{name}_total {}\n",
-                    v.as_u64().unwrap_or(0)
-                );
-            }
-        }
-        let replica = &self.ctl.sessions().crm().replica;
-        let _ = write!(
-            out,
-            "# HELP tierflow_crm_events_applied_total CRM change events the replica applied.\n\
-             # TYPE tierflow_crm_events_applied_total counter\n\
-             tierflow_crm_events_applied_total {}\n\
-             # HELP tierflow_crm_resyncs_total Full resyncs of the CRM replica.\n\
-             # TYPE tierflow_crm_resyncs_total counter\n\
-             tierflow_crm_resyncs_total {}\n\
-             # HELP tierflow_crm_replica_up Whether the replica follows Redis now.\n\
-             # TYPE tierflow_crm_replica_up gauge\n\
-             tierflow_crm_replica_up {}\n",
-            replica.events_applied(),
-            replica.resyncs(),
-            u8::from(replica.healthy())
-        );
-        let switches = self.ctl.switches();
-        let _ = write!(
-            out,
-            "# HELP tierflow_switches_connected Switches connected now.\n\
-             # TYPE tierflow_switches_connected gauge\n\
-             tierflow_switches_connected {}\n",
-            switches.len()
-        );
-        out.push_str(
-            "# HELP tierflow_sessions Live sessions by tier and state.\n\
-             # TYPE tierflow_sessions gauge\n",
-        );
-        for (tier, state, n) in self.ctl.sessions().by_tier_and_state() {
-            let _ = writeln!(
-                out,
-                "tierflow_sessions{{tier=\"{}\",state=\"{}\"}} {n}",
-                label(&tier),
-                state_name(state)
-            );
-        }
-        out.push_str(
-            "# HELP tierflow_hold_transitions_total Calls put on hold (to=hold) or resumed (to=active), by cause.\n\
-             # TYPE tierflow_hold_transitions_total counter\n",
-        );
-        for (cause, to, n) in self.ctl.sessions().hold_transitions() {
-            let _ = writeln!(
-                out,
-                "tierflow_hold_transitions_total{{cause=\"{cause}\",to=\"{to}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP tierflow_meters_in_use Session meters allocated per switch.\n\
-             # TYPE tierflow_meters_in_use gauge\n",
-        );
-        for sw in &switches {
-            let _ = writeln!(
-                out,
-                "tierflow_meters_in_use{{dpid=\"{}\"}} {}",
-                format_dpid(sw.dpid),
-                self.ctl.sessions().meters_in_use(sw.dpid)
-            );
-        }
-        let (buckets, count, sum) = self.ctl.stats().packet_in_latency.snapshot();
-        out.push_str(
-            "# HELP tierflow_packet_in_duration_seconds Time to handle one PACKET_IN (one in 16 is timed).\n\
-             # TYPE tierflow_packet_in_duration_seconds histogram\n",
-        );
-        for (le, n) in buckets {
-            let _ = writeln!(
-                out,
-                "tierflow_packet_in_duration_seconds_bucket{{le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = write!(
-            out,
-            "tierflow_packet_in_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-             tierflow_packet_in_duration_seconds_sum {sum}\n\
-             tierflow_packet_in_duration_seconds_count {count}\n"
-        );
-        out
+        self.metrics.render()
     }
 }

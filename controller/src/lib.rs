@@ -14,6 +14,7 @@ pub mod forwarding;
 pub mod frame;
 pub mod lldp;
 pub mod messages;
+pub mod metrics;
 pub mod net;
 pub mod ovsdb;
 pub mod pipeline;

@@ -59,6 +59,23 @@ impl Histogram {
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
+    /// Counts per bucket (not cumulative; the last bound is infinity),
+    /// the total count and the sum in seconds.
+    pub fn buckets(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let mut out = Vec::with_capacity(self.counts.len());
+        let mut total = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            total += n;
+            let bound = LATENCY_BUCKETS_US
+                .get(i)
+                .map_or(f64::INFINITY, |b| *b as f64 / 1e6);
+            out.push((bound, n));
+        }
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        (out, total, sum)
+    }
+
     /// Cumulative counts per bucket bound (seconds), then the `+Inf` count
     /// and the sum in seconds, as Prometheus wants them.
     pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
@@ -71,6 +88,19 @@ impl Histogram {
         let total = acc + self.counts.last().map_or(0, |c| c.load(Ordering::Relaxed));
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
         (out, total, sum)
+    }
+}
+
+impl Stats {
+    /// Every counter, by its field name.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m
+                .into_iter()
+                .map(|(k, v)| (k, v.as_u64().unwrap_or(0)))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
