@@ -752,9 +752,8 @@ impl Backend for ControlBackend {
             AppError::Refused(Refused::NoTier) => {
                 BackendError::Unavailable("no tier is configured yet".into())
             }
-            AppError::Refused(Refused::TooManyWaiting) | AppError::NotConfirmed => {
-                BackendError::Unavailable(e.to_string())
-            }
+            AppError::Refused(Refused::TooManyWaiting | Refused::NoMeters)
+            | AppError::NotConfirmed => BackendError::Unavailable(e.to_string()),
         })
     }
 

@@ -277,6 +277,10 @@ mod tests {
 
     impl Net {
         async fn new(crm: &str) -> Net {
+            Net::with_meters(crm, 100).await
+        }
+
+        async fn with_meters(crm: &str, meters: u32) -> Net {
             let file: tierflow_api::model::CrmFile = serde_json::from_str(crm).expect("crm");
             let stats = Arc::new(Stats::default());
             let store = Store::connect_with(
@@ -306,9 +310,9 @@ mod tests {
                 sessions: Sessions::new(crm, "US".into(), 30, stats.clone()),
                 stats,
             };
-            // Both switches were learnt: 100 meters each.
+            // Both switches were learnt.
             for dpid in [1, 2] {
-                net.sessions.switch_ready(&net.rec, dpid, 100);
+                net.sessions.switch_ready(&net.rec, dpid, meters);
             }
             net
         }
@@ -459,5 +463,47 @@ mod tests {
                 .all(|l| !l.contains("prio 30000"))
         );
         let _ = MacAddr(H1);
+    }
+
+    #[tokio::test]
+    async fn with_no_meter_left_a_session_gets_no_tier_and_its_flows_no_meter() {
+        // Two meters per switch: one session's worth.
+        let net = Net::with_meters(CRM, 2).await;
+        let hello = tcp(H2, H1, ([10, 0, 0, 101], [10, 0, 0, 1]), 40000);
+        net.packet_in(2, 2, &hello);
+        let first = tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 101]), 5201);
+        assert!(
+            shape(&net.packet_in(1, 1, &first)).contains(&"1 meter ADD rate 50000".to_string())
+        );
+        // A second client: its session is refused its tier.
+        const H3: [u8; 6] = [0, 0, 0, 0, 0, 3];
+        let second = tcp(H3, H2, ([10, 0, 0, 3], [10, 0, 0, 101]), 5201);
+        let dump = net.packet_in(1, 1, &second);
+        assert!(
+            dump.iter().all(|l| !l.contains("METER")),
+            "no meter, nowhere: {dump:#?}"
+        );
+        assert_eq!(
+            shape(&dump),
+            vec![
+                "2 flow ADD prio 30000",
+                "2 flow ADD prio 30000",
+                "2 BARRIER",
+                "1 flow ADD prio 30000",
+                "1 flow ADD prio 30000",
+                "1 BARRIER",
+                "1 release",
+            ]
+        );
+        assert!(
+            dump.iter()
+                .all(|l| !l.contains("ip_dscp") && !l.contains("SET_QUEUE"))
+        );
+        assert_eq!(net.stats.sessions_refused_meters.get(), 1);
+        assert_eq!(
+            net.sessions.list(None, None, None).len(),
+            1,
+            "not a session"
+        );
     }
 }

@@ -159,6 +159,9 @@ pub struct Stats {
     pub barriers_unexpected: Counter,
     /// Session records in Redis that could not be read at start (skipped).
     pub sessions_unreadable: Counter,
+    /// Sessions refused their tier because a switch of the path had no
+    /// meter left (forwarded plainly instead).
+    pub sessions_refused_meters: Counter,
     pub links_added: Counter,
     pub links_removed: Counter,
 }

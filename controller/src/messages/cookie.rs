@@ -28,6 +28,10 @@ pub enum Kind {
     /// A call's media flows to an address its session flows do not cover
     /// (same id as the call's session).
     Media = 5,
+    /// A session refused its tier (a switch of its path had no meter
+    /// left): plain forwarding for its traffic, above the service catch
+    /// so its packets stop coming to the controller until it idles out.
+    Untiered = 6,
 }
 
 /// The cookie for a flow of `kind` with a 40-bit id.

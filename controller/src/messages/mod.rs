@@ -21,7 +21,7 @@ pub use packet::{flood_out, packet_out, probe_out};
 pub use path::{PATH_FLOW_LEN, delete_path, path_flow};
 pub use tier::{
     Dir, FlowSpec, SessionKey, delete_media, delete_meter, delete_session, media_flow, meter,
-    session_flow,
+    session_flow, untiered_flow,
 };
 
 /// Every flow priority Tierflow uses, highest first. One table, so the

@@ -164,6 +164,31 @@ pub fn media_flow(
     f
 }
 
+/// A session without its tier (no meter left on a switch of its path):
+/// its traffic forwarded plainly, matched as its tier flows would match
+/// it, idling out after `idle` seconds. No meter, no DSCP, no queue: a
+/// tier's flows never go out without their meter.
+pub fn untiered_flow(
+    id: u64,
+    key: &SessionKey,
+    dir: Dir,
+    out_port: u32,
+    idle: u16,
+) -> FlowMod<'static> {
+    FlowMod {
+        cookie: cookie::cookie(Kind::Untiered, id),
+        priority: prio::SESSION,
+        idle_timeout: idle,
+        match_: session_match(key, dir),
+        instructions: [Instruction::ApplyActions {
+            actions: [Action::output(out_port)].into_iter().collect(),
+        }]
+        .into_iter()
+        .collect(),
+        ..FlowMod::default()
+    }
+}
+
 /// A per-session meter: one DROP band at `rate_kbps` (OVS's userspace
 /// datapath enforces DROP bands only).
 pub fn meter(
@@ -338,6 +363,22 @@ mod tests {
         let m = session_match(&any, Dir::Fwd);
         assert_eq!(m.fields.len(), 4);
         assert!(any.ports_plus(1).is_none());
+    }
+
+    #[test]
+    fn an_untiered_flow_forwards_without_meter_mark_or_queue() {
+        let k = key();
+        let f = untiered_flow(9, &k, Dir::Fwd, 2, 30);
+        let text = serde_json::to_string(&f).expect("json");
+        assert_eq!(f.priority, prio::SESSION);
+        assert_eq!(cookie::id_of(f.cookie, Kind::Untiered), Some(9));
+        assert!(
+            text.contains(r#"{"type":"OUTPUT","port":2,"max_len":0}"#),
+            "{text}"
+        );
+        for absent in ["METER", "ip_dscp", "SET_QUEUE"] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
     }
 
     #[test]

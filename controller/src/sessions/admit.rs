@@ -24,7 +24,7 @@ use chrono::Utc;
 use openflow::PortNo;
 use std::net::IpAddr;
 use tierflow_api::model::{ClientData, Reason, ServiceKind, SessionState};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// A packet-in the pipeline found to be about sessions, with what the
 /// topology said about it.
@@ -287,20 +287,38 @@ impl Sessions {
             exec.execute(program::remove(&old));
             self.free_meters(&old);
         }
-        let mut hops = super::record::Hops::new();
-        {
-            let mut pools = self.meters.lock();
-            for h in &p.route {
-                let (meter_fwd, meter_rev) = pools.alloc_pair(h.dpid);
-                hops.push(super::record::SessionHop {
+        let Some(hops) = self.hops_with_meters(&p.route) else {
+            // A tier's flows never go out without their meter: this one
+            // is forwarded plainly until it idles out, and counted.
+            self.stats.sessions_refused_meters.inc();
+            warn!(
+                "session {} -> {}: no meter left on its path, forwarded without a tier",
+                p.key.client, p.key.server
+            );
+            let hops: super::record::Hops = p
+                .route
+                .iter()
+                .map(|h| super::record::SessionHop {
                     dpid: h.dpid,
                     in_port: h.in_port,
                     out_port: h.out_port,
-                    meter_fwd,
-                    meter_rev,
-                });
+                    meter_fwd: 0,
+                    meter_rev: 0,
+                })
+                .collect();
+            let mut plan = program::untiered(id.0, &p.key, &hops, self.idle_timeout);
+            if let Some(r) = p.release {
+                for h in hops.iter().rev() {
+                    plan.gate(h.dpid);
+                }
+                plan.release(r);
             }
-        }
+            exec.execute(plan);
+            if let Some(parked) = parked {
+                t.park(parked);
+            }
+            return;
+        };
         let now = Utc::now();
         let mut tier = decision.tier;
         let override_tier = parked
@@ -417,6 +435,28 @@ impl Sessions {
             plan.release(r);
         }
         exec.execute(plan);
+    }
+
+    /// A route with a meter pair on every switch; None (nothing taken)
+    /// when a switch has none left.
+    pub(super) fn hops_with_meters(&self, route: &Route) -> Option<super::record::Hops> {
+        let pairs = self
+            .meters
+            .lock()
+            .alloc_path(route.iter().map(|h| h.dpid))?;
+        Some(
+            route
+                .iter()
+                .zip(pairs)
+                .map(|(h, (meter_fwd, meter_rev))| super::record::SessionHop {
+                    dpid: h.dpid,
+                    in_port: h.in_port,
+                    out_port: h.out_port,
+                    meter_fwd,
+                    meter_rev,
+                })
+                .collect(),
+        )
     }
 
     pub(super) fn free_meters(&self, rec: &Record) {

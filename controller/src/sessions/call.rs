@@ -8,7 +8,7 @@
 use super::admit::{Admission, SessionPacket};
 use super::program;
 use super::record::{
-    Inputs, MediaLeg, SdpSaid, SessionHop, SessionId, SipRequestKind, Source, StateReason, Streams,
+    Inputs, MediaLeg, SdpSaid, SessionId, SipRequestKind, Source, StateReason, Streams,
 };
 use super::{HoldCause, Sessions, detect};
 use crate::messages::SessionKey;
@@ -301,21 +301,10 @@ impl Sessions {
         let Some(tier) = snap.tier(&self.names.get(rec.tier)).cloned() else {
             return;
         };
-        let hops: super::record::Hops = {
-            let mut pools = self.meters.lock();
-            route
-                .iter()
-                .map(|h| {
-                    let (meter_fwd, meter_rev) = pools.alloc_pair(h.dpid);
-                    SessionHop {
-                        dpid: h.dpid,
-                        in_port: h.in_port,
-                        out_port: h.out_port,
-                        meter_fwd,
-                        meter_rev,
-                    }
-                })
-                .collect()
+        let Some(hops) = self.hops_with_meters(&route) else {
+            self.stats.sessions_refused_meters.inc();
+            warn!("{id}: media {a} <-> {z} not tiered: no meter left on its path");
+            return;
         };
         let leg = MediaLeg { streams, hops };
         exec.execute(program::install_leg(rec, &leg, &tier, self.idle_timeout));

@@ -84,6 +84,27 @@ impl Pools {
         (a, b)
     }
 
+    /// A pair on every switch of `dpids`, or none at all (what was taken
+    /// goes back) when a switch has no pair left.
+    pub fn alloc_path(
+        &mut self,
+        dpids: impl Iterator<Item = u64> + Clone,
+    ) -> Option<Vec<(u32, u32)>> {
+        let mut got = Vec::new();
+        for d in dpids.clone() {
+            let (a, b) = self.alloc_pair(d);
+            got.push((a, b));
+            if a == 0 || b == 0 {
+                for (d, (a, b)) in dpids.zip(got) {
+                    self.release(d, a);
+                    self.release(d, b);
+                }
+                return None;
+            }
+        }
+        Some(got)
+    }
+
     pub fn release(&mut self, dpid: u64, id: u32) {
         if let Some(p) = self.by_switch.get_mut(&dpid) {
             p.release(id);
@@ -141,5 +162,17 @@ mod tests {
         assert_eq!(pools.in_use(9), 2);
         pools.release(9, 1);
         assert_eq!(pools.in_use(9), 1);
+        // A path: all or nothing.
+        pools.set_max(10, 4);
+        assert!(
+            pools.alloc_path([10, 9].into_iter()).is_none(),
+            "9 has one meter left"
+        );
+        assert_eq!((pools.in_use(10), pools.in_use(9)), (0, 1));
+        pools.release(9, 2);
+        assert_eq!(
+            pools.alloc_path([10, 9].into_iter()),
+            Some(vec![(1, 2), (1, 2)])
+        );
     }
 }

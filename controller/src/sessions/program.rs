@@ -221,3 +221,25 @@ pub fn remove_legs(id: u64, legs: &[MediaLeg]) -> Plan {
     }
     plan
 }
+
+/// A session refused its tier: plain forwarding flows for its traffic
+/// along `hops`, both directions, egress first, idling out after `idle`.
+pub fn untiered(
+    id: u64,
+    key: &crate::messages::SessionKey,
+    hops: &[super::record::SessionHop],
+    idle: u16,
+) -> Plan {
+    let mut plan = Plan::new();
+    for h in hops.iter().rev() {
+        plan.push(
+            h.dpid,
+            &messages::untiered_flow(id, key, Dir::Fwd, h.out_port, idle),
+        );
+        plan.push(
+            h.dpid,
+            &messages::untiered_flow(id, key, Dir::Rev, h.in_port, idle),
+        );
+    }
+    plan
+}

@@ -10,9 +10,7 @@
 
 use super::Sessions;
 use super::program;
-use super::record::{
-    Decision, HoldTrack, Hops, Inputs, Record, Requested, SessionHop, SessionId, StateReason,
-};
+use super::record::{Decision, HoldTrack, Hops, Inputs, Record, Requested, SessionId, StateReason};
 use crate::crm::Lookup;
 use crate::messages::SessionKey;
 use crate::plan::{Confirmed, Execute};
@@ -60,6 +58,8 @@ pub enum Refused {
     NoTier,
     #[error("too many requested sessions wait for their hosts ({MAX_WAITING})")]
     TooManyWaiting,
+    #[error("a switch of the path has no meter left for the session's tier")]
+    NoMeters,
 }
 
 fn kind_name(k: RequestKind) -> &'static str {
@@ -205,7 +205,12 @@ impl Sessions {
                 .remove(rec.requested.as_ref().map_or("", |r| &*r.external_id));
             return Err(Refused::NoTier);
         };
-        rec.hops = self.hops_with_meters(&route);
+        let Some(hops) = self.hops_with_meters(&route) else {
+            t.forget_external(&rec);
+            self.stats.sessions_refused_meters.inc();
+            return Err(Refused::NoMeters);
+        };
+        rec.hops = hops;
         info!(
             "session {id} requested: {} -> {} {} tier {}: {}",
             rec.key.client,
@@ -222,24 +227,6 @@ impl Sessions {
         self.persist(id);
         t.insert(rec);
         Ok(Outcome::Admitted(id, view))
-    }
-
-    /// A route with a meter pair per switch.
-    pub(super) fn hops_with_meters(&self, route: &Route) -> Hops {
-        let mut pools = self.meters.lock();
-        route
-            .iter()
-            .map(|h| {
-                let (meter_fwd, meter_rev) = pools.alloc_pair(h.dpid);
-                SessionHop {
-                    dpid: h.dpid,
-                    in_port: h.in_port,
-                    out_port: h.out_port,
-                    meter_fwd,
-                    meter_rev,
-                }
-            })
-            .collect()
     }
 
     /// Puts on the network the requested sessions waiting for their hosts
@@ -280,7 +267,12 @@ impl Sessions {
                 t.park(rec);
                 continue;
             };
-            rec.hops = self.hops_with_meters(&route);
+            let Some(hops) = self.hops_with_meters(&route) else {
+                self.stats.sessions_refused_meters.inc();
+                t.park(rec);
+                continue;
+            };
+            rec.hops = hops;
             rec.updated_at = Utc::now();
             info!(
                 "session {id} on the network: both hosts located, tier {}",
