@@ -415,10 +415,30 @@ fn finite(field: &str, v: f64) -> Check {
     }
 }
 
+/// The largest money value a record may hold: far above any customer's,
+/// and small enough that every benefit computed from such values stays
+/// finite (and so storable and readable as JSON).
+pub const MAX_VALUE: f64 = 1e15;
+
+/// Finite and at most `max` in magnitude.
+fn bounded(field: &str, v: f64, max: f64) -> Check {
+    finite(field, v)?;
+    if v.abs() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be between -{max:e} and {max:e}"),
+        ));
+    }
+    Ok(())
+}
+
 fn non_negative(field: &str, v: f64) -> Check {
     finite(field, v)?;
     if v < 0.0 {
         return Err(FieldError::new(field, "must not be negative"));
+    }
+    if v > MAX_VALUE {
+        return Err(FieldError::new(field, "must be at most 1e15"));
     }
     Ok(())
 }
@@ -434,7 +454,7 @@ fn unit(field: &str, v: f64) -> Check {
 impl Tier {
     pub fn validate(&self) -> Check {
         check_name("name", &self.name)?;
-        finite("min_benefit", self.min_benefit)?;
+        bounded("min_benefit", self.min_benefit, 1e21)?;
         if self.rate_kbps == 0 {
             return Err(FieldError::new("rate_kbps", "must be greater than 0"));
         }
@@ -495,7 +515,7 @@ impl Customer {
 impl Promotion {
     pub fn validate(&self) -> Check {
         check_name("code", &self.code)?;
-        finite("benefit_boost", self.benefit_boost)?;
+        bounded("benefit_boost", self.benefit_boost, MAX_VALUE)?;
         if let Some(t) = &self.tier {
             check_name("tier", t)?;
         }
@@ -518,9 +538,9 @@ impl Service {
 
 impl Policy {
     pub fn validate(&self) -> Check {
-        finite("weights.margin", self.weights.margin)?;
-        finite("weights.opportunity", self.weights.opportunity)?;
-        finite("weights.retention", self.weights.retention)?;
+        bounded("weights.margin", self.weights.margin, 1e6)?;
+        bounded("weights.opportunity", self.weights.opportunity, 1e6)?;
+        bounded("weights.retention", self.weights.retention, 1e6)?;
         check_name("default_tier", &self.default_tier)
     }
 }
@@ -607,6 +627,39 @@ mod tests {
             queue_min_kbps: 20_000,
             hold_rate_kbps: 64,
         }
+    }
+
+    #[test]
+    fn values_are_bounded_so_every_benefit_stays_finite() {
+        let c: Customer = serde_json::from_str(
+            r#"{"id": "c-1", "name": "Big", "phones": [], "ips": [],
+ "lifetime_value": 1e300, "annual_revenue": 0.0, "margin_pct": 0.0,
+ "open_opportunity_value": 0.0, "win_probability": 0.0, "churn_risk": 1.0}"#,
+        )
+        .expect("customer");
+        assert_eq!(
+            c.validate().map_err(|e| e.field),
+            Err("lifetime_value".to_string())
+        );
+        let ok = Customer {
+            lifetime_value: MAX_VALUE,
+            ..c
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let p = Policy {
+            weights: Weights {
+                margin: 1e300,
+                ..Weights::default()
+            },
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.validate().map_err(|e| e.field),
+            Err("weights.margin".to_string())
+        );
+        // The largest values and weights still give a finite benefit.
+        let worst = 1e6 * MAX_VALUE * 100.0 / 100.0 * 3.0 + MAX_VALUE;
+        assert!(worst.is_finite());
     }
 
     #[test]

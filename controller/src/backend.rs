@@ -92,6 +92,7 @@ impl ControlBackend {
             SessionError::UnknownTier(t) => {
                 BackendError::invalid(field, format!("no tier named {t:?}"))
             }
+            SessionError::Unavailable(e) => BackendError::Unavailable(e),
         }
     }
 

@@ -302,10 +302,13 @@ impl ControlPlane {
         self.sessions.set_override(&self.installer, id, tier)
     }
 
-    /// Clears a manual override and re-scores the session.
+    /// Clears a manual override and re-scores the session, in one change:
+    /// with the CRM unreadable, nothing changes.
     pub async fn clear_override(&self, id: &str) -> Result<Session, SessionError> {
-        self.sessions.clear_override(&self.installer, id)?;
-        self.rescore(id, None).await
+        let inputs = self.sessions.rescore_inputs(id, None)?;
+        let lookup = self.strict_lookup(&inputs.to_client()).await?;
+        self.sessions
+            .apply_rescore(&self.installer, id, inputs, &lookup, true)
     }
 
     /// Puts a live session on hold or resumes it.
@@ -329,9 +332,36 @@ impl ControlPlane {
         more: Option<ClientData>,
     ) -> Result<Session, SessionError> {
         let inputs = self.sessions.rescore_inputs(id, more.as_ref())?;
-        let lookup = self.lookup(&inputs.to_client()).await;
+        let lookup = self.strict_lookup(&inputs.to_client()).await?;
         self.sessions
-            .apply_rescore(&self.installer, id, inputs, &lookup)
+            .apply_rescore(&self.installer, id, inputs, &lookup, false)
+    }
+
+    /// The CRM's answer, or an error when Redis cannot be read (remote
+    /// mode): a change made on the strength of an empty answer would drop
+    /// a customer to the default tier while saying all went well.
+    async fn strict_lookup(&self, client: &ClientData) -> Result<Lookup, SessionError> {
+        match self.sessions.crm().mode {
+            CrmMode::Replica => Ok(self.sessions.snapshot().lookup(
+                client.phone.as_deref(),
+                client.ip,
+                client.promo_code.as_deref(),
+            )),
+            CrmMode::Remote => self
+                .sessions
+                .crm()
+                .store
+                .lookup(
+                    client.phone.as_deref(),
+                    client.ip,
+                    client.promo_code.as_deref(),
+                )
+                .await
+                .map_err(|e| {
+                    self.stats.redis_errors.inc();
+                    SessionError::Unavailable(e.to_string())
+                }),
+        }
     }
 
     async fn remote_lookup(&self, client: &ClientData) -> Lookup {

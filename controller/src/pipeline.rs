@@ -237,7 +237,7 @@ pub fn topology_changed(ctx: &Ctx<'_>, change: &Change) {
         .add(change.links_removed.len() as u64);
     ctx.forwarding.topology_changed(ctx.exec, change);
     ctx.sessions
-        .topology_changed(ctx.exec, ctx.topology, change, |d| ctx.exec.connected(d));
+        .topology_changed(ctx.exec, ctx.topology, change);
 }
 
 /// The packet as an owned `Bytes`: zero-copy when it lies inside the

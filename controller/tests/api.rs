@@ -1415,3 +1415,43 @@ async fn sessions_show_the_rate_their_meters_let_through_and_redis_down_is_an_al
     assert_eq!(alarms[0]["severity"], "critical", "{alarms}");
     fx.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_rescoring_edits_answer_503_and_change_nothing() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    use suite::Fixture as _;
+    let id = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "sip")
+        .await;
+    let at = |p: &str| format!("/api/v1/sessions/{id}{p}");
+    c.put(&at("/tier"), &serde_json::json!({"tier": "silver"}))
+        .await
+        .expect(axum::http::StatusCode::OK);
+    let before = c.get(&at("")).await.expect(axum::http::StatusCode::OK);
+    fx.break_store().await;
+    // Remote mode: the CRM cannot be read, so nothing can be re-scored.
+    c.delete(&at("/tier"))
+        .await
+        .expect_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, None);
+    c.post(
+        &at("/client-data"),
+        &serde_json::json!({"promo_code": "SPRING"}),
+    )
+    .await
+    .expect_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, None);
+    let after = fx
+        .running
+        .ctl
+        .sessions()
+        .get(&id)
+        .expect("still live");
+    assert_eq!(after.tier, "silver");
+    assert_eq!(after.override_tier.as_deref(), Some("silver"));
+    assert_eq!(
+        serde_json::to_value(&after.explanation).expect("json"),
+        before["explanation"]
+    );
+    fx.running.stop().await;
+}

@@ -600,18 +600,17 @@ impl Sessions {
         plan
     }
 
-    /// Sessions whose path crossed a link that went away (`broken`: the
-    /// link ends whose switches are both still connected: a real link
-    /// failure, not a switch reconnecting) leave their switches and are
-    /// parked; their next packet re-admits them on a new path with the
-    /// same id. Media legs whose path broke (their call's own did not) are
+    /// Sessions whose path crossed a link that went away (a link failure,
+    /// or a switch that left: its links go with it) leave their switches
+    /// and are parked; their next packet re-admits them on a new path with
+    /// the same id (a requested session goes back on the network by
+    /// itself). Media legs whose path broke (their call's own did not) are
     /// set up again on the current shortest paths.
     pub fn topology_changed(
         &self,
         exec: &dyn Execute,
         topo: &parking_lot::Mutex<crate::topology::Topology>,
         change: &Change,
-        connected: impl Fn(u64) -> bool,
     ) {
         if change.links_removed.is_empty() {
             return;
@@ -619,7 +618,6 @@ impl Sessions {
         let broken: smallvec::SmallVec<[PortRef; 8]> = change
             .links_removed
             .iter()
-            .filter(|(a, b)| connected(a.0) && connected(b.0))
             .flat_map(|(a, b)| [*a, *b])
             .collect();
         if broken.is_empty() {

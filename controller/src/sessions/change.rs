@@ -80,14 +80,6 @@ impl Sessions {
         })
     }
 
-    /// Clears a manual override (the caller re-scores next).
-    pub fn clear_override(&self, exec: &dyn Execute, id: &str) -> Result<Session, SessionError> {
-        self.update(exec, id, |r| {
-            r.override_tier = None;
-            Ok(())
-        })
-    }
-
     /// The client data to re-score a live session with: what it had,
     /// with `more` (data solicited later) winning; where the client is
     /// stays what the network saw.
@@ -118,13 +110,16 @@ impl Sessions {
     }
 
     /// Re-scores a live session from `inputs` and what the CRM said of
-    /// them; a manual override still wins, a held call stays held.
+    /// them; a manual override still wins (unless `clear_override`: back
+    /// to the automatic choice, in the same change), a held call stays
+    /// held.
     pub fn apply_rescore(
         &self,
         exec: &dyn Execute,
         id: &str,
         inputs: Inputs,
         lookup: &Lookup,
+        clear_override: bool,
     ) -> Result<Session, SessionError> {
         let snap = self.snapshot();
         self.stats.decisions.inc();
@@ -149,6 +144,9 @@ impl Sessions {
         let decision = Decision::from_choice(&choice, &self.names);
         self.update(exec, id, move |r| {
             let mut d = decision;
+            if clear_override {
+                r.override_tier = None;
+            }
             r.tier = r.override_tier.unwrap_or(d.tier);
             if r.override_tier.is_some() {
                 d.reason = Reason::ManualOverride;

@@ -75,6 +75,9 @@ pub enum SessionError {
     NotFound,
     #[error("no tier named {0:?}")]
     UnknownTier(String),
+    /// The CRM cannot be read now; nothing was changed.
+    #[error("the CRM cannot be read now: {0}")]
+    Unavailable(String),
 }
 
 /// The session table and everything admission needs.
