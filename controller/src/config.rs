@@ -99,6 +99,9 @@ pub struct Timers {
     pub flow_idle_timeout: u16,
     /// A session whose client-side flow sees no packet this long ends.
     pub session_idle_timeout: u16,
+    /// A session parked this long (its path broke, or Redis remembered it
+    /// after a restart, and no packet brought it back) ends.
+    pub parked_timeout: f64,
 }
 
 impl Default for Timers {
@@ -112,6 +115,7 @@ impl Default for Timers {
             link_timeout: 3.5,
             flow_idle_timeout: 60,
             session_idle_timeout: 30,
+            parked_timeout: 600.0,
         }
     }
 }
@@ -163,6 +167,7 @@ impl Config {
             ("timers.handshake_timeout", t.handshake_timeout, 0.01),
             ("timers.lldp_interval", t.lldp_interval, 0.01),
             ("timers.link_timeout", t.link_timeout, 0.01),
+            ("timers.parked_timeout", t.parked_timeout, 1.0),
         ] {
             if !v.is_finite() || v < min || v > MAX_TIMER_SECS {
                 return Err(format!(

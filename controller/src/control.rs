@@ -269,6 +269,8 @@ impl ControlPlane {
             .sweep(Timers::secs(self.config.timers.request_timeout));
         self.sessions
             .retry_requested(&self.installer, &self.topology);
+        self.sessions
+            .expire_parked(Timers::secs(self.config.timers.parked_timeout));
     }
 
     fn probe_switch(&self, sw: &Switch) {

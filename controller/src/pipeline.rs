@@ -317,14 +317,18 @@ mod tests {
             net
         }
 
-        fn packet_in(&self, dpid: u64, port: u32, frame: &[u8]) -> Vec<String> {
-            let ctx = Ctx {
+        fn ctx(&self) -> Ctx<'_> {
+            Ctx {
                 exec: &self.rec,
                 topology: &self.topo,
                 forwarding: &self.fwd,
                 sessions: &self.sessions,
                 stats: &self.stats,
-            };
+            }
+        }
+
+        fn packet_in(&self, dpid: u64, port: u32, frame: &[u8]) -> Vec<String> {
+            let ctx = self.ctx();
             let msg = Bytes::copy_from_slice(frame);
             assert!(packet_in(&ctx, dpid, port, &msg, &msg).is_none());
             self.rec.take()
@@ -463,6 +467,88 @@ mod tests {
                 .all(|l| !l.contains("prio 30000"))
         );
         let _ = MacAddr(H1);
+    }
+
+    fn sip(src: [u8; 6], dst: [u8; 6], ips: ([u8; 4], [u8; 4]), text: &str) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(src, dst)
+            .ipv4(ips.0, ips.1, 64)
+            .udp(5060, 5060);
+        let mut v = Vec::new();
+        b.write(&mut v, text.as_bytes()).expect("frame");
+        v
+    }
+
+    fn sip_request(method: &str, call_id: &str) -> String {
+        format!(
+            "{method} sip:support@10.0.0.101 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-{call_id}\r\n\
+             From: <sip:+14155550101@10.0.0.1>;tag=t1\r\n\
+             To: <sip:support@10.0.0.101>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    const CALLS: &str = r#"{
+        "tiers": [
+            {"name": "gold", "min_benefit": 1000.0, "rate_kbps": 50000, "burst_kbits": 5000,
+             "dscp": 46, "queue_id": 1, "queue_min_kbps": 0, "hold_rate_kbps": 64},
+            {"name": "best-effort", "min_benefit": 0.0, "rate_kbps": 2000, "burst_kbits": 200,
+             "dscp": 0, "queue_id": 0, "queue_min_kbps": 0, "hold_rate_kbps": 32}
+        ],
+        "services": [{"name": "sip", "ip": "10.0.0.101", "proto": "udp", "port": 5060, "kind": "sip"}]
+    }"#;
+
+    #[tokio::test]
+    async fn a_bye_ends_its_own_call_and_a_parked_call_comes_back_on_its_media() {
+        let net = Net::new(CALLS).await;
+        let ips = ([10, 0, 0, 1], [10, 0, 0, 101]);
+        net.packet_in(2, 2, &tcp(H2, H1, (ips.1, ips.0), 40000));
+        net.packet_in(1, 1, &sip(H1, H2, ips, &sip_request("INVITE", "call-a")));
+        let live = || net.sessions.list(None, None, None);
+        assert_eq!(live().len(), 1);
+        let id = live()[0].id.clone();
+        // A second call between the same two addresses rides the same
+        // session; a BYE for a call it does not carry ends nothing.
+        net.packet_in(1, 1, &sip(H1, H2, ips, &sip_request("INVITE", "call-b")));
+        net.packet_in(1, 1, &sip(H1, H2, ips, &sip_request("BYE", "spoofed")));
+        assert_eq!(net.stats.sip_bye_ignored.get(), 1);
+        net.packet_in(1, 1, &sip(H1, H2, ips, &sip_request("BYE", "call-a")));
+        assert!(net.sessions.get(&id).is_some(), "call-b still up");
+        // The link breaks: the call is parked. It comes back.
+        let change = net.topo.lock().port_down((1, 10));
+        topology_changed(&net.ctx(), &change);
+        assert!(net.sessions.get(&id).is_none());
+        assert!(net.sessions.find(&id).is_some_and(|s| s.path.is_empty()));
+        {
+            let mut t = net.topo.lock();
+            t.port_up((1, 10));
+            t.link_seen((1, 10), (2, 11), Instant::now());
+            t.link_seen((2, 11), (1, 10), Instant::now());
+        }
+        net.rec.take();
+        // Its RTP brings it back: no new INVITE needed.
+        let rtp = {
+            let b = PacketBuilder::ethernet2(H1, H2)
+                .ipv4(ips.0, ips.1, 64)
+                .udp(4000, 6000);
+            let mut v = Vec::new();
+            b.write(&mut v, &[0x80; 172]).expect("frame");
+            v
+        };
+        let dump = shape(&net.packet_in(1, 1, &rtp));
+        // No customer has the caller's number: the default tier.
+        assert!(
+            dump.contains(&"1 meter ADD rate 2000".to_string()),
+            "{dump:#?}"
+        );
+        assert_eq!(dump.last().map(String::as_str), Some("1 release"));
+        assert!(net.sessions.get(&id).is_some_and(|s| s.path.len() == 2));
+        // It still knows call-b: that BYE ends it.
+        net.packet_in(1, 1, &sip(H1, H2, ips, &sip_request("BYE", "call-b")));
+        assert!(net.sessions.get(&id).is_none());
+        assert!(net.sessions.find_ended(&id).is_some());
     }
 
     #[tokio::test]

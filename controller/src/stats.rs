@@ -149,6 +149,8 @@ pub struct Stats {
     pub sip_relayed: Counter,
     /// SIP datagrams that did not parse.
     pub sip_unparsed: Counter,
+    /// BYE or CANCEL naming a call its session does not carry (ignored).
+    pub sip_bye_ignored: Counter,
     /// Packets of a session request dropped while its admission was in flight.
     pub admissions_busy: Counter,
     /// Session requests dropped because the remote-lookup queue was full

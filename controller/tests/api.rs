@@ -1441,12 +1441,7 @@ async fn with_redis_down_rescoring_edits_answer_503_and_change_nothing() {
     )
     .await
     .expect_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, None);
-    let after = fx
-        .running
-        .ctl
-        .sessions()
-        .get(&id)
-        .expect("still live");
+    let after = fx.running.ctl.sessions().get(&id).expect("still live");
     assert_eq!(after.tier, "silver");
     assert_eq!(after.override_tier.as_deref(), Some("silver"));
     assert_eq!(

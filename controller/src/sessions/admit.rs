@@ -72,6 +72,8 @@ pub struct Pending {
     /// application server requested, which waits for it).
     confirmed: Option<crate::plan::Confirmed>,
     requested: Option<Box<super::record::Requested>>,
+    /// The Call-ID of the INVITE that asked for a call.
+    call_id: Option<Box<str>>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -116,13 +118,19 @@ impl Sessions {
                     }),
                     ..Inputs::default()
                 };
-                self.request(exec, pkt, key, &svc, inputs, None)
+                self.request(exec, pkt, key, &svc, inputs, None, None)
             }
             detect::Class::Maybe(keys) => {
                 // The server's side of a live session whose reverse flow
-                // idled out, or media of a SIP session.
-                for key in keys {
-                    if self.live_packet(exec, pkt, &key) {
+                // idled out, or media of a SIP session (a parked call comes
+                // back on its media: no new INVITE needed).
+                for key in &keys {
+                    if self.live_packet(exec, pkt, key) {
+                        return Admission::Done;
+                    }
+                }
+                for key in &keys {
+                    if self.readmit_call(exec, topo, pkt, key) {
                         return Admission::Done;
                     }
                 }
@@ -168,6 +176,102 @@ impl Sessions {
         true
     }
 
+    /// A parked call whose media shows up again: back on the network on
+    /// its current path, with what it had (tier, override, hold, calls),
+    /// and the packet released along it.
+    fn readmit_call(
+        &self,
+        exec: &dyn Execute,
+        topo: &parking_lot::Mutex<crate::topology::Topology>,
+        pkt: &SessionPacket<'_>,
+        key: &SessionKey,
+    ) -> bool {
+        if pkt.on_link
+            || !self
+                .table
+                .lock()
+                .parked
+                .get(key)
+                .is_some_and(|r| r.is_voice() && r.requested.is_none())
+        {
+            return false;
+        }
+        // The topology before the table (the lock order).
+        let Some(route) = super::request::locate(topo, key) else {
+            return false;
+        };
+        let snap = self.snapshot();
+        let mut t = self.table.lock();
+        let Some(mut rec) = t.unpark(key) else {
+            return false;
+        };
+        let Some(tier) = snap.tier(&self.names.get(rec.tier)).cloned() else {
+            t.park(rec);
+            return false;
+        };
+        let Some(hops) = self.hops_with_meters(&route) else {
+            self.stats.sessions_refused_meters.inc();
+            t.park(rec);
+            return false;
+        };
+        rec.hops = hops;
+        rec.updated_at = Utc::now();
+        let release = rec.hops.iter().find(|h| h.dpid == pkt.dpid).map(|h| {
+            let fwd = pkt.in_port == h.in_port;
+            Release {
+                dpid: pkt.dpid,
+                in_port: pkt.in_port,
+                out_port: if fwd { h.out_port } else { h.in_port },
+                data: pkt.data.clone(),
+            }
+        });
+        let mut plan = program::install(&rec, &tier, self.idle_timeout, release.is_some());
+        if let Some(r) = release {
+            plan.release(r);
+        }
+        info!("session {} back on its media, tier {}", rec.id, tier.name);
+        exec.execute(plan);
+        self.stats.sessions_reinstalled.inc();
+        self.persist(rec.id);
+        t.insert(rec);
+        true
+    }
+
+    /// Ends the sessions parked longer than `max_age` (no packet brought
+    /// them back): their Redis records expire like any ended session's.
+    pub fn expire_parked(&self, max_age: std::time::Duration) -> usize {
+        let old: Vec<SessionId> = {
+            let t = self.table.lock();
+            t.parked_since
+                .iter()
+                .filter(|(_, since)| since.elapsed() > max_age)
+                .filter_map(|(k, _)| t.parked.get(k).map(|r| r.id))
+                .collect()
+        };
+        let mut n = 0;
+        for id in old {
+            let rec = {
+                let mut t = self.table.lock();
+                let Some(key) = t.parked_ids.get(&id).copied() else {
+                    continue;
+                };
+                let Some(rec) = t.unpark(&key) else {
+                    continue;
+                };
+                t.forget_external(&rec);
+                rec
+            };
+            let why = format!(
+                "parked for more than {} s: no packet brought it back",
+                max_age.as_secs()
+            );
+            // A parked session has no flows and no meters.
+            self.finish(rec, &why);
+            n += 1;
+        }
+        n
+    }
+
     /// A session request: admits it, unless it is live already (its flows
     /// are missing: put them back) or being admitted. `relay_to`: a SIP
     /// INVITE, delivered to the server's port rather than along the path.
@@ -179,6 +283,7 @@ impl Sessions {
         svc: &detect::Svc,
         mut inputs: Inputs,
         relay_to: Option<PortRef>,
+        call_id: Option<&str>,
     ) -> Admission {
         if self.live_packet(exec, pkt, &key) {
             return Admission::Done;
@@ -230,6 +335,7 @@ impl Sessions {
             release: Some(release),
             confirmed: None,
             requested: None,
+            call_id: call_id.map(Box::from),
         };
         match self.crm.mode {
             crate::config::CrmMode::Replica => {
@@ -362,7 +468,20 @@ impl Sessions {
             None => (SessionState::Active, StateReason::None),
         };
         let call = p.key.l4.is_none().then(|| {
+            // The calls it carried before it was parked, and this one.
+            let mut call_ids: smallvec::SmallVec<[Box<str>; 1]> = parked
+                .as_ref()
+                .and_then(|r| r.call.as_ref())
+                .map(|c| c.call_ids.clone())
+                .unwrap_or_default();
+            if let Some(c) = p.call_id
+                && !call_ids.contains(&c)
+                && call_ids.len() < super::record::MAX_CALLS
+            {
+                call_ids.push(c);
+            }
             Box::new(Call {
+                call_ids,
                 media: offer
                     .as_ref()
                     .map(|o| super::record::endpoints_v4(&o.1))
@@ -477,30 +596,33 @@ impl Sessions {
         let mut t = self.table.lock();
         let rec = match t.remove(id) {
             Some(rec) => rec,
-            // A requested session still waiting for its hosts.
-            None => match t.parked(id).map(|r| r.key) {
-                Some(key) if t.parked(id).is_some_and(|r| r.requested.is_some()) => {
-                    match t.unpark(&key) {
-                        Some(r) => r,
-                        None => return false,
-                    }
-                }
-                _ => return false,
+            // A parked one (no path now, or waiting for its hosts).
+            None => match t.parked_ids.get(&id).copied().and_then(|k| t.unpark(&k)) {
+                Some(r) => r,
+                None => return false,
             },
         };
         t.forget_external(&rec);
+        // Under the table's lock: a re-admission of the same session must
+        // not have its new flows deleted by this.
         exec.execute(program::remove(&rec));
         self.free_meters(&rec);
         drop(t);
+        self.finish(rec, why);
+        true
+    }
+
+    /// A session out of the table and off its switches: Redis keeps its
+    /// ended record for a while.
+    fn finish(&self, rec: Box<Record>, why: &str) {
         self.stats.sessions_ended.inc();
-        info!("session {id} ended: {why}");
+        info!("session {} ended: {why}", rec.id);
         let mut view = rec.view(&self.names, false);
         view.state = SessionState::Ended;
         view.state_reason = why.to_owned();
         view.updated_at = Utc::now();
-        self.persist_ended(id, Stored::of(&rec, view.clone()));
-        self.ended.lock().push(id, view);
-        true
+        self.persist_ended(rec.id, Stored::of(&rec, view.clone()));
+        self.ended.lock().push(rec.id, view);
     }
 
     /// A session's flow (`media`: a media leg's) left a switch on timeout.

@@ -63,9 +63,19 @@ impl Sessions {
             let live = self.table.lock().by_key.get(&key).copied();
             match r.method.as_str() {
                 // A re-INVITE or UPDATE on a live call, from either side
-                // (an agent holds as often as a caller does).
+                // (an agent holds as often as a caller does); an INVITE
+                // with a Call-ID the session does not carry yet is another
+                // call between the same two addresses: it rides the same
+                // flows, and its own BYE ends only it.
                 "INVITE" | "UPDATE" if !pkt.on_link && live.is_some() => {
-                    self.sip_offer(exec, topo, &key, r, to_server);
+                    if r.method == "INVITE"
+                        && to_server
+                        && self.add_call(&key, r.call_id.as_deref())
+                    {
+                        // A new call: its SDP says nothing about this one's hold.
+                    } else {
+                        self.sip_offer(exec, topo, &key, r, to_server);
+                    }
                 }
                 "INVITE" if to_server && !pkt.on_link => {
                     if let Some(sdp) = &r.sdp {
@@ -89,7 +99,15 @@ impl Sessions {
                             account_id: None,
                             source: Some(Source::Sip),
                         };
-                        match self.request(exec, pkt, key, svc, inputs, Some(at)) {
+                        match self.request(
+                            exec,
+                            pkt,
+                            key,
+                            svc,
+                            inputs,
+                            Some(at),
+                            r.call_id.as_deref(),
+                        ) {
                             Admission::NotSession => {}
                             done => {
                                 self.stats.sip_relayed.inc();
@@ -99,7 +117,9 @@ impl Sessions {
                     }
                 }
                 "BYE" | "CANCEL" => {
-                    if let Some(id) = live {
+                    if let Some(id) = live
+                        && self.call_ended(id, r.call_id.as_deref())
+                    {
                         self.end(exec, id, &format!("SIP {}", r.method));
                     }
                 }
@@ -107,6 +127,46 @@ impl Sessions {
             }
         }
         self.relay(exec, pkt)
+    }
+
+    /// Records another call between a live session's two addresses. True
+    /// if `call_id` is a call the session did not carry yet.
+    fn add_call(&self, key: &SessionKey, call_id: Option<&str>) -> bool {
+        let Some(call_id) = call_id else {
+            return false;
+        };
+        let mut t = self.table.lock();
+        let Some(r) = t.by_key.get(key).copied().and_then(|id| t.live_mut(id)) else {
+            return false;
+        };
+        let call = r.call.get_or_insert_with(Default::default);
+        if call.call_ids.is_empty() || call.call_ids.iter().any(|c| &**c == call_id) {
+            return false;
+        }
+        if call.call_ids.len() < super::record::MAX_CALLS {
+            call.call_ids.push(call_id.into());
+        }
+        true
+    }
+
+    /// A BYE or CANCEL for `call_id` on a live session: true when it ends
+    /// the session's last call (the session ends with it). A Call-ID the
+    /// session does not carry ends nothing (a stray or spoofed BYE).
+    fn call_ended(&self, id: SessionId, call_id: Option<&str>) -> bool {
+        let mut t = self.table.lock();
+        let Some(r) = t.live_mut(id) else {
+            return false;
+        };
+        let Some(call) = r.call.as_mut().filter(|c| !c.call_ids.is_empty()) else {
+            // Carried calls unknown (remembered from before a restart).
+            return true;
+        };
+        let Some(i) = call_id.and_then(|c| call.call_ids.iter().position(|x| &**x == c)) else {
+            self.stats.sip_bye_ignored.inc();
+            return false;
+        };
+        call.call_ids.remove(i);
+        call.call_ids.is_empty()
     }
 
     /// Delivers a frame to the edge port its destination attaches to, or

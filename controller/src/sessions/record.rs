@@ -427,9 +427,17 @@ pub struct MediaLeg {
     pub hops: Hops,
 }
 
+/// Calls one voice session carries at most (the caller and the server may
+/// have several calls between them; they share the address pair's flows).
+pub const MAX_CALLS: usize = 8;
+
 /// What only a voice (SIP) session has.
 #[derive(Debug, Clone, Default)]
 pub struct Call {
+    /// The Call-IDs of the calls between the caller and the server: a BYE
+    /// ends its own call, and the session with its last one. Empty for a
+    /// session remembered from before a restart (any BYE ends it).
+    pub call_ids: SmallVec<[Box<str>; 1]>,
     /// RTP endpoints of the call, learnt from its SDP offers and answers.
     pub media: SmallVec<[SocketAddrV4; 4]>,
     /// The latest SDP offer, paired with the answer of the same Call-ID.

@@ -71,7 +71,7 @@ fn kind_name(k: RequestKind) -> &'static str {
 }
 
 /// The route between two hosts' attachment points, if both are located.
-fn locate(topo: &Mutex<Topology>, key: &SessionKey) -> Option<Route> {
+pub(super) fn locate(topo: &Mutex<Topology>, key: &SessionKey) -> Option<Route> {
     let mut t = topo.lock();
     let a = t.host_by_ip(IpAddr::V4(key.client))?.at;
     let z = t.host_by_ip(IpAddr::V4(key.server))?.at;

@@ -43,6 +43,8 @@ pub struct Table {
     /// time, override, hold and the client data they had gathered.
     pub parked: HashMap<SessionKey, Box<Record>>,
     pub parked_ids: HashMap<SessionId, SessionKey>,
+    /// When each parked session was parked (they expire).
+    pub parked_since: HashMap<SessionKey, std::time::Instant>,
     /// Media endpoints of an INVITE's SDP offer whose session is being
     /// admitted; taken by the admission.
     pub offers: HashMap<SessionKey, Offer>,
@@ -90,7 +92,15 @@ impl Table {
 
     pub fn park(&mut self, mut rec: Box<Record>) {
         rec.hops.clear();
-        rec.call = None;
+        // A call keeps which calls it carries (a BYE after it is back
+        // still names one); its media legs and pending offer go.
+        if let Some(c) = rec.call.as_mut() {
+            c.legs.clear();
+            c.offer = None;
+        }
+        self.parked_since
+            .entry(rec.key)
+            .or_insert_with(std::time::Instant::now);
         let id = rec.id;
         if let Some(r) = &rec.requested {
             self.by_external.insert(r.external_id.clone(), id);
@@ -105,6 +115,7 @@ impl Table {
 
     pub fn unpark(&mut self, key: &SessionKey) -> Option<Box<Record>> {
         let rec = self.parked.remove(key)?;
+        self.parked_since.remove(key);
         self.parked_ids.remove(&rec.id);
         Some(rec)
     }
