@@ -61,6 +61,19 @@ pub enum Admission {
     Flood,
 }
 
+/// A session request as detection saw it.
+#[derive(Debug)]
+pub(super) struct Ask<'a> {
+    pub key: SessionKey,
+    pub svc: &'a detect::Svc,
+    pub inputs: Inputs,
+    /// A SIP INVITE: delivered to the server's port rather than along the
+    /// path.
+    pub relay_to: Option<PortRef>,
+    /// The INVITE's Call-ID.
+    pub call_id: Option<&'a str>,
+}
+
 /// An admission waiting for its CRM lookup.
 pub struct Pending {
     key: SessionKey,
@@ -118,7 +131,17 @@ impl Sessions {
                     }),
                     ..Inputs::default()
                 };
-                self.request(exec, pkt, key, &svc, inputs, None, None)
+                self.request(
+                    exec,
+                    pkt,
+                    Ask {
+                        key,
+                        svc: &svc,
+                        inputs,
+                        relay_to: None,
+                        call_id: None,
+                    },
+                )
             }
             detect::Class::Maybe(keys) => {
                 // The server's side of a live session whose reverse flow
@@ -279,12 +302,15 @@ impl Sessions {
         &self,
         exec: &dyn Execute,
         pkt: &SessionPacket<'_>,
-        key: SessionKey,
-        svc: &detect::Svc,
-        mut inputs: Inputs,
-        relay_to: Option<PortRef>,
-        call_id: Option<&str>,
+        ask: Ask<'_>,
     ) -> Admission {
+        let Ask {
+            key,
+            svc,
+            mut inputs,
+            relay_to,
+            call_id,
+        } = ask;
         if self.live_packet(exec, pkt, &key) {
             return Admission::Done;
         }

@@ -99,15 +99,14 @@ impl Sessions {
                             account_id: None,
                             source: Some(Source::Sip),
                         };
-                        match self.request(
-                            exec,
-                            pkt,
+                        let ask = super::admit::Ask {
                             key,
                             svc,
                             inputs,
-                            Some(at),
-                            r.call_id.as_deref(),
-                        ) {
+                            relay_to: Some(at),
+                            call_id: r.call_id.as_deref(),
+                        };
+                        match self.request(exec, pkt, ask) {
                             Admission::NotSession => {}
                             done => {
                                 self.stats.sip_relayed.inc();
