@@ -34,6 +34,74 @@ pub struct Config {
     pub timers: Timers,
     /// Hold detection from idle media (`[hold]`).
     pub hold: HoldConfig,
+    /// Bounds on what the data plane can make the controller hold or do
+    /// (`[limits]`).
+    pub limits: Limits,
+}
+
+/// Bounds on what switches and hosts can make the controller hold or do:
+/// a flood from one port slows that port alone, and memory stays bounded.
+/// Every value is exported on `/metrics` (`tierflow_limit{name=...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Hosts learnt at one switch port at most; frames from more are
+    /// dropped.
+    pub hosts_per_port: u32,
+    /// Hosts learnt in all at most.
+    pub hosts: usize,
+    /// A host not heard from this long (seconds) is forgotten.
+    pub host_idle: f64,
+    /// Plain forwarding paths remembered at most; beyond it packets are
+    /// forwarded without installing a path.
+    pub paths: usize,
+    /// A path whose flows were not set up again for this long (seconds)
+    /// is forgotten, and its flows deleted.
+    pub path_idle: f64,
+    /// Packet-ins handled per second from one switch port (and as many
+    /// at once); the rest are dropped. 0: no limit.
+    pub packet_ins_per_port: u32,
+    /// Packets per second a switch may send to the controller in all,
+    /// enforced by the switch itself with the OpenFlow controller meter
+    /// (`OFPM_CONTROLLER`) where it has one. 0: none installed.
+    pub switch_packet_ins: u32,
+    /// Live sessions of one client address at most.
+    pub sessions_per_client: usize,
+    /// Live sessions entering the network at one switch port at most.
+    pub sessions_per_port: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            hosts_per_port: 256,
+            hosts: 100_000,
+            host_idle: 300.0,
+            paths: 200_000,
+            path_idle: 600.0,
+            packet_ins_per_port: 1000,
+            switch_packet_ins: 10_000,
+            sessions_per_client: 64,
+            sessions_per_port: 2048,
+        }
+    }
+}
+
+impl Limits {
+    /// `(name, value)` of every limit, for `/metrics`.
+    pub fn named(&self) -> [(&'static str, f64); 9] {
+        [
+            ("hosts_per_port", f64::from(self.hosts_per_port)),
+            ("hosts", self.hosts as f64),
+            ("host_idle_seconds", self.host_idle),
+            ("paths", self.paths as f64),
+            ("path_idle_seconds", self.path_idle),
+            ("packet_ins_per_port", f64::from(self.packet_ins_per_port)),
+            ("switch_packet_ins", f64::from(self.switch_packet_ins)),
+            ("sessions_per_client", self.sessions_per_client as f64),
+            ("sessions_per_port", self.sessions_per_port as f64),
+        ]
+    }
 }
 
 /// Where customer data is read at decision time (PRODUCT.md's "CRM at the
@@ -138,6 +206,7 @@ impl Default for Config {
             default_country: "US".into(),
             timers: Timers::default(),
             hold: HoldConfig::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -177,6 +246,28 @@ impl Config {
         }
         if t.session_idle_timeout == 0 {
             return Err("timers.session_idle_timeout must be at least 1 second".into());
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.host_idle", l.host_idle),
+            ("limits.path_idle", l.path_idle),
+        ] {
+            if !v.is_finite() || !(1.0..=MAX_TIMER_SECS).contains(&v) {
+                return Err(format!(
+                    "{key} = {v}: must be between 1 and {MAX_TIMER_SECS} seconds"
+                ));
+            }
+        }
+        for (key, v) in [
+            ("limits.hosts_per_port", l.hosts_per_port as usize),
+            ("limits.hosts", l.hosts),
+            ("limits.paths", l.paths),
+            ("limits.sessions_per_client", l.sessions_per_client),
+            ("limits.sessions_per_port", l.sessions_per_port),
+        ] {
+            if v == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
         }
         let h = &self.hold;
         if h.idle_poll_ms == 0 || h.idle_poll_ms > 3_600_000 {

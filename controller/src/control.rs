@@ -110,6 +110,8 @@ pub struct ControlPlane {
     queue_jobs: Mutex<QueueJobs>,
     queue_wake: Notify,
     alarms: Mutex<AlarmState>,
+    /// Signs this controller's LLDP probes.
+    lldp_key: crate::lldp::Key,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -128,7 +130,11 @@ impl ControlPlane {
             config.default_country.clone(),
             config.timers.session_idle_timeout,
             stats.clone(),
-        );
+        )
+        .with_limits(crate::sessions::SessionLimits {
+            per_client: config.limits.sessions_per_client,
+            per_port: config.limits.sessions_per_port,
+        });
         let ovsdb = Arc::new(OvsdbSet::new(
             config.ovsdb.clone(),
             crate::ovsdb::DEFAULT_TIMEOUT,
@@ -136,8 +142,14 @@ impl ControlPlane {
         let (lookups, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
         let ctl = ControlPlane {
             installer: Installer::new(stats.clone()),
-            forwarding: crate::forwarding::Forwarding::new(config.timers.flow_idle_timeout),
-            topology: Mutex::new(Topology::default()),
+            forwarding: crate::forwarding::Forwarding::with_cap(
+                config.timers.flow_idle_timeout,
+                config.limits.paths,
+            ),
+            topology: Mutex::new(Topology::with_limits(crate::topology::HostLimits {
+                per_port: config.limits.hosts_per_port,
+                total: config.limits.hosts,
+            })),
             sessions,
             ovsdb,
             stats,
@@ -146,6 +158,7 @@ impl ControlPlane {
             queue_jobs: Mutex::default(),
             queue_wake: Notify::new(),
             alarms: Mutex::default(),
+            lldp_key: crate::lldp::Key::random(),
         };
         (
             Arc::new(ctl),
@@ -168,6 +181,10 @@ impl ControlPlane {
 
     pub fn timers(&self) -> Timers {
         self.config.timers
+    }
+
+    pub fn limits(&self) -> crate::config::Limits {
+        self.config.limits
     }
 
     /// The session table (the API and tests read it).
@@ -201,6 +218,8 @@ impl ControlPlane {
             forwarding: &self.forwarding,
             sessions: &self.sessions,
             stats: &self.stats,
+            lldp_key: &self.lldp_key,
+            lldp_max_age_ms: (self.config.timers.link_timeout * 1000.0) as u64,
         }
     }
 
@@ -217,7 +236,11 @@ impl ControlPlane {
                     .filter(|p| p.port_no.value() < PortNo::Max.value() && p.is_up())
                     .map(|p| p.port_no.value())
                     .collect();
-                sw.info.write().ports = ports.into_iter().map(|p| (p.port_no.value(), p)).collect();
+                sw.info.write().ports = ports
+                    .into_iter()
+                    .take(crate::net::switch::MAX_PORTS)
+                    .map(|p| (p.port_no.value(), p))
+                    .collect();
                 self.topology.lock().set_ports(sw.dpid, up);
             }
             Err(e) => warn!("PORT_DESC failed: {e}"),
@@ -248,6 +271,18 @@ impl ControlPlane {
         if !sw.is_connected() {
             return;
         }
+        let pps = self.config.limits.switch_packet_ins;
+        if pps > 0 {
+            // Replaced, not added twice: a DELETE of a meter the switch
+            // lacks is harmless.
+            let mut plan = Plan::new();
+            plan.push(
+                sw.dpid,
+                &Message::MeterMod(messages::delete_meter(openflow::METER_CONTROLLER)),
+            );
+            plan.push(sw.dpid, &messages::controller_meter(pps));
+            self.installer.execute(plan);
+        }
         self.sync_queues(Some(sw.dpid));
         self.installer.execute(self.sessions.service_flows(sw.dpid));
         self.sessions
@@ -262,9 +297,18 @@ impl ControlPlane {
         for sw in self.switches() {
             self.probe_switch(&sw);
         }
+        let now = Instant::now();
         let timeout = Timers::secs(self.config.timers.link_timeout);
-        let change = self.topology.lock().expire_links(Instant::now(), timeout);
+        let change = self.topology.lock().expire_links(now, timeout);
         pipeline::topology_changed(&self.ctx(), &change);
+        let idle = Timers::secs(self.config.limits.host_idle);
+        let change = self.topology.lock().expire_hosts(now, idle);
+        pipeline::topology_changed(&self.ctx(), &change);
+        self.forwarding.expire(
+            &self.installer,
+            Timers::secs(self.config.limits.path_idle),
+            now,
+        );
         self.installer
             .sweep(Timers::secs(self.config.timers.request_timeout));
         self.sessions
@@ -283,10 +327,11 @@ impl ControlPlane {
             .map(|p| (p.port_no.value(), p.hw_addr))
             .collect();
         let mut plan = Plan::new();
+        let now = crate::lldp::now_ms();
         for (port, mac) in ports {
             plan.push(
                 sw.dpid,
-                &Message::PacketOut(messages::probe_out(sw.dpid, port, mac)),
+                &Message::PacketOut(messages::probe_out(&self.lldp_key, sw.dpid, port, mac, now)),
             );
         }
         self.installer.execute(plan);
@@ -881,13 +926,21 @@ impl Events for ControlPlane {
         let Some(in_port) = pi.match_.in_port() else {
             return;
         };
+        let now = Instant::now();
         let timed = self
             .stats
             .packet_ins
             .inc_get()
             .is_multiple_of(LATENCY_SAMPLE)
-            .then(Instant::now);
-        let pending = pipeline::packet_in(&self.ctx(), sw.dpid, in_port, frame, &pi.data);
+            .then_some(now);
+        // A flood from one port costs that port: its packet-ins beyond
+        // the rate are dropped here, before any work.
+        let limit = self.config.limits.packet_ins_per_port;
+        if limit > 0 && !sw.admit_packet_in(in_port, limit, now) {
+            self.stats.packet_ins_dropped.inc();
+            return;
+        }
+        let pending = pipeline::packet_in(&self.ctx(), sw.dpid, in_port, frame, &pi.data, now);
         if let Some(p) = pending
             && let Err(e) = self.lookups.try_send(p)
         {
@@ -915,8 +968,17 @@ impl Events for ControlPlane {
             let mut info = sw.info.write();
             if ps.reason == PortReason::Delete {
                 info.ports.remove(&port);
-            } else {
+            } else if info.ports.len() < crate::net::switch::MAX_PORTS
+                || info.ports.contains_key(&port)
+            {
                 info.ports.insert(port, ps.desc.clone());
+            } else {
+                debug!(
+                    "switch {:016x} describes more than {} ports: port {port} ignored",
+                    sw.dpid,
+                    crate::net::switch::MAX_PORTS
+                );
+                return;
             }
         }
         debug!(
@@ -956,6 +1018,15 @@ impl Events for ControlPlane {
 
     /// OFPT_ERROR from a switch: counted and logged with what it refers to.
     fn switch_error(&self, sw: &Switch, xid: u32, e: &ErrorMsg<'_>) {
+        if let Ok((_, Message::MeterMod(m))) = openflow::decode(&e.data)
+            && m.meter_id == openflow::METER_CONTROLLER
+        {
+            tracing::info!(
+                dpid = format_args!("{:016x}", sw.dpid),
+                "switch has no controller meter ({e}): packet-ins are limited by the controller only"
+            );
+            return;
+        }
         self.stats.switch_errors.inc();
         {
             let mut st = self.alarms.lock();

@@ -50,6 +50,8 @@ struct PathRec {
     /// exists, and a pair is set up again each time its flows idle out:
     /// one allocation per new path, none per setup.
     flows: Bytes,
+    /// When its flows were last set up.
+    used: Instant,
 }
 
 impl PathRec {
@@ -86,6 +88,13 @@ impl Default for FloodFilter {
 }
 
 impl FloodFilter {
+    /// Whether `hash` was flooded within the window (nothing recorded).
+    fn recent(&self, hash: u64, now: Instant) -> bool {
+        self.slots.iter().any(|(h, t)| {
+            *h == hash && t.is_some_and(|t| now.saturating_duration_since(t) < FLOOD_WINDOW)
+        })
+    }
+
     /// Records `hash`; true if it was already flooded within the window.
     fn seen(&mut self, hash: u64, now: Instant) -> bool {
         let dup = self.slots.iter().any(|(h, t)| {
@@ -115,15 +124,31 @@ pub struct Forwarding {
     paths: Mutex<PathTable>,
     floods: Mutex<FloodFilter>,
     idle_timeout: u16,
+    /// Paths remembered at most.
+    cap: usize,
+}
+
+/// What a setup did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    Installed,
+    /// The path table is full: the packet went out alone.
+    Refused,
 }
 
 impl Forwarding {
     /// Path flows idle out after `idle_timeout` seconds.
     pub fn new(idle_timeout: u16) -> Self {
+        Forwarding::with_cap(idle_timeout, usize::MAX)
+    }
+
+    /// At most `cap` paths remembered.
+    pub fn with_cap(idle_timeout: u16, cap: usize) -> Self {
         Forwarding {
             paths: Mutex::new(PathTable::default()),
             floods: Mutex::new(FloodFilter::default()),
             idle_timeout,
+            cap,
         }
     }
 
@@ -139,13 +164,24 @@ impl Forwarding {
         fwd: &[Hop],
         rev: Option<&[Hop]>,
         release: Release,
-    ) {
+        now: Instant,
+    ) -> Setup {
         let mut plan = Plan::new();
         // Held until the plan is queued: a concurrent deletion of these
         // paths must reach the switches after this setup, not before.
         let mut t = self.paths.lock();
-        let fwd_id = self.register(&mut t, &mut plan, (src, dst), fwd);
-        let rev_id = rev.map(|r| self.register(&mut t, &mut plan, (dst, src), r));
+        let new = usize::from(!t.by_pair.contains_key(&(src, dst)))
+            + usize::from(rev.is_some() && !t.by_pair.contains_key(&(dst, src)));
+        if t.by_id.len() + new > self.cap {
+            drop(t);
+            // Forwarded, not remembered: the table's bound holds.
+            let mut plan = Plan::new();
+            plan.packet_out(release);
+            exec.execute(plan);
+            return Setup::Refused;
+        }
+        let fwd_id = self.register(&mut t, &mut plan, (src, dst), fwd, now);
+        let rev_id = rev.map(|r| self.register(&mut t, &mut plan, (dst, src), r, now));
         let mut switches: SmallVec<[u64; 8]> = fwd.iter().rev().map(|h| h.dpid).collect();
         for h in rev.into_iter().flatten() {
             if !switches.contains(&h.dpid) {
@@ -164,6 +200,7 @@ impl Forwarding {
         }
         plan.release(release);
         exec.execute(plan);
+        Setup::Installed
     }
 
     /// Registers the path of a pair, returning its id; when the pair had a
@@ -174,10 +211,14 @@ impl Forwarding {
         plan: &mut Plan,
         pair: (MacAddr, MacAddr),
         hops: &[Hop],
+        now: Instant,
     ) -> u64 {
         if let Some(&id) = t.by_pair.get(&pair) {
-            match t.by_id.get(&id) {
-                Some(rec) if rec.hops.as_slice() == hops => return id,
+            match t.by_id.get_mut(&id) {
+                Some(rec) if rec.hops.as_slice() == hops => {
+                    rec.used = now;
+                    return id;
+                }
                 Some(rec) => delete_flows(plan, id, rec),
                 None => {}
             }
@@ -199,9 +240,17 @@ impl Forwarding {
                 dst: pair.1,
                 hops: hops.iter().copied().collect(),
                 flows: Bytes::from(flows),
+                used: now,
             },
         );
         id
+    }
+
+    /// Forgets the paths not set up for `idle` (their flows have idled
+    /// out on the switches, or carry a long flow whose next miss sets it
+    /// up again), deleting their flows.
+    pub fn expire(&self, exec: &dyn Execute, idle: Duration, now: Instant) {
+        self.remove_paths(exec, |r| now.saturating_duration_since(r.used) > idle);
     }
 
     /// Where the installed path of `pair` leaves switch `dpid`, if it
@@ -210,6 +259,11 @@ impl Forwarding {
         let t = self.paths.lock();
         let rec = t.by_pair.get(&pair).and_then(|id| t.by_id.get(id))?;
         rec.hops.iter().find(|h| h.dpid == dpid).map(|h| h.out_port)
+    }
+
+    /// Whether `data` is a copy of a frame flooded a moment ago.
+    pub fn is_flood_copy(&self, data: &[u8], now: Instant) -> bool {
+        self.floods.lock().recent(frame_hash(data), now)
     }
 
     /// Delivers `data` to every edge port of every switch except the one
@@ -222,13 +276,7 @@ impl Forwarding {
         data: &[u8],
         now: Instant,
     ) -> Flooded {
-        let hash = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            data.hash(&mut h);
-            h.finish()
-        };
-        if self.floods.lock().seen(hash, now) {
+        if self.floods.lock().seen(frame_hash(data), now) {
             return Flooded::Suppressed;
         }
         let mut plan = Plan::new();
@@ -313,6 +361,13 @@ impl Forwarding {
     }
 }
 
+fn frame_hash(data: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
+}
+
 fn delete_flows(plan: &mut Plan, id: u64, r: &PathRec) {
     let del = messages::delete_path(id);
     for h in &r.hops {
@@ -362,7 +417,14 @@ mod tests {
                 out_port: 1,
             },
         ];
-        f.setup(&rec, (mac(1), mac(2)), &fwd, Some(&rev), release());
+        f.setup(
+            &rec,
+            (mac(1), mac(2)),
+            &fwd,
+            Some(&rev),
+            release(),
+            Instant::now(),
+        );
         let dump = rec.take();
         let shape: Vec<String> = dump
             .iter()
@@ -395,7 +457,14 @@ mod tests {
         );
         assert_eq!(f.hop_on_path((mac(1), mac(2)), 2), Some(3));
         // The same pair again re-sends the same flows; no deletion.
-        f.setup(&rec, (mac(1), mac(2)), &fwd, Some(&rev), release());
+        f.setup(
+            &rec,
+            (mac(1), mac(2)),
+            &fwd,
+            Some(&rev),
+            release(),
+            Instant::now(),
+        );
         assert!(!rec.take().iter().any(|l| l.contains("DELETE")));
     }
 
@@ -418,6 +487,7 @@ mod tests {
             ],
             None,
             release(),
+            Instant::now(),
         );
         f.setup(
             &rec,
@@ -428,6 +498,7 @@ mod tests {
             }],
             None,
             release(),
+            Instant::now(),
         );
         rec.take();
         let change = Change {
@@ -445,6 +516,35 @@ mod tests {
         assert_eq!(f.hop_on_path((mac(1), mac(2)), 1), None);
         f.host_gone(&rec, mac(4));
         assert_eq!(f.path_count(), 0);
+    }
+
+    #[test]
+    fn paths_are_bounded_and_forgotten_when_idle() {
+        let f = Forwarding::with_cap(60, 2);
+        let rec = Recorder::default();
+        let t0 = Instant::now();
+        let hop = [Hop {
+            dpid: 1,
+            out_port: 2,
+        }];
+        assert_eq!(
+            f.setup(&rec, (mac(1), mac(2)), &hop, Some(&hop), release(), t0),
+            Setup::Installed
+        );
+        // Full: the packet goes out, nothing is remembered.
+        assert_eq!(
+            f.setup(&rec, (mac(3), mac(4)), &hop, None, release(), t0),
+            Setup::Refused
+        );
+        assert_eq!(f.path_count(), 2);
+        rec.take();
+        // The first pair set up again later keeps its paths alive.
+        let later = t0 + Duration::from_secs(50);
+        f.setup(&rec, (mac(1), mac(2)), &hop, None, release(), later);
+        f.expire(&rec, Duration::from_secs(30), later);
+        assert_eq!(f.path_count(), 1, "the reverse path idled out");
+        assert!(rec.take().iter().any(|l| l.contains("DELETE")));
+        assert_eq!(f.hop_on_path((mac(1), mac(2)), 1), Some(2));
     }
 
     #[test]

@@ -147,7 +147,8 @@ mod tests {
         assert!(f.ip4.is_none());
         assert!(Frame::parse(&v[..10]).is_none());
         // LLDP.
-        let lldp = crate::lldp::probe(1, 2, MacAddr([2, 0, 0, 0, 0, 1]));
+        let key = crate::lldp::Key::from_bytes([1; 32]);
+        let lldp = crate::lldp::probe(&key, 1, 2, MacAddr([2, 0, 0, 0, 0, 1]), 0);
         assert!(Frame::parse(&lldp).expect("lldp").is_lldp());
         assert!(is_group(&crate::lldp::LLDP_DST));
     }

@@ -9,6 +9,7 @@
 //! `tierflow_switches_connected`, `tierflow_sessions{tier,state}`,
 //! `tierflow_hold_transitions_total{cause,to}`,
 //! `tierflow_meters_in_use{dpid}`, `tierflow_session_writer_backlog`,
+//! `tierflow_limit{name}` (every `[limits]` value),
 //! `tierflow_packet_in_duration_seconds` (histogram).
 
 use crate::control::ControlPlane;
@@ -124,6 +125,18 @@ impl Collector for Collect {
                 let labels = [("dpid", dpid.as_str())];
                 ConstGauge::new(ctl.sessions().meters_in_use(sw.dpid) as i64)
                     .encode(e.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut e = enc.encode_descriptor(
+                "tierflow_limit",
+                "The limits in force ([limits] in the configuration).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, v) in ctl.limits().named() {
+                let labels = [("name", name)];
+                ConstGauge::new(v).encode(e.encode_family(&labels)?)?;
             }
         }
         let (buckets, count, sum) = ctl.stats().packet_in_latency.buckets();

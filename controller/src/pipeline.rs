@@ -34,6 +34,10 @@ pub struct Ctx<'a> {
     pub forwarding: &'a Forwarding,
     pub sessions: &'a Sessions,
     pub stats: &'a Stats,
+    /// What this controller's probes are signed with.
+    pub lldp_key: &'a crate::lldp::Key,
+    /// How old a probe may be (a captured one replayed later is not).
+    pub lldp_max_age_ms: u64,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -52,6 +56,7 @@ pub fn packet_in(
     in_port: u32,
     msg: &Bytes,
     data: &[u8],
+    now: Instant,
 ) -> Option<Box<Pending>> {
     // 1. Parse, once.
     let f = Frame::parse(data)?;
@@ -60,16 +65,27 @@ pub fn packet_in(
         lldp_in(ctx, (dpid, in_port), data);
         return None;
     }
-    let now = Instant::now();
     let here: PortRef = (dpid, in_port);
     // Session classification is pure (the CRM's services, no topology):
     // done first so the topology is read once for what it needs.
     let class = f.tcp_udp().and_then(|ip| ctx.sessions.classify(ip));
 
     let mut topo = ctx.topology.lock();
-    // 3. Host learning, on edge ports only.
+    // 3. Host learning, on edge ports only. A copy of a frame the
+    // controller just flooded, coming back over a link LLDP has not found
+    // yet, teaches nothing: learning from it would put a host on a link
+    // port (and then refuse that port's LLDP).
     let on_link = topo.is_link_port(here);
-    let learns = !on_link && !is_group(&f.src);
+    let unknown_dst = is_group(&f.dst) || topo.host(&f.dst).is_none();
+    let copy = !on_link && unknown_dst && ctx.forwarding.is_flood_copy(data, now);
+    let learns = !on_link && !copy && !is_group(&f.src);
+    if learns && !topo.can_learn(&f.src, here) {
+        // Its port (or the controller) holds as many hosts as it may: a
+        // flood of new addresses from one port stops here.
+        drop(topo);
+        ctx.stats.hosts_refused.inc();
+        return None;
+    }
     let new_host = learns && topo.host(&f.src).is_none();
     let moved = learns && topo.learn_host(f.src, here, f.sender_ip, now).is_some();
     let dst_at = if is_group(&f.dst) {
@@ -80,8 +96,10 @@ pub fn packet_in(
     let Some(dst_at) = dst_at else {
         // A broadcast, or a destination not located yet: flooded to edge
         // ports. One arriving over a link is a copy in transit.
-        if !on_link {
+        if !on_link && !copy {
             flood(ctx, &topo, here, data, now);
+        } else if copy {
+            ctx.stats.floods_suppressed.inc();
         }
         drop(topo);
         if moved {
@@ -183,7 +201,7 @@ pub fn packet_in(
             .collect()
     });
     let out_port = fwd_hops.first().map_or(0, |h| h.out_port);
-    ctx.forwarding.setup(
+    let done = ctx.forwarding.setup(
         ctx.exec,
         (f.src, f.dst),
         &fwd_hops,
@@ -194,7 +212,11 @@ pub fn packet_in(
             out_port,
             data: owned,
         },
+        now,
     );
+    if done == crate::forwarding::Setup::Refused {
+        ctx.stats.paths_refused.inc();
+    }
     None
 }
 
@@ -205,15 +227,27 @@ fn flood(ctx: &Ctx<'_>, topo: &Topology, from: PortRef, data: &[u8], now: Instan
     }
 }
 
-/// An LLDP probe arrived at `to`.
+/// An LLDP probe arrived at `to`. Only this controller's probes, fresh
+/// and correctly signed, between two ports where no host lives, make a
+/// link: nothing a host sends changes the topology.
 fn lldp_in(ctx: &Ctx<'_>, to: PortRef, frame: &[u8]) {
-    let Some(from) = crate::lldp::parse(frame) else {
+    let Some(p) = crate::lldp::parse_probe(frame) else {
         return;
     };
-    if !ctx.exec.connected(from.0) {
+    let from = (p.dpid, p.port);
+    let mut topo = ctx.topology.lock();
+    let trusted = p.verify(ctx.lldp_key, crate::lldp::now_ms(), ctx.lldp_max_age_ms)
+        && from != to
+        && ctx.exec.connected(from.0)
+        && !topo.has_hosts_at(to)
+        && !topo.has_hosts_at(from);
+    if !trusted {
+        drop(topo);
+        ctx.stats.lldp_ignored.inc();
         return;
     }
-    let change = ctx.topology.lock().link_seen(from, to, Instant::now());
+    let change = topo.link_seen(from, to, Instant::now());
+    drop(topo);
     if !change.is_empty() {
         topology_changed(ctx, &change);
     }
@@ -273,6 +307,7 @@ mod tests {
         fwd: Forwarding,
         sessions: Sessions,
         stats: Arc<Stats>,
+        key: crate::lldp::Key,
     }
 
     impl Net {
@@ -281,6 +316,10 @@ mod tests {
         }
 
         async fn with_meters(crm: &str, meters: u32) -> Net {
+            Net::build(crm, meters, crate::sessions::SessionLimits::default()).await
+        }
+
+        async fn build(crm: &str, meters: u32, limits: crate::sessions::SessionLimits) -> Net {
             let file: tierflow_api::model::CrmFile = serde_json::from_str(crm).expect("crm");
             let stats = Arc::new(Stats::default());
             let store = Store::connect_with(
@@ -307,8 +346,9 @@ mod tests {
                 rec: Recorder::default(),
                 topo: Mutex::new(t),
                 fwd: Forwarding::new(60),
-                sessions: Sessions::new(crm, "US".into(), 30, stats.clone()),
+                sessions: Sessions::new(crm, "US".into(), 30, stats.clone()).with_limits(limits),
                 stats,
+                key: crate::lldp::Key::from_bytes([9; 32]),
             };
             // Both switches were learnt.
             for dpid in [1, 2] {
@@ -324,13 +364,15 @@ mod tests {
                 forwarding: &self.fwd,
                 sessions: &self.sessions,
                 stats: &self.stats,
+                lldp_key: &self.key,
+                lldp_max_age_ms: 3500,
             }
         }
 
         fn packet_in(&self, dpid: u64, port: u32, frame: &[u8]) -> Vec<String> {
             let ctx = self.ctx();
             let msg = Bytes::copy_from_slice(frame);
-            assert!(packet_in(&ctx, dpid, port, &msg, &msg).is_none());
+            assert!(packet_in(&ctx, dpid, port, &msg, &msg, Instant::now()).is_none());
             self.rec.take()
         }
     }
@@ -549,6 +591,68 @@ mod tests {
         net.packet_in(1, 1, &sip(H1, H2, ips, &sip_request("BYE", "call-b")));
         assert!(net.sessions.get(&id).is_none());
         assert!(net.sessions.find_ended(&id).is_some());
+    }
+
+    #[tokio::test]
+    async fn only_our_fresh_signed_probes_between_host_free_ports_make_links() {
+        let net = Net::new("{}").await;
+        let mut t = Topology::default();
+        t.set_ports(1, [1, 10]);
+        t.set_ports(3, [1, 5]);
+        *net.topo.lock() = t;
+        let probe = |key: &crate::lldp::Key, from: (u64, u32), at: u64| {
+            crate::lldp::probe(key, from.0, from.1, MacAddr([2, 0, 0, 0, 0, 9]), at)
+        };
+        let now = crate::lldp::now_ms();
+        let links = |net: &Net| net.topo.lock().links().count();
+        // Another key (a host forging, another controller): nothing.
+        let forged = probe(&crate::lldp::Key::from_bytes([1; 32]), (3, 5), now);
+        net.packet_in(1, 10, &forged);
+        // Too old (a captured probe replayed later): nothing.
+        let stale = probe(&net.key, (3, 5), now - 10_000);
+        net.packet_in(1, 10, &stale);
+        // Back into the port it came out of: nothing.
+        let looped = probe(&net.key, (1, 10), now);
+        net.packet_in(1, 10, &looped);
+        assert_eq!(links(&net), 0);
+        assert_eq!(net.stats.lldp_ignored.get(), 3);
+        // A host lives at 3:1: a probe claiming to come out of its port
+        // (relayed by that host) makes no link either.
+        net.packet_in(3, 1, &tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 2]), 80));
+        net.packet_in(1, 10, &probe(&net.key, (3, 1), now));
+        assert_eq!(links(&net), 0);
+        // Ours, fresh, between host-free ports: a link.
+        net.packet_in(1, 10, &probe(&net.key, (3, 5), now));
+        assert_eq!(links(&net), 1);
+        assert_eq!(net.stats.lldp_ignored.get(), 4);
+    }
+
+    #[tokio::test]
+    async fn sessions_are_bounded_per_client() {
+        let crm = CRM.replace(
+            r#""services": ["#,
+            r#""services": [{"name": "iperf2", "ip": "10.0.0.101", "proto": "tcp", "port": 5202, "kind": "web"},"#,
+        );
+        let net = Net::build(
+            &crm,
+            100,
+            crate::sessions::SessionLimits {
+                per_client: 1,
+                per_port: 100,
+            },
+        )
+        .await;
+        net.packet_in(2, 2, &tcp(H2, H1, ([10, 0, 0, 101], [10, 0, 0, 1]), 40000));
+        net.packet_in(1, 1, &tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 101]), 5201));
+        assert_eq!(net.sessions.list(None, None, None).len(), 1);
+        // The same client, another service: one session is its limit, so
+        // this one is plain traffic.
+        let dump =
+            shape(&net.packet_in(1, 1, &tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 101]), 5202)));
+        assert!(dump.iter().all(|l| !l.contains("prio 30000")), "{dump:#?}");
+        assert!(dump.iter().any(|l| l.contains("prio 10")), "{dump:#?}");
+        assert_eq!(net.stats.sessions_refused_limit.get(), 1);
+        assert_eq!(net.sessions.list(None, None, None).len(), 1);
     }
 
     #[tokio::test]

@@ -111,6 +111,18 @@ pub struct Stats {
     pub packet_in_latency: Histogram,
     pub switches_connected: Counter,
     pub packet_ins: Counter,
+    /// Packet-ins dropped: their switch port sent more than
+    /// `limits.packet_ins_per_port` a second.
+    pub packet_ins_dropped: Counter,
+    /// Frames dropped because their source could not be learnt: its port
+    /// (or the controller) holds as many hosts as the limits allow.
+    pub hosts_refused: Counter,
+    /// Session requests handled as plain traffic: their client address
+    /// or port has as many live sessions as the limits allow.
+    pub sessions_refused_limit: Counter,
+    /// Plain paths not installed: the path table is full (the packet was
+    /// forwarded all the same).
+    pub paths_refused: Counter,
     /// Path setups confirmed by barrier on every switch and released.
     pub setups_completed: Counter,
     /// Setups abandoned (a switch never confirmed, or went away).
@@ -164,6 +176,10 @@ pub struct Stats {
     /// Sessions refused their tier because a switch of the path had no
     /// meter left (forwarded plainly instead).
     pub sessions_refused_meters: Counter,
+    /// LLDP frames that made no link: not ours, not signed by us, too
+    /// old, or arriving on (or claiming to come from) a port where hosts
+    /// live.
+    pub lldp_ignored: Counter,
     pub links_added: Counter,
     pub links_removed: Counter,
 }

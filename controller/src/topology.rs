@@ -69,6 +69,9 @@ pub struct Topology {
     hosts: HashMap<MacAddr, Host>,
     /// Which host last sent from each address.
     by_ip: HashMap<IpAddr, MacAddr>,
+    /// How many hosts live at each port.
+    hosts_at: HashMap<PortRef, u32>,
+    limits: HostLimits,
     /// Edge a -> b weighted with a's port towards b.
     graph: DiGraphMap<u64, u32>,
     /// Switch-to-switch paths, cleared whenever the graph changes.
@@ -88,10 +91,31 @@ impl Default for Topology {
             links: HashMap::default(),
             hosts: HashMap::default(),
             by_ip: HashMap::default(),
+            hosts_at: HashMap::default(),
+            limits: HostLimits::default(),
             graph: DiGraphMap::new(),
             paths: HashMap::default(),
             here: Arc::from([]),
             link_ends: HashSet::default(),
+        }
+    }
+}
+
+/// Bounds on the hosts learnt, so a flood of frames from random addresses
+/// costs its port, not the controller's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    /// Hosts learnt at one port at most.
+    pub per_port: u32,
+    /// Hosts learnt in all at most.
+    pub total: usize,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            per_port: 256,
+            total: 100_000,
         }
     }
 }
@@ -113,6 +137,42 @@ impl Change {
 }
 
 impl Topology {
+    pub fn with_limits(limits: HostLimits) -> Topology {
+        Topology {
+            limits,
+            ..Topology::default()
+        }
+    }
+
+    /// Whether `mac` at `at` may be learnt: known already, or room at its
+    /// port and in all.
+    pub fn can_learn(&self, mac: &MacAddr, at: PortRef) -> bool {
+        self.hosts.contains_key(mac)
+            || (self.hosts_at.get(&at).copied().unwrap_or(0) < self.limits.per_port
+                && self.hosts.len() < self.limits.total)
+    }
+
+    /// Forgets hosts not heard from for `idle` (their paths go).
+    pub fn expire_hosts(&mut self, now: Instant, idle: Duration) -> Change {
+        let gone: Vec<MacAddr> = self
+            .hosts
+            .values()
+            .filter(|h| now.saturating_duration_since(h.last_seen) > idle)
+            .map(|h| h.mac)
+            .collect();
+        let mut change = Change::default();
+        for mac in gone {
+            self.forget_host(&mac);
+            change.hosts_removed.push(mac);
+        }
+        change
+    }
+
+    /// Hosts learnt now.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
     /// The live ports of a switch (PORT_DESC, or a port coming up).
     pub fn set_ports(&mut self, dpid: u64, ports: impl IntoIterator<Item = u32>) {
         let mut v: SmallVec<[u32; 8]> = ports.into_iter().collect();
@@ -242,6 +302,7 @@ impl Topology {
 
     fn forget_host(&mut self, mac: &MacAddr) {
         if let Some(h) = self.hosts.remove(mac) {
+            self.count_out(h.at);
             for ip in h.ips {
                 if self.by_ip.get(&ip) == Some(mac) {
                     self.by_ip.remove(&ip);
@@ -297,6 +358,18 @@ impl Topology {
         if let Some(ip) = ip {
             self.by_ip.insert(ip, mac);
         }
+        let moved_from = match self.hosts.get(&mac) {
+            Some(h) if h.at != at => Some(h.at),
+            Some(_) => None,
+            None => {
+                *self.hosts_at.entry(at).or_default() += 1;
+                None
+            }
+        };
+        if let Some(old) = moved_from {
+            self.count_out(old);
+            *self.hosts_at.entry(at).or_default() += 1;
+        }
         match self.hosts.get_mut(&mac) {
             Some(h) => {
                 h.last_seen = now;
@@ -330,6 +403,20 @@ impl Topology {
 
     pub fn host(&self, mac: &MacAddr) -> Option<&Host> {
         self.hosts.get(mac)
+    }
+
+    fn count_out(&mut self, at: PortRef) {
+        if let Some(n) = self.hosts_at.get_mut(&at) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.hosts_at.remove(&at);
+            }
+        }
+    }
+
+    /// Whether hosts live at `port`.
+    pub fn has_hosts_at(&self, port: PortRef) -> bool {
+        self.hosts_at.get(&port).is_some_and(|n| *n > 0)
     }
 
     /// The host that last sent from `ip`.

@@ -20,6 +20,10 @@ async fn bench_against_controller(
     };
     // Faster discovery; the tool waits for probes, not for a fixed time.
     config.timers.lldp_interval = 0.2;
+    // The tool measures what the controller can do: its emulated hosts
+    // send far more packet-ins per port than the per-port limit lets a
+    // real host send.
+    config.limits.packet_ins_per_port = 0;
     let running = tierflow::app::start(config).await?;
     let mut opts = Options::new(running.openflow_addr.to_string());
     opts.mode = mode;

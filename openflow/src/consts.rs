@@ -15,6 +15,8 @@ pub const GROUP_ANY: u32 = 0xffff_ffff;
 pub const TABLE_ALL: u8 = 0xff;
 /// `OFPM_ALL`: all meters.
 pub const METER_ALL: u32 = 0xffff_ffff;
+/// `OFPM_CONTROLLER`: the meter of the switch's packets to the controller.
+pub const METER_CONTROLLER: u32 = 0xffff_fffd;
 /// `OFPQ_ALL`: all queues.
 pub const QUEUE_ALL: u32 = 0xffff_ffff;
 /// `OFPCML_NO_BUFFER`: send the whole packet to the controller.

@@ -12,6 +12,23 @@ pub fn set_config() -> Message<'static> {
     })
 }
 
+/// The switch's controller meter (`OFPM_CONTROLLER`): at most `pps`
+/// packets a second (and as many at once) go to the controller, whatever
+/// a host sends.
+pub fn controller_meter(pps: u32) -> Message<'static> {
+    Message::MeterMod(openflow::MeterMod {
+        command: openflow::MeterModCommand::Add,
+        flags: openflow::consts::meter_flags::PKTPS
+            | openflow::consts::meter_flags::BURST
+            | openflow::consts::meter_flags::STATS,
+        meter_id: openflow::METER_CONTROLLER,
+        bands: vec![openflow::MeterBand::Drop {
+            rate: pps,
+            burst_size: pps,
+        }],
+    })
+}
+
 /// Deletes every flow in our cookie namespace, in every table.
 pub fn delete_ours() -> FlowMod<'static> {
     cookie::delete(cookie::NAMESPACE, cookie::NAMESPACE_MASK)
@@ -101,6 +118,22 @@ mod tests {
             "{lldp}"
         );
         assert_eq!(delete_ours().cookie_mask, cookie::NAMESPACE_MASK);
+    }
+
+    #[test]
+    fn the_controller_meter_counts_packets() {
+        let Message::MeterMod(m) = controller_meter(500) else {
+            panic!("a meter mod");
+        };
+        assert_eq!(m.meter_id, 0xffff_fffd);
+        assert_ne!(m.flags & openflow::consts::meter_flags::PKTPS, 0);
+        assert_eq!(
+            m.bands,
+            vec![openflow::MeterBand::Drop {
+                rate: 500,
+                burst_size: 500
+            }]
+        );
     }
 
     #[test]

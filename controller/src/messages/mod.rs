@@ -16,7 +16,9 @@ mod packet;
 mod path;
 mod tier;
 
-pub use infra::{delete_ours, lldp_to_controller, service_flows, set_config, table_miss};
+pub use infra::{
+    controller_meter, delete_ours, lldp_to_controller, service_flows, set_config, table_miss,
+};
 pub use packet::{flood_out, packet_out, probe_out};
 pub use path::{PATH_FLOW_LEN, delete_path, path_flow};
 pub use tier::{

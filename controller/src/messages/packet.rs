@@ -30,9 +30,16 @@ pub fn flood_out<'a>(
     }
 }
 
-/// The LLDP probe of `port` of switch `dpid` (whose address is `mac`).
-pub fn probe_out(dpid: u64, port: u32, mac: MacAddr) -> PacketOut<'static> {
-    let frame = crate::lldp::probe(dpid, port, mac);
+/// The LLDP probe of `port` of switch `dpid` (whose address is `mac`),
+/// signed with `key` at `now_ms`.
+pub fn probe_out(
+    key: &crate::lldp::Key,
+    dpid: u64,
+    port: u32,
+    mac: MacAddr,
+    now_ms: u64,
+) -> PacketOut<'static> {
+    let frame = crate::lldp::probe(key, dpid, port, mac, now_ms);
     PacketOut {
         buffer_id: openflow::NO_BUFFER,
         in_port: PortNo::Controller,

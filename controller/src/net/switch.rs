@@ -18,6 +18,25 @@ use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// Parts of one multipart reply at most (each part is at most 64 KiB).
+pub const MAX_MULTIPART_PARTS: usize = 4096;
+
+/// Ports one switch may describe at most (PORT_DESC, PORT_STATUS).
+pub const MAX_PORTS: usize = 4096;
+
+/// Ports of one switch whose packet-in rate is tracked at most (a switch
+/// claiming more ports gets no more buckets: the rest share none, and are
+/// refused).
+const MAX_PORT_BUCKETS: usize = 4096;
+
+/// One port's packet-in allowance: a token bucket of `rate` per second,
+/// holding `rate` at most.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f32,
+    at: std::time::Instant,
+}
+
 /// Outbound bytes a switch may leave unread before it is dropped: a switch
 /// that stops reading must not make the controller buffer without bound.
 pub const MAX_PENDING_OUT: usize = 16 << 20;
@@ -78,6 +97,8 @@ pub struct Switch {
     closed: CancellationToken,
     /// Set when a newer connection of the same datapath took its place.
     replaced: AtomicBool,
+    /// Packet-in allowances per port (only this switch's task uses it).
+    buckets: Mutex<HashMap<u32, Bucket>>,
     request_timeout: Duration,
 }
 
@@ -104,6 +125,7 @@ impl Switch {
             pending: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
             replaced: AtomicBool::new(false),
+            buckets: Mutex::new(HashMap::new()),
             request_timeout,
         }
     }
@@ -122,6 +144,31 @@ impl Switch {
 
     pub fn was_replaced(&self) -> bool {
         self.replaced.load(Ordering::Relaxed)
+    }
+
+    /// Whether a packet-in from `port` at `now` is within `rate` per
+    /// second (a burst of `rate` allowed); takes one token if so.
+    pub fn admit_packet_in(&self, port: u32, rate: u32, now: std::time::Instant) -> bool {
+        let rate = rate as f32;
+        let mut b = self.buckets.lock();
+        let full = b.len() >= MAX_PORT_BUCKETS;
+        let bucket = match b.get_mut(&port) {
+            Some(x) => x,
+            None if full => return false,
+            None => b.entry(port).or_insert(Bucket {
+                tokens: rate,
+                at: now,
+            }),
+        };
+        let dt = now.saturating_duration_since(bucket.at).as_secs_f32();
+        bucket.tokens = (bucket.tokens + dt * rate).min(rate);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Queues `msg` with a fresh xid; returns the xid.
@@ -320,7 +367,14 @@ impl Switch {
             (Pending::Multipart { mut parts, tx }, Message::MultipartReply(r)) => {
                 let more = r.flags & openflow::MULTIPART_MORE != 0;
                 parts.push(r.into_owned());
-                if more {
+                if more && parts.len() >= MAX_MULTIPART_PARTS {
+                    // A switch that never ends a reply must not grow it
+                    // without bound.
+                    let _ = tx.send(Err(RequestError::Unexpected {
+                        dpid: self.dpid,
+                        got: format!("a multipart reply of more than {MAX_MULTIPART_PARTS} parts"),
+                    }));
+                } else if more {
                     pending.insert(xid, Pending::Multipart { parts, tx });
                 } else {
                     let _ = tx.send(Ok(parts));
@@ -422,4 +476,46 @@ impl BatchResult for bool {
 
 impl BatchResult for () {
     fn failed() -> Self {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn switch() -> Switch {
+        Switch::new(
+            FeaturesReply {
+                datapath_id: 1,
+                n_buffers: 0,
+                n_tables: 1,
+                auxiliary_id: 0,
+                capabilities: 0,
+                reserved: 0,
+            },
+            "127.0.0.1:1".parse().expect("addr"),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn a_port_gets_its_rate_of_packet_ins_and_other_ports_theirs() {
+        let sw = switch();
+        let t0 = Instant::now();
+        let passed = (0..50).filter(|_| sw.admit_packet_in(1, 10, t0)).count();
+        assert_eq!(passed, 10, "a burst of the rate, then nothing");
+        assert!(
+            sw.admit_packet_in(2, 10, t0),
+            "another port is not affected"
+        );
+        // A tenth of a second later: one more token.
+        let later = t0 + Duration::from_millis(100);
+        assert!(sw.admit_packet_in(1, 10, later));
+        assert!(!sw.admit_packet_in(1, 10, later));
+        // Buckets are bounded: a switch inventing ports gets no more.
+        for p in 10..(10 + MAX_PORT_BUCKETS as u32) {
+            sw.admit_packet_in(p, 10, t0);
+        }
+        assert!(!sw.admit_packet_in(u32::MAX - 1, 10, t0));
+    }
 }

@@ -324,6 +324,16 @@ impl Sessions {
         };
         {
             let mut t = self.table.lock();
+            let (of_client, at_port) = t.load(key.client, (pkt.dpid, pkt.in_port));
+            if of_client as usize >= self.limits.per_client
+                || at_port as usize >= self.limits.per_port
+            {
+                // As many live sessions as one client or one port may
+                // have: plain traffic (a flood of requests from one port
+                // costs that port, not the controller).
+                self.stats.sessions_refused_limit.inc();
+                return Admission::NotSession;
+            }
             if !t.pending.insert(key) {
                 self.stats.admissions_busy.inc();
                 return Admission::Done;

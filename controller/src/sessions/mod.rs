@@ -80,6 +80,22 @@ pub enum SessionError {
     Unavailable(String),
 }
 
+/// Bounds on the sessions one client or one port can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub per_client: usize,
+    pub per_port: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            per_client: usize::MAX,
+            per_port: usize::MAX,
+        }
+    }
+}
+
 /// The session table and everything admission needs.
 #[derive(Debug)]
 pub struct Sessions {
@@ -102,6 +118,7 @@ pub struct Sessions {
     waiting: std::sync::atomic::AtomicBool,
     /// The rates last measured on live sessions' meters.
     measured: Mutex<ahash::AHashMap<SessionId, tierflow_api::model::Measured>>,
+    limits: SessionLimits,
     stats: Arc<Stats>,
 }
 
@@ -120,8 +137,15 @@ impl Sessions {
             transitions: Default::default(),
             waiting: std::sync::atomic::AtomicBool::new(false),
             measured: Mutex::default(),
+            limits: SessionLimits::default(),
             stats,
         }
+    }
+
+    /// The same, with bounds on what one client or port can make.
+    pub fn with_limits(mut self, limits: SessionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn crm(&self) -> &Crm {

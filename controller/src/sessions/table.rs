@@ -50,6 +50,10 @@ pub struct Table {
     pub offers: HashMap<SessionKey, Offer>,
     /// Requested sessions (live or parked) by the application's id.
     pub by_external: HashMap<Box<str>, SessionId>,
+    /// Live sessions per client address and per client-side port (the
+    /// port where the session enters the network), for the limits.
+    pub per_client: HashMap<std::net::Ipv4Addr, u32>,
+    pub per_port: HashMap<(u64, u32), u32>,
 }
 
 impl Table {
@@ -71,7 +75,34 @@ impl Table {
             self.by_external.insert(r.external_id.clone(), rec.id);
         }
         self.by_key.insert(rec.key, rec.id);
+        *self.per_client.entry(rec.key.client).or_default() += 1;
+        if let Some(h) = rec.hops.first() {
+            *self.per_port.entry((h.dpid, h.in_port)).or_default() += 1;
+        }
         self.by_id.insert(rec.id, rec);
+    }
+
+    fn count_out(&mut self, rec: &Record) {
+        fn dec<K: std::hash::Hash + Eq>(m: &mut HashMap<K, u32>, k: K) {
+            if let Some(n) = m.get_mut(&k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&k);
+                }
+            }
+        }
+        dec(&mut self.per_client, rec.key.client);
+        if let Some(h) = rec.hops.first() {
+            dec(&mut self.per_port, (h.dpid, h.in_port));
+        }
+    }
+
+    /// Live sessions of a client address, and entering at a port.
+    pub fn load(&self, client: std::net::Ipv4Addr, port: (u64, u32)) -> (u32, u32) {
+        (
+            self.per_client.get(&client).copied().unwrap_or(0),
+            self.per_port.get(&port).copied().unwrap_or(0),
+        )
     }
 
     /// A session ended: its application id is free again.
@@ -87,6 +118,7 @@ impl Table {
     pub fn remove(&mut self, id: SessionId) -> Option<Box<Record>> {
         let rec = self.by_id.remove(&id)?;
         self.by_key.remove(&rec.key);
+        self.count_out(&rec);
         Some(rec)
     }
 
