@@ -628,6 +628,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_switch_that_leaves_moves_the_sessions_that_crossed_it() {
+        let net = Net::new(CRM).await;
+        // A square: 1 -(10)- 2 -(12)- 3, 1 -(11)- 4 -(13)- 3; h1 on 1:1,
+        // h2 on 3:2.
+        let mut t = Topology::default();
+        let now = Instant::now();
+        for (a, b) in [
+            ((1, 10), (2, 10)),
+            ((2, 12), (3, 12)),
+            ((1, 11), (4, 11)),
+            ((4, 13), (3, 13)),
+        ] {
+            t.link_seen(a, b, now);
+            t.link_seen(b, a, now);
+        }
+        t.set_ports(1, [1, 10, 11]);
+        t.set_ports(2, [10, 12]);
+        t.set_ports(3, [2, 12, 13]);
+        t.set_ports(4, [11, 13]);
+        *net.topo.lock() = t;
+        for dpid in [3, 4] {
+            net.sessions.switch_ready(&net.rec, dpid, 100);
+        }
+        net.packet_in(3, 2, &tcp(H2, H1, ([10, 0, 0, 101], [10, 0, 0, 1]), 40000));
+        let req = tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 101]), 5201);
+        net.packet_in(1, 1, &req);
+        let s = net.sessions.list(None, None, None).pop().expect("session");
+        let middle = s.path[1].clone();
+        let gone = u64::from_str_radix(&middle, 16).expect("dpid");
+        // The middle switch leaves (crash, bridge deleted): the session
+        // leaves its path at once...
+        let change = net.topo.lock().switch_gone(gone);
+        net.rec.take();
+        topology_changed(&net.ctx(), &change);
+        let removed = net.rec.take();
+        assert!(
+            removed.iter().any(|l| l.contains("DELETE")),
+            "its flows go from the other switches: {removed:#?}"
+        );
+        assert!(net.sessions.get(&s.id).is_none());
+        // ... and its next packet takes the other way round, same id.
+        net.packet_in(1, 1, &req);
+        let back = net.sessions.get(&s.id).expect("re-admitted");
+        assert_eq!(back.path.len(), 3);
+        assert!(
+            !back.path.contains(&middle),
+            "{:?} avoids {middle}",
+            back.path
+        );
+    }
+
+    #[tokio::test]
     async fn sessions_are_bounded_per_client() {
         let crm = CRM.replace(
             r#""services": ["#,

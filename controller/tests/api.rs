@@ -321,7 +321,10 @@ async fn start_fx() -> Fx {
 }
 
 async fn start_fx_with(hold: tierflow::config::HoldConfig) -> Fx {
-    let redis = RedisServer::start();
+    start_fx_on(RedisServer::start(), hold).await
+}
+
+async fn start_fx_on(redis: RedisServer, hold: tierflow::config::HoldConfig) -> Fx {
     let running = app::start(Config {
         openflow: "127.0.0.1:0".parse().expect("addr"),
         api: "127.0.0.1:0".parse().expect("addr"),
@@ -1448,5 +1451,101 @@ async fn with_redis_down_rescoring_edits_answer_503_and_change_nothing() {
         serde_json::to_value(&after.explanation).expect("json"),
         before["explanation"]
     );
+    fx.running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_brings_back_every_readable_session_with_its_override_and_hold() {
+    let fx = start_fx().await;
+    let c = suite::client(&fx);
+    suite::seed(&c).await;
+    c.post(
+        "/api/v1/services",
+        &serde_json::json!({"name": "web", "ip": "10.0.0.101", "proto": "tcp", "port": 80, "kind": "web"}),
+    )
+    .await
+    .expect(axum::http::StatusCode::CREATED);
+    use suite::Fixture as _;
+    let held = fx
+        .start_session("10.0.0.1".parse().expect("ip"), "web")
+        .await;
+    let plain = fx
+        .start_session("10.0.0.2".parse().expect("ip"), "web")
+        .await;
+    let at = |id: &str, p: &str| format!("/api/v1/sessions/{id}{p}");
+    c.put(&at(&held, "/tier"), &serde_json::json!({"tier": "silver"}))
+        .await
+        .expect(axum::http::StatusCode::OK);
+    c.put(&at(&held, "/state"), &serde_json::json!({"state": "hold"}))
+        .await
+        .expect(axum::http::StatusCode::OK);
+    // The writer has put both in Redis as they are now.
+    let store = fx.running.ctl.sessions().crm().store.clone();
+    let t0 = Instant::now();
+    loop {
+        let a = store.get_session(&held).await;
+        let b = store.get_session(&plain).await;
+        if a.as_ref().is_ok_and(|s| {
+            s.state == SessionState::Hold && s.override_tier.as_deref() == Some("silver")
+        }) && b.is_ok()
+        {
+            break;
+        }
+        assert!(t0.elapsed() < WAIT, "not written: {a:?} {b:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Fx { redis, running, .. } = fx;
+    running.stop().await;
+    let redis = redis.into_inner();
+    // One record nobody can read.
+    {
+        let client = redis::Client::open(redis.url()).expect("url");
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let _: () = redis::cmd("SET")
+            .arg("tf:session:s-00000000ff")
+            .arg("{not json")
+            .query_async(&mut con)
+            .await
+            .expect("set");
+        let _: () = redis::cmd("SADD")
+            .arg("tf:sessions")
+            .arg("s-00000000ff")
+            .query_async(&mut con)
+            .await
+            .expect("sadd");
+    }
+    let fx = start_fx_on(redis, Default::default()).await;
+    let ctl = fx.running.ctl.clone();
+    eventually("both remembered, the corrupt one skipped", || {
+        ctl.sessions().find(&held).is_some() && ctl.sessions().find(&plain).is_some()
+    })
+    .await;
+    assert_eq!(ctl.stats().sessions_unreadable.get(), 1);
+    let s = ctl.sessions().find(&held).expect("held");
+    assert_eq!(s.override_tier.as_deref(), Some("silver"));
+    assert_eq!(s.state, SessionState::Hold);
+    assert!(s.path.is_empty(), "parked until its next packet: {s:?}");
+    // Its next packet puts it back: still silver, still held, its meters
+    // at the hold rate.
+    fx.start_session("10.0.0.1".parse().expect("ip"), "web")
+        .await;
+    eventually("back on the network", || {
+        ctl.sessions()
+            .get(&held)
+            .is_some_and(|s| !s.path.is_empty())
+    })
+    .await;
+    let s = ctl.sessions().get(&held).expect("live");
+    assert_eq!((s.tier.as_str(), s.state), ("silver", SessionState::Hold));
+    let hold_rate = fx
+        .meter_log()
+        .iter()
+        .rev()
+        .find(|(c, _, _)| *c == MeterModCommand::Add)
+        .map(|(_, _, r)| *r);
+    assert!(hold_rate.is_some_and(|r| r <= 64), "{hold_rate:?}");
     fx.running.stop().await;
 }
