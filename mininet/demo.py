@@ -21,7 +21,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from demo_hold import held_call  # noqa: E402
-from tierflow_mn import ContactCenterTopo, start_net  # noqa: E402
+from tierflow_mn import ContactCenterTopo, iperf_server, start_net  # noqa: E402
 from mininet.log import setLogLevel  # noqa: E402
 
 
@@ -114,7 +114,7 @@ def main():
                'iperf3 at the same time through the same core')
         web, cust2, cust4 = net.get('web', 'cust2', 'cust4')
         for host in (web, sip):
-            host.cmd('iperf3 -s -D -p 5201')
+            iperf_server(net, host)
         time.sleep(0.5)
         runs = {
             'cust1 (Acme, gold 50 Mbit/s) -> web': cust1.popen(

@@ -29,6 +29,7 @@ See README.md beside this file for the addressing plan.
 
 import argparse
 import signal
+import subprocess
 import sys
 import threading
 
@@ -179,6 +180,40 @@ def checksum_offload_off(net):
                 host.cmd('ethtool -K %s tx off' % intf.name)
 
 
+class TierflowNet(Mininet):
+    """Mininet that also stops the servers started in its hosts
+    (`serve`): a daemon outlives its host's namespace otherwise."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.servers = []
+
+    def serve(self, host, args):
+        """Starts `args` (a list) in `host` in the background, stopped with
+        the network."""
+        proc = host.popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.servers.append(proc)
+        return proc
+
+    def stop(self):
+        for proc in self.servers:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.servers = []
+        super().stop()
+
+
+def iperf_server(net, host, port=5201):
+    """An iperf3 server in `host` on `port`, stopped with `net` (a
+    TierflowNet)."""
+    return net.serve(host, ['iperf3', '-s', '-p', str(port)])
+
+
 def start_net(topo, controller=DEFAULT_CONTROLLER, wait=10.0, **kwargs):
     """Builds and starts `topo` with TierflowSwitch switches connected to the
     remote controller at `controller` ('host:port'), turns checksum offload
@@ -188,8 +223,8 @@ def start_net(topo, controller=DEFAULT_CONTROLLER, wait=10.0, **kwargs):
     to Mininet()."""
     ip, port = parse_controller(controller)
     kwargs.setdefault('autoSetMacs', True)
-    net = Mininet(topo=topo, switch=TierflowSwitch, controller=None,
-                  build=False, **kwargs)
+    net = TierflowNet(topo=topo, switch=TierflowSwitch, controller=None,
+                      build=False, **kwargs)
     net.addController(RemoteController('c0', ip=ip, port=port))
     try:
         net.build()

@@ -81,8 +81,10 @@ impl Default for Limits {
             path_idle: 600.0,
             packet_ins_per_port: 1000,
             switch_packet_ins: 10_000,
-            sessions_per_client: 64,
-            sessions_per_port: 2048,
+            // A carrier's SBC or a NAT can put many calls behind one
+            // address or one port: generous, but bounded.
+            sessions_per_client: 256,
+            sessions_per_port: 8192,
         }
     }
 }

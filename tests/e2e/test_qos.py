@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, figure
-from tierflow_mn import ContactCenterTopo
+from tierflow_mn import ContactCenterTopo, iperf_server
 
 CRM = REPO / 'crm' / 'contact-center.json'
 SIPP_DIR = Path(__file__).resolve().parent / 'sip'
@@ -79,8 +79,10 @@ def session_line(controller, client, server, timeout=10.0):
 
 
 def iperf_servers(net):
+    """iperf3 servers on the web and SIP hosts, stopped with the network
+    (a daemonised one would outlive its host)."""
     for name in ('web', 'sip'):
-        net.get(name).cmd('iperf3 -s -p 5201 -D --logfile /dev/null')
+        iperf_server(net, net.get(name))
     time.sleep(0.5)
 
 
