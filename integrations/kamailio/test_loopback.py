@@ -62,6 +62,9 @@ class FakeApi:
     def __init__(self):
         self.requests = []
         self.sessions = {}  # external_id -> id
+        # Call-ID prefix -> how many more requests about such calls answer
+        # 503 (-1: all of them).
+        self.failing = {}
         self.lock = threading.Lock()
         api = self
 
@@ -101,7 +104,13 @@ class FakeApi:
         if headers.get('Authorization') != 'Bearer ' + TOKEN:
             return 401, {'error': 'missing or wrong token'}
         if method == 'POST' and path == '/api/v1/sessions':
+            if not isinstance(body, dict) or not isinstance(body.get('external_id'), str):
+                return 422, {'error': 'external_id: missing'}
             ext = body['external_id']
+            for prefix, left in self.failing.items():
+                if ext.startswith(prefix) and left != 0:
+                    self.failing[prefix] = left - 1 if left > 0 else left
+                    return 503, {'error': 'switches busy, try again'}
             if ext in self.sessions:
                 return 200, self.view(self.sessions[ext], body)
             sid = 's-%010d' % (len(self.sessions) + 1)
@@ -110,6 +119,8 @@ class FakeApi:
         m = re.fullmatch(r'/api/v1/sessions/(s-\d{10})(/state)?', path)
         if m and m.group(1) in self.sessions.values():
             if method == 'PUT' and m.group(2):
+                if not isinstance(body, dict) or body.get('state') not in ('hold', 'active'):
+                    return 422, {'error': 'state: must be hold or active'}
                 return 200, {'id': m.group(1), 'state': body['state']}
             if method == 'DELETE' and not m.group(2):
                 return 204, None
@@ -197,10 +208,12 @@ class Stack:
         if self.api:
             self.api.close()
 
-    def call(self, scenario, tag, media_port, timeout=30):
-        """One customer call through the edge; returns its Call-ID."""
+    def call(self, scenario, tag, media_port, pause_ms=500, timeout=30):
+        """One customer call through the edge, each pause of the scenario
+        lasting pause_ms; returns its Call-ID."""
         p = self.spawn('uac-' + tag, [
             'sipp', '%s:%d' % (EDGE, SIP_PORT), '-sf', str(SIPP_DIR / scenario),
+            '-d', str(pause_ms),
             '-i', CUSTOMER, '-p', str(5070 + media_port % 100), '-mi', CUSTOMER,
             '-mp', str(media_port), '-s', 'agent', '-m', '1', '-l', '1', '-nostdin',
             '-cid_str', tag + '-%u-%p@%s', '-timeout', str(timeout), '-timeout_error',
@@ -329,6 +342,48 @@ def test_call_with_from_only_and_no_promotion_code(stack):
     assert calls == [('DELETE', '/api/v1/sessions/%s' % sid)], api_log(stack)
     for r in posts + rest:
         assert r['headers'].get('authorization') == 'Bearer ' + TOKEN, r
+
+
+def test_api_refusing_a_session_does_not_break_the_call(stack):
+    # Every POST about this call answers 503: the call still completes (sipp
+    # checked every reply), the proxy logs the failure and retries.
+    stack.api.failing['down-'] = -1
+    call_id = stack.call('uac_from_only.xml', 'down', 40030)
+    posts, sid, _ = stack.api.of_call(call_id)
+    assert posts and sid is None
+    line = 'tierflow: POST /sessions for call %s failed (503), attempt 0' % call_id
+    print(line)
+    assert line in stack.log('site')
+    # The call ended before a retry was due: the retry is dropped, nothing
+    # is asked for a call that is gone.
+    wait_for(lambda: 'tierflow: call %s ended before its session was asked for' % call_id
+             in stack.log('site'), 10, 'the dropped retry')
+    time.sleep(0.5)
+    posts, sid, _ = stack.api.of_call(call_id)
+    assert len(posts) == 1 and sid is None, api_log(stack)
+
+
+def test_post_retried_and_hold_that_came_meanwhile_applied(stack):
+    # The first POST answers 503; the retry (about 2 s later) comes after
+    # the hold re-INVITE, so the hold is put once the session exists, then
+    # the resume and the DELETE follow in order.
+    stack.api.failing['retry-'] = 1
+    call_id = stack.call('uac_hold.xml', 'retry', 40040, pause_ms=1500)
+    wait_ended(stack, call_id)
+    posts, sid, rest = stack.api.of_call(call_id)
+    assert len(posts) == 2, api_log(stack)
+    assert posts[0]['body'] == posts[1]['body']
+    assert posts[1]['t'] - posts[0]['t'] >= 1.0
+    calls = [(r['method'], r['path'], r['body']) for r in rest]
+    for c in calls:
+        print(*c)
+    assert calls == [
+        ('PUT', '/api/v1/sessions/%s/state' % sid, {'state': 'hold'}),
+        ('PUT', '/api/v1/sessions/%s/state' % sid, {'state': 'active'}),
+        ('DELETE', '/api/v1/sessions/%s' % sid, None),
+    ], api_log(stack)
+    # The hold was asked for while the POST waited for its retry.
+    assert rest[0]['t'] - posts[1]['t'] < 0.5
 
 
 def read_pcap(path):
