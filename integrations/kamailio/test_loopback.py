@@ -344,6 +344,26 @@ def test_call_with_from_only_and_no_promotion_code(stack):
         assert r['headers'].get('authorization') == 'Bearer ' + TOKEN, r
 
 
+def test_late_offer_call_posted_on_the_ack(stack):
+    # INVITE without SDP: the agent's media comes in the 200 OK's offer, the
+    # caller's in the ACK's answer; the POST waits for the ACK.
+    call_id = stack.call('uac_late_offer.xml', 'late', 40050)
+    wait_ended(stack, call_id)
+    posts, sid, rest = stack.api.of_call(call_id)
+    assert len(posts) == 1, api_log(stack)
+    print('POST /api/v1/sessions', json.dumps(posts[0]['body'], sort_keys=True))
+    assert posts[0]['body'] == {
+        'external_id': call_id,
+        'proto': 'udp',
+        'kind': 'voice',
+        'client': {'ip': CUSTOMER, 'port': 40050},
+        'server': {'ip': AGENT, 'port': AGENT_MEDIA},
+        'client_data': {'phone': '4155550177'},
+    }
+    assert [(r['method'], r['path']) for r in rest] == [
+        ('DELETE', '/api/v1/sessions/%s' % sid)], api_log(stack)
+
+
 def test_api_refusing_a_session_does_not_break_the_call(stack):
     # Every POST about this call answers 503: the call still completes (sipp
     # checked every reply), the proxy logs the failure and retries.
@@ -364,16 +384,17 @@ def test_api_refusing_a_session_does_not_break_the_call(stack):
 
 
 def test_post_retried_and_hold_that_came_meanwhile_applied(stack):
-    # The first POST answers 503; the retry (about 2 s later) comes after
-    # the hold re-INVITE, so the hold is put once the session exists, then
-    # the resume and the DELETE follow in order.
+    # The first POST answers 503; the retry, 2 s later, comes after the hold
+    # re-INVITE (1.5 s into the call) and before the resume (3 s): the hold
+    # is put as soon as the session exists, then the resume and the DELETE
+    # follow in order.
     stack.api.failing['retry-'] = 1
     call_id = stack.call('uac_hold.xml', 'retry', 40040, pause_ms=1500)
     wait_ended(stack, call_id)
     posts, sid, rest = stack.api.of_call(call_id)
     assert len(posts) == 2, api_log(stack)
     assert posts[0]['body'] == posts[1]['body']
-    assert posts[1]['t'] - posts[0]['t'] >= 1.0
+    assert 1.9 <= posts[1]['t'] - posts[0]['t'] <= 3.0
     calls = [(r['method'], r['path'], r['body']) for r in rest]
     for c in calls:
         print(*c)
@@ -382,8 +403,10 @@ def test_post_retried_and_hold_that_came_meanwhile_applied(stack):
         ('PUT', '/api/v1/sessions/%s/state' % sid, {'state': 'active'}),
         ('DELETE', '/api/v1/sessions/%s' % sid, None),
     ], api_log(stack)
-    # The hold was asked for while the POST waited for its retry.
+    # The hold was asked for while the POST waited for its retry: it goes
+    # out right after the session exists, not with a later re-INVITE.
     assert rest[0]['t'] - posts[1]['t'] < 0.5
+    assert rest[1]['t'] - rest[0]['t'] > 0.5
 
 
 def read_pcap(path):
