@@ -210,7 +210,8 @@ class Stack:
 
     def call(self, scenario, tag, media_port, pause_ms=500, timeout=30):
         """One customer call through the edge, each pause of the scenario
-        lasting pause_ms; returns its Call-ID."""
+        lasting pause_ms; returns its Call-ID. scenario: a file name in
+        sipp/, or a path."""
         p = self.spawn('uac-' + tag, [
             'sipp', '%s:%d' % (EDGE, SIP_PORT), '-sf', str(SIPP_DIR / scenario),
             '-d', str(pause_ms),
@@ -320,6 +321,37 @@ def test_call_held_and_resumed_with_promotion_code(stack):
     for r in posts + rest:
         assert r['headers'].get('authorization') == 'Bearer ' + TOKEN, r
     assert 'tierflow: call %s is session %s (tier gold)' % (call_id, sid) in stack.log('site')
+
+
+HOLD_OFFER = '''c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=sendonly
+'''
+
+
+@pytest.mark.parametrize('variant,offer', [
+    ('inactive', HOLD_OFFER.replace('a=sendonly', 'a=inactive')),
+    # RFC 2543 hold: the address zeroed, no direction attribute.
+    ('zeroed', HOLD_OFFER.replace('c=IN IP[media_ip_type] [media_ip]', 'c=IN IP4 0.0.0.0')
+     .replace('      a=sendonly\n', '')),
+    # The direction at session level, before the m= line.
+    ('session', HOLD_OFFER.replace('      a=sendonly\n', '')
+     .replace('t=0 0\n', 't=0 0\n      a=sendonly\n')),
+], ids=['inactive', 'zeroed', 'session-level'])
+def test_other_ways_of_holding(stack, variant, offer):
+    xml = (SIPP_DIR / 'uac_hold.xml').read_text()
+    assert HOLD_OFFER in xml
+    scenario = stack.tmp / ('uac_hold_%s.xml' % variant)
+    scenario.write_text(xml.replace(HOLD_OFFER, offer))
+    call_id = stack.call(scenario, variant, 40060 + 2 * len(variant))
+    wait_ended(stack, call_id)
+    posts, sid, rest = stack.api.of_call(call_id)
+    assert len(posts) == 1, api_log(stack)
+    calls = [(r['method'], r['body']) for r in rest]
+    print(variant, calls)
+    assert calls == [('PUT', {'state': 'hold'}), ('PUT', {'state': 'active'}), ('DELETE', None)]
 
 
 def test_call_with_from_only_and_no_promotion_code(stack):
