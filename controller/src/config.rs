@@ -413,4 +413,45 @@ mod tests {
                 .contains("hold.idle_poll_ms")
         );
     }
+
+    #[test]
+    fn listeners_tls_files_and_tokens_are_checked_naming_the_key() {
+        // A file that exists wherever the tests run.
+        let f = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let parse = |t: &str| toml::from_str::<Config>(t).expect("parses");
+        let err = |t: &str| parse(t).validate().expect_err(t);
+        assert_eq!("off".parse::<Listen>(), Ok(Listen(None)));
+        assert!("nowhere".parse::<Listen>().is_err());
+        assert!(toml::from_str::<Config>("openflow = \"nowhere\"").is_err());
+        assert!(err("openflow = \"off\"").contains("no OpenFlow listener"));
+        let e = err("openflow_tls = \"0.0.0.0:6654\"");
+        assert!(e.contains("tls.cert"), "{e}");
+        let e = err(&format!("[tls]\nca = \"{f}\"\n"));
+        assert!(e.contains("tls.ca") && e.contains("openflow_tls"), "{e}");
+        let e = err(&format!(
+            "openflow_tls = \"0.0.0.0:6654\"\n[tls]\ncert = \"{f}\"\n\
+             key = \"{f}\"\nca = \"/no/such/ca.pem\"\n"
+        ));
+        assert!(e.contains("tls.ca = /no/such/ca.pem"), "{e}");
+        let e = err("openflow = \"0.0.0.0:6653\"\nopenflow_tls = \"0.0.0.0:6653\"\n");
+        assert!(e.contains("both"), "{e}");
+        let e = err(&format!("[redis_tls]\nca = \"{f}\"\n"));
+        assert!(e.contains("rediss://"), "{e}");
+        let e = err(&format!(
+            "redis = \"rediss://h:6380\"\n[redis_tls]\ncert = \"{f}\"\n"
+        ));
+        assert!(e.contains("go together"), "{e}");
+        let e = err("redis = \"rediss://h:6380\"\n[redis_tls]\nca = \"/no/ca.pem\"\n");
+        assert!(e.contains("redis_tls.ca"), "{e}");
+        assert_eq!(
+            parse(&format!(
+                "redis = \"rediss://h:6380\"\n[redis_tls]\nca = \"{f}\"\n"
+            ))
+            .validate(),
+            Ok(())
+        );
+        assert!(err("api_read_token = \" \"").contains("api_read_token"));
+        assert!(err("api_token = \"\"").contains("api_token"));
+        assert!(toml::from_str::<Config>("[tls]\ncrt = \"x\"\n").is_err());
+    }
 }
