@@ -121,13 +121,13 @@ async fn handle_tls<E: Events>(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let why = TlsRefusal::from_io(&e);
-            warn!(%peer, "TLS connection refused: {why}");
+            warn!("TLS connection refused: {why}");
             events.tls_refused(peer, &why);
             return Err(ConnError::Tls(why));
         }
         Err(_) => {
             let why = TlsRefusal::Handshake(format!("no TLS handshake within {deadline:?}"));
-            warn!(%peer, "TLS connection refused: {why}");
+            warn!("TLS connection refused: {why}");
             events.tls_refused(peer, &why);
             return Err(ConnError::Tls(why));
         }
