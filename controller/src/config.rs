@@ -225,13 +225,19 @@ impl Config {
     /// Reads a TOML file; unknown keys are an error naming the key, and
     /// so is a value out of range.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        let c: Config =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let c = Config::read(path)?;
         c.validate()
             .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         Ok(c)
+    }
+
+    /// Reads a TOML file without [`Config::validate`]: for flags still to
+    /// be applied (`--openflow-tls` to a file's `[tls]`, a `rediss://`
+    /// `--redis` to its `[redis_tls]`); validate the result.
+    pub fn read(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
     }
 
     /// Checks every value a task will use: timers finite and within a

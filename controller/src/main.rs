@@ -249,7 +249,9 @@ fn crm_load(file: &std::path::Path, redis: &str, tls: RedisTlsArgs) -> ExitCode 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging();
     let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
+        // Validated once the flags are applied: a flag may complete the
+        // file (`--openflow-tls` for its `[tls]`).
+        Some(path) => Config::read(path)?,
         None => Config::default(),
     };
     if let Some(a) = args.openflow {
