@@ -214,18 +214,20 @@ def iperf_server(net, host, port=5201):
     return net.serve(host, ['iperf3', '-s', '-p', str(port)])
 
 
-def start_net(topo, controller=DEFAULT_CONTROLLER, wait=10.0, **kwargs):
+def start_net(topo, controller=DEFAULT_CONTROLLER, wait=10.0, protocol='tcp', **kwargs):
     """Builds and starts `topo` with TierflowSwitch switches connected to the
     remote controller at `controller` ('host:port'), turns checksum offload
     off on every host interface, and (when `wait` is not None) waits up to
-    `wait` seconds for every switch to be connected. Returns the Mininet
-    object; the caller stops it with net.stop(). Extra keyword arguments go
-    to Mininet()."""
+    `wait` seconds for every switch to be connected. `protocol` 'ssl' makes
+    the switches' targets `ssl:host:port` (OpenFlow over TLS: configure
+    Open vSwitch's key, certificate and CA first with `ovs-vsctl set-ssl`).
+    Returns the Mininet object; the caller stops it with net.stop(). Extra
+    keyword arguments go to Mininet()."""
     ip, port = parse_controller(controller)
     kwargs.setdefault('autoSetMacs', True)
     net = TierflowNet(topo=topo, switch=TierflowSwitch, controller=None,
                       build=False, **kwargs)
-    net.addController(RemoteController('c0', ip=ip, port=port))
+    net.addController(RemoteController('c0', ip=ip, port=port, protocol=protocol))
     try:
         net.build()
         net.start()

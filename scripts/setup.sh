@@ -9,6 +9,10 @@ set -euo pipefail
 
 # Debian packages the tests need:
 # - openvswitch-common: ovs-ofctl, the codec tests' independent decoder;
+#   ovs-pki, which makes the certificates of the OpenFlow-over-TLS tests
+#   (controller/tests/ofconn.rs, tests/e2e/test_trust.py) as OVS users do
+#   (the openvswitch-pki package only adds a system-wide PKI, not needed);
+# - openssl: what ovs-pki runs, and the Redis TLS tests' certificates;
 # - openvswitch-switch, mininet, iproute2, iputils-ping, ethtool, iperf3,
 #   tcpdump: the Mininet end-to-end tests (tests/e2e) against real OVS;
 # - redis-server (brings redis-cli): the CRM store;
@@ -18,7 +22,7 @@ set -euo pipefail
 # - python3-pip, curl: the Python tools below and tests/api/schemathesis.sh;
 # - chromium, chromium-driver, python3-selenium: the operator console in a
 #   real (headless) browser (tests/e2e/test_console.py, tests/e2e/browser.py).
-PACKAGES=(openvswitch-common openvswitch-switch mininet iproute2 iputils-ping
+PACKAGES=(openvswitch-common openssl openvswitch-switch mininet iproute2 iputils-ping
     ethtool iperf3 tcpdump redis-server python3-pytest sip-tester python3-pip curl
     chromium chromium-driver python3-selenium)
 
@@ -36,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
-for cmd in ovs-ofctl ovs-vsctl mn ethtool ping redis-server redis-cli sipp chromium chromedriver; do
+for cmd in ovs-ofctl ovs-vsctl ovs-pki openssl mn ethtool ping redis-server redis-cli sipp chromium chromedriver; do
     command -v "$cmd" >/dev/null || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
 # Python tools (pip, pinned major): Schemathesis checks the REST API

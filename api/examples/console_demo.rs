@@ -178,7 +178,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "console demo on http://{addr}/ (token: {})",
         token.as_deref().unwrap_or("none")
     );
-    let router = tierflow_api::router(m, ApiConfig { token });
+    let router = tierflow_api::router(
+        m,
+        ApiConfig {
+            token,
+            ..ApiConfig::default()
+        },
+    );
     let ctrl_c = stop.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

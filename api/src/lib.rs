@@ -44,6 +44,11 @@ pub const DOCS_PATH: &str = "/docs";
 pub struct ApiConfig {
     /// When set, every POST, PUT and DELETE needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// When set, reads of customer data (`/customers`, `/promotions`,
+    /// `/sessions` and everything under them) need `Authorization: Bearer
+    /// <read_token>` or the write token. `/health`, `/metrics`, the
+    /// console and the docs stay open.
+    pub read_token: Option<String>,
 }
 
 #[derive(OpenApi)]
@@ -52,6 +57,9 @@ pub struct ApiConfig {
         title = "Tierflow",
         description = "OpenFlow 1.3 QoS controller: tiers, CRM, policy and live sessions. \
             Mutations need `Authorization: Bearer <token>` when a token is configured. \
+            When a read token is configured, reads of customer data (`/customers`, \
+            `/promotions`, `/sessions` and everything under them) need it or the \
+            write token; `/health` and `/metrics` stay open. \
             Errors are `{\"error\": \"...\", \"field\": \"...\"}`."
     ),
     modifiers(&BearerScheme),
@@ -71,7 +79,8 @@ pub struct ApiConfig {
 )]
 struct ApiDoc;
 
-/// Declares the `bearer` scheme the mutations' `security` refers to.
+/// Declares the `bearer` scheme the mutations' `security` refers to, and
+/// the `read_token` scheme that reads of customer data accept as well.
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -79,7 +88,28 @@ impl Modify for BearerScheme {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The write token (`TIERFLOW_API_TOKEN`): every mutation needs it \
+                         when it is configured; it also reads customer data.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "read_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The read token (`TIERFLOW_API_READ_TOKEN`): when it is configured, \
+                         reads of `/customers`, `/promotions` and `/sessions` need it or \
+                         the write token.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -104,14 +134,17 @@ pub fn router(backend: Arc<dyn Backend>, cfg: ApiConfig) -> Router {
         metrics: Arc::default(),
     };
     let (api, doc) = api_router().split_for_parts();
-    let token = auth::Token(cfg.token.map(Arc::from));
+    let tokens = auth::Tokens {
+        write: cfg.token.map(Arc::from),
+        read: cfg.read_token.map(Arc::from),
+    };
     Router::new()
         .merge(api)
         .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, doc))
         .merge(console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(token, auth::require_token))
+        .layer(middleware::from_fn_with_state(tokens, auth::require_token))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

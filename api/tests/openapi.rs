@@ -69,30 +69,49 @@ fn every_product_route_is_documented_with_exactly_its_methods() {
     );
 }
 
+/// Whether `path` is customer data: `/customers`, `/promotions`,
+/// `/sessions` and everything under them.
+fn customer_data(path: &str) -> bool {
+    [
+        "/api/v1/customers",
+        "/api/v1/promotions",
+        "/api/v1/sessions",
+    ]
+    .iter()
+    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
 #[test]
-fn mutations_and_only_mutations_need_the_bearer_token() {
+fn mutations_need_the_bearer_token_and_customer_data_reads_either_token() {
     let doc = document();
-    assert_eq!(
-        doc["components"]["securitySchemes"]["bearer"],
-        serde_json::json!({"type": "http", "scheme": "bearer"})
-    );
+    let schemes = &doc["components"]["securitySchemes"];
+    for name in ["bearer", "read_token"] {
+        assert_eq!(schemes[name]["type"], "http", "{name}");
+        assert_eq!(schemes[name]["scheme"], "bearer", "{name}");
+        assert!(schemes[name]["description"].is_string(), "{name}");
+    }
+    let mut guarded_reads = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for m in METHODS {
             let Some(op) = item.get(*m) else { continue };
-            let secured = op["security"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-            assert_eq!(
-                secured,
-                *m != "get",
-                "{m} {path}: security {}",
-                op["security"]
-            );
-            if *m != "get" {
+            let security = op["security"].clone();
+            let want = if *m != "get" {
+                serde_json::json!([{"bearer": []}])
+            } else if customer_data(path) {
+                guarded_reads += 1;
+                // Either token: two alternative requirements.
+                serde_json::json!([{"read_token": []}, {"bearer": []}])
+            } else {
+                serde_json::Value::Null
+            };
+            assert_eq!(security, want, "{m} {path}");
+            if !want.is_null() {
                 assert!(
                     op["responses"]["401"].is_object(),
                     "{m} {path} documents no 401"
                 );
+            } else {
+                assert!(op["responses"]["401"].is_null(), "{m} {path}: a 401?");
             }
             assert!(
                 op["operationId"].is_string() && op["tags"].is_array(),
@@ -100,6 +119,9 @@ fn mutations_and_only_mutations_need_the_bearer_token() {
             );
         }
     }
+    // /customers, /customers/{id}, /promotions, /promotions/{code},
+    // /sessions, /sessions/{id}.
+    assert_eq!(guarded_reads, 6);
 }
 
 #[test]

@@ -7,8 +7,10 @@
 
 use crate::config::{Config, CrmMode};
 use crate::control::ControlPlane;
-use crate::crm::{ChangeKind, Replica, ReplicaOptions, ReplicaScope, Store, StoreOptions};
-use crate::net::ofconn;
+use crate::crm::{
+    ChangeKind, RedisTls, Replica, ReplicaOptions, ReplicaScope, Store, StoreOptions,
+};
+use crate::net::{ofconn, tls};
 use crate::sessions::Crm;
 use crate::sessions::writer::Stored;
 use std::net::SocketAddr;
@@ -22,8 +24,11 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug)]
 pub struct Running {
     pub ctl: Arc<ControlPlane>,
-    /// The address the OpenFlow listener is bound to (useful with port 0).
+    /// The address the plain OpenFlow listener is bound to (useful with
+    /// port 0); the TLS listener's when plain OpenFlow is `off`.
     pub openflow_addr: SocketAddr,
+    /// The address the OpenFlow-over-TLS listener is bound to, if any.
+    pub openflow_tls_addr: Option<SocketAddr>,
     /// The address the REST API is bound to (useful with port 0).
     pub api_addr: SocketAddr,
     shutdown: CancellationToken,
@@ -39,10 +44,35 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     config
         .validate()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let listener = TcpListener::bind(config.openflow)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for OpenFlow on {}: {e}", config.openflow))?;
-    let openflow_addr = listener.local_addr()?;
+    // The certificate files are read (and checked) before anything binds.
+    let tls = config
+        .openflow_tls
+        .map(|_| tls::acceptor(&config.tls))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let redis_tls =
+        RedisTls::load(&config.redis_tls).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let listener = match config.openflow.0 {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for OpenFlow on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let tls_listener =
+        match config.openflow_tls {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen for OpenFlow over TLS on {addr}: {e}")
+            })?),
+            None => None,
+        };
+    let openflow_tls_addr = tls_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let openflow_addr = match (&listener, openflow_tls_addr) {
+        (Some(l), _) => l.local_addr()?,
+        (None, Some(a)) => a,
+        (None, None) => anyhow::bail!("configuration: no OpenFlow listener"),
+    };
     let api_listener = TcpListener::bind(config.api)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for the REST API on {}: {e}", config.api))?;
@@ -50,6 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let timers = config.timers;
     let hold_config = config.hold;
     let api_token = config.api_token.clone();
+    let api_read_token = config.api_read_token.clone();
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -65,6 +96,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         scope,
         ReplicaOptions {
             tasks: Some(tracker.clone()),
+            tls: redis_tls.clone(),
             ..ReplicaOptions::default()
         },
         shutdown.clone(),
@@ -77,6 +109,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             op_timeout: Duration::from_millis(500),
             lazy: true,
             tasks: Some(tracker.clone()),
+            tls: redis_tls,
         },
     )
     .await
@@ -156,17 +189,37 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         });
     }
-    tracker.spawn(ofconn::serve(
-        listener,
-        ctl.clone(),
-        timers,
-        shutdown.clone(),
-        tracker.clone(),
-    ));
+    if let Some(listener) = listener {
+        tracing::info!("OpenFlow listener on {openflow_addr}");
+        tracker.spawn(ofconn::serve(
+            listener,
+            None,
+            ctl.clone(),
+            timers,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
+    if let (Some(listener), Some(tls)) = (tls_listener, tls) {
+        if let Ok(a) = listener.local_addr() {
+            tracing::info!("OpenFlow over TLS listener on {a} (switch certificates checked)");
+        }
+        tracker.spawn(ofconn::serve(
+            listener,
+            Some(tls),
+            ctl.clone(),
+            timers,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
     {
         let router = tierflow_api::router(
             Arc::new(crate::backend::ControlBackend::new(ctl.clone())),
-            tierflow_api::ApiConfig { token: api_token },
+            tierflow_api::ApiConfig {
+                token: api_token,
+                read_token: api_read_token,
+            },
         );
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -176,10 +229,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         });
         tracing::info!("REST API on http://{api_addr}");
     }
-    tracing::info!("OpenFlow listener on {openflow_addr}");
     Ok(Running {
         ctl,
         openflow_addr,
+        openflow_tls_addr,
         api_addr,
         shutdown,
         tracker,

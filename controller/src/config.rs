@@ -8,23 +8,32 @@
 
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything `tierflow run` needs. Field names are the TOML keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// OpenFlow listener.
-    pub openflow: SocketAddr,
+    /// Plain-TCP OpenFlow listener, or `off`.
+    pub openflow: Listen,
+    /// OpenFlow-over-TLS listener (needs `[tls]`); none by default.
+    pub openflow_tls: Option<SocketAddr>,
+    /// The TLS listener's certificate, key and switch CA (`[tls]`).
+    pub tls: TlsFiles,
     /// REST API listener.
     pub api: SocketAddr,
-    /// Redis URL.
+    /// Redis URL (`redis://`, or `rediss://` for TLS).
     pub redis: String,
+    /// Trust and client certificate for a `rediss://` Redis (`[redis_tls]`).
+    pub redis_tls: RedisTlsFiles,
     /// OVSDB endpoints (`unix:/path` or `tcp:host:port`).
     pub ovsdb: Vec<String>,
     /// API bearer token (the environment's `TIERFLOW_API_TOKEN` wins).
     pub api_token: Option<String>,
+    /// API token for reading customer data (`/customers`, `/promotions`,
+    /// `/sessions`); the environment's `TIERFLOW_API_READ_TOKEN` wins.
+    pub api_read_token: Option<String>,
     /// Where decisions read customers: `remote` (Redis per decision) or
     /// `replica` (an in-memory copy kept current by pub/sub).
     pub crm_mode: CrmMode,
@@ -103,6 +112,76 @@ impl Limits {
             ("sessions_per_client", self.sessions_per_client as f64),
             ("sessions_per_port", self.sessions_per_port as f64),
         ]
+    }
+}
+
+/// A listener's address, or `off` for none: `"0.0.0.0:6653".parse()`,
+/// `"off".parse()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for Listen {
+    type Err = std::net::AddrParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            Ok(Listen(None))
+        } else {
+            s.parse().map(|a| Listen(Some(a)))
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => a.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e} (an address, or \"off\")")))
+    }
+}
+
+/// OpenFlow over TLS (`[tls]`), as `ovs-pki` makes the files: the
+/// controller's certificate and key (`ovs-pki req+sign ctl controller`:
+/// `ctl-cert.pem`, `ctl-privkey.pem`) and the CA that signs the switches'
+/// certificates (`switchca/cacert.pem`). A switch must present a
+/// certificate of that CA.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The controller's certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// The controller's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// The CA certificate(s) switches' certificates must chain to (PEM).
+    pub ca: Option<PathBuf>,
+}
+
+/// TLS to Redis (`[redis_tls]`), for `rediss://` URLs. Every key is
+/// optional: without `ca` the system's trusted roots are used; `cert`
+/// and `key` (together) are the client certificate Redis asks for when
+/// it runs with `tls-auth-clients yes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisTlsFiles {
+    /// CA certificate(s) the Redis server's certificate must chain to (PEM).
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    pub key: Option<PathBuf>,
+}
+
+impl RedisTlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.cert.is_none() && self.key.is_none()
     }
 }
 
@@ -199,11 +278,15 @@ impl Timers {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            openflow: SocketAddr::from(([0, 0, 0, 0], 6653)),
+            openflow: Listen(Some(SocketAddr::from(([0, 0, 0, 0], 6653)))),
+            openflow_tls: None,
+            tls: TlsFiles::default(),
             api: SocketAddr::from(([127, 0, 0, 1], 8080)),
             redis: "redis://127.0.0.1:6379".into(),
+            redis_tls: RedisTlsFiles::default(),
             ovsdb: vec!["unix:/var/run/openvswitch/db.sock".into()],
             api_token: None,
+            api_read_token: None,
             crm_mode: CrmMode::default(),
             default_country: "US".into(),
             timers: Timers::default(),
@@ -217,13 +300,19 @@ impl Config {
     /// Reads a TOML file; unknown keys are an error naming the key, and
     /// so is a value out of range.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        let c: Config =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let c = Config::read(path)?;
         c.validate()
             .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         Ok(c)
+    }
+
+    /// Reads a TOML file without [`Config::validate`]: for flags still to
+    /// be applied (`--openflow-tls` to a file's `[tls]`, a `rediss://`
+    /// `--redis` to its `[redis_tls]`); validate the result.
+    pub fn read(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
     }
 
     /// Checks every value a task will use: timers finite and within a
@@ -284,7 +373,103 @@ impl Config {
                 h.idle_after_ms
             ));
         }
+        self.validate_listeners()?;
+        self.validate_redis_tls()?;
+        for (key, token) in [
+            ("api_token", &self.api_token),
+            ("api_read_token", &self.api_read_token),
+        ] {
+            if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err(format!("{key} is empty: set a token, or leave it unset"));
+            }
+        }
         Ok(())
+    }
+
+    /// At least one OpenFlow listener; TLS keys exactly when there is a
+    /// TLS listener (a `[tls]` without `openflow_tls` would leave the
+    /// operator believing switches must show certificates), every file
+    /// readable.
+    fn validate_listeners(&self) -> Result<(), String> {
+        if self.openflow.0.is_none() && self.openflow_tls.is_none() {
+            return Err("openflow = off and no openflow_tls: no OpenFlow listener at all".into());
+        }
+        if let (Some(plain), Some(tls)) = (self.openflow.0, self.openflow_tls)
+            && plain == tls
+            && plain.port() != 0
+        {
+            return Err(format!(
+                "openflow and openflow_tls are both {plain}: give TLS its own port, \
+                 or set openflow = \"off\""
+            ));
+        }
+        let t = &self.tls;
+        let files = [
+            ("tls.cert", &t.cert),
+            ("tls.key", &t.key),
+            ("tls.ca", &t.ca),
+        ];
+        match self.openflow_tls {
+            Some(addr) => {
+                for (key, path) in files {
+                    let Some(path) = path else {
+                        return Err(format!(
+                            "openflow_tls = {addr} needs {key} (tls.cert, tls.key and tls.ca \
+                             are the controller's certificate, its key, and the CA of the \
+                             switches' certificates)"
+                        ));
+                    };
+                    readable(key, path)?;
+                }
+            }
+            None => {
+                if let Some((key, _)) = files.iter().find(|(_, p)| p.is_some()) {
+                    return Err(format!(
+                        "{key} is set but openflow_tls is not: no TLS listener would use it"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_redis_tls(&self) -> Result<(), String> {
+        let r = &self.redis_tls;
+        if r.is_empty() {
+            return Ok(());
+        }
+        let tls_url = ["rediss://", "valkeys://"].iter().any(|s| {
+            self.redis
+                .get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        });
+        if !tls_url {
+            return Err(
+                "redis_tls is set but the Redis URL is not rediss://: TLS would not be used".into(),
+            );
+        }
+        if r.cert.is_some() != r.key.is_some() {
+            return Err("redis_tls.cert and redis_tls.key go together".into());
+        }
+        for (key, path) in [
+            ("redis_tls.ca", &r.ca),
+            ("redis_tls.cert", &r.cert),
+            ("redis_tls.key", &r.key),
+        ] {
+            if let Some(p) = path {
+                readable(key, p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file `key` names can be opened and read (a PEM file is small).
+fn readable(key: &str, path: &Path) -> Result<(), String> {
+    match std::fs::read(path) {
+        Ok(b) if b.is_empty() => Err(format!("{key} = {}: the file is empty", path.display())),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{key} = {}: cannot read it: {e}", path.display())),
     }
 }
 
@@ -300,7 +485,10 @@ mod tests {
         let c: Config =
             toml::from_str("openflow = \"127.0.0.1:7000\"\n[timers]\necho_interval = 2.5\n")
                 .expect("valid config");
-        assert_eq!(c.openflow.port(), 7000);
+        assert_eq!(
+            c.openflow,
+            Listen(Some("127.0.0.1:7000".parse().expect("addr")))
+        );
         assert_eq!(c.api.port(), 8080);
         assert!((c.timers.echo_interval - 2.5).abs() < f64::EPSILON);
         assert!((c.timers.dead_after - 15.0).abs() < f64::EPSILON);
@@ -328,5 +516,46 @@ mod tests {
                 .expect_err("zero poll")
                 .contains("hold.idle_poll_ms")
         );
+    }
+
+    #[test]
+    fn listeners_tls_files_and_tokens_are_checked_naming_the_key() {
+        // A file that exists wherever the tests run.
+        let f = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let parse = |t: &str| toml::from_str::<Config>(t).expect("parses");
+        let err = |t: &str| parse(t).validate().expect_err(t);
+        assert_eq!("off".parse::<Listen>(), Ok(Listen(None)));
+        assert!("nowhere".parse::<Listen>().is_err());
+        assert!(toml::from_str::<Config>("openflow = \"nowhere\"").is_err());
+        assert!(err("openflow = \"off\"").contains("no OpenFlow listener"));
+        let e = err("openflow_tls = \"0.0.0.0:6654\"");
+        assert!(e.contains("tls.cert"), "{e}");
+        let e = err(&format!("[tls]\nca = \"{f}\"\n"));
+        assert!(e.contains("tls.ca") && e.contains("openflow_tls"), "{e}");
+        let e = err(&format!(
+            "openflow_tls = \"0.0.0.0:6654\"\n[tls]\ncert = \"{f}\"\n\
+             key = \"{f}\"\nca = \"/no/such/ca.pem\"\n"
+        ));
+        assert!(e.contains("tls.ca = /no/such/ca.pem"), "{e}");
+        let e = err("openflow = \"0.0.0.0:6653\"\nopenflow_tls = \"0.0.0.0:6653\"\n");
+        assert!(e.contains("both"), "{e}");
+        let e = err(&format!("[redis_tls]\nca = \"{f}\"\n"));
+        assert!(e.contains("rediss://"), "{e}");
+        let e = err(&format!(
+            "redis = \"rediss://h:6380\"\n[redis_tls]\ncert = \"{f}\"\n"
+        ));
+        assert!(e.contains("go together"), "{e}");
+        let e = err("redis = \"rediss://h:6380\"\n[redis_tls]\nca = \"/no/ca.pem\"\n");
+        assert!(e.contains("redis_tls.ca"), "{e}");
+        assert_eq!(
+            parse(&format!(
+                "redis = \"rediss://h:6380\"\n[redis_tls]\nca = \"{f}\"\n"
+            ))
+            .validate(),
+            Ok(())
+        );
+        assert!(err("api_read_token = \" \"").contains("api_read_token"));
+        assert!(err("api_token = \"\"").contains("api_token"));
+        assert!(toml::from_str::<Config>("[tls]\ncrt = \"x\"\n").is_err());
     }
 }

@@ -885,12 +885,22 @@ fn hex_prefix(b: &[u8]) -> String {
 }
 
 impl Events for ControlPlane {
+    fn holder(&self, dpid: u64) -> Option<Arc<Switch>> {
+        self.installer.switch(dpid)
+    }
+
     /// A switch finished its handshake: clean out our stale flows,
-    /// install table-miss and LLDP-to-controller.
+    /// install table-miss and LLDP-to-controller. A datapath id that a
+    /// live connection holds is refused (counted): the live switch keeps
+    /// it, its flows untouched (`ofconn` has already closed a holder that
+    /// stopped answering).
     fn switch_connected(&self, sw: &Arc<Switch>) -> Result<(), String> {
-        if let Some(old) = self.installer.add(sw.clone()) {
-            // Same datapath reconnected before its old connection timed out.
-            old.replace();
+        if let Err(live) = self.installer.add(sw.clone()) {
+            self.stats.switches_refused.inc();
+            return Err(format!(
+                "datapath {:016x} is held by a live connection from {}",
+                sw.dpid, live.peer
+            ));
         }
         self.stats.switches_connected.inc();
         let mut plan = Plan::new();
@@ -1062,5 +1072,12 @@ impl Events for ControlPlane {
 
     fn decode_error(&self, _sw: &Switch) {
         self.stats.decode_errors.inc();
+    }
+
+    fn tls_refused(&self, _peer: std::net::SocketAddr, why: &crate::net::tls::TlsRefusal) {
+        match why {
+            crate::net::tls::TlsRefusal::Unverified(_) => self.stats.tls_unverified.inc(),
+            crate::net::tls::TlsRefusal::Handshake(_) => self.stats.tls_handshake_failures.inc(),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tierflow::bench;
-use tierflow::config::Config;
+use tierflow::config::{Config, Listen, RedisTlsFiles};
 use tierflow::decode;
 
 #[derive(Debug, Parser)]
@@ -73,15 +73,31 @@ struct RunArgs {
     /// TOML configuration file; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// OpenFlow listener address [default: 0.0.0.0:6653].
-    #[arg(long)]
-    openflow: Option<SocketAddr>,
+    /// Plain-TCP OpenFlow listener address, or "off" [default: 0.0.0.0:6653].
+    #[arg(long, value_name = "ADDR|off")]
+    openflow: Option<Listen>,
+    /// OpenFlow-over-TLS listener address (switches must show a
+    /// certificate signed by --tls-ca) [default: none].
+    #[arg(long, value_name = "ADDR")]
+    openflow_tls: Option<SocketAddr>,
+    /// The controller's TLS certificate (PEM; ovs-pki's ctl-cert.pem).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The controller's TLS private key (PEM; ovs-pki's ctl-privkey.pem).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The CA certificate switches' certificates must chain to (PEM;
+    /// ovs-pki's switchca/cacert.pem).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
     /// REST API listener address [default: 127.0.0.1:8080].
     #[arg(long)]
     api: Option<SocketAddr>,
-    /// Redis URL [default: redis://127.0.0.1:6379].
+    /// Redis URL, redis:// or rediss:// (TLS) [default: redis://127.0.0.1:6379].
     #[arg(long)]
     redis: Option<String>,
+    #[command(flatten)]
+    redis_tls: RedisTlsArgs,
     /// OVSDB endpoint (repeatable) [default: unix:/var/run/openvswitch/db.sock].
     #[arg(long)]
     ovsdb: Vec<String>,
@@ -89,6 +105,36 @@ struct RunArgs {
     /// replica (in-memory copy) [default: remote].
     #[arg(long, value_enum)]
     crm_mode: Option<CrmModeArg>,
+}
+
+/// Trust and client certificate for a rediss:// Redis.
+#[derive(Debug, Args)]
+struct RedisTlsArgs {
+    /// CA certificate the rediss:// server's certificate must chain to
+    /// (PEM) [default: the system's roots].
+    #[arg(long, value_name = "FILE")]
+    redis_ca: Option<PathBuf>,
+    /// Client certificate for a Redis with tls-auth-clients (PEM).
+    #[arg(long, value_name = "FILE", requires = "redis_key")]
+    redis_cert: Option<PathBuf>,
+    /// Client private key for a Redis with tls-auth-clients (PEM).
+    #[arg(long, value_name = "FILE", requires = "redis_cert")]
+    redis_key: Option<PathBuf>,
+}
+
+impl RedisTlsArgs {
+    /// Flags override the config file's `[redis_tls]`, key by key.
+    fn apply(self, files: &mut RedisTlsFiles) {
+        if self.redis_ca.is_some() {
+            files.ca = self.redis_ca;
+        }
+        if self.redis_cert.is_some() {
+            files.cert = self.redis_cert;
+        }
+        if self.redis_key.is_some() {
+            files.key = self.redis_key;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -104,9 +150,11 @@ enum CrmCommand {
     /// an invalid file writes nothing.
     Load {
         file: PathBuf,
-        /// Redis URL.
+        /// Redis URL (redis:// or rediss://).
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
+        #[command(flatten)]
+        redis_tls: RedisTlsArgs,
     },
 }
 
@@ -115,7 +163,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode { roundtrip, files } => decode::run(&files, roundtrip),
         Command::Bench(args) => bench_main(args),
-        Command::Crm(CrmCommand::Load { file, redis }) => crm_load(&file, &redis),
+        Command::Crm(CrmCommand::Load {
+            file,
+            redis,
+            redis_tls,
+        }) => crm_load(&file, &redis, redis_tls),
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -162,7 +214,16 @@ fn bench_main(args: BenchArgs) -> ExitCode {
     }
 }
 
-fn crm_load(file: &std::path::Path, redis: &str) -> ExitCode {
+fn crm_load(file: &std::path::Path, redis: &str, tls: RedisTlsArgs) -> ExitCode {
+    let mut files = RedisTlsFiles::default();
+    tls.apply(&mut files);
+    let tls = match tierflow::crm::RedisTls::load(&files) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tierflow crm load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -173,7 +234,7 @@ fn crm_load(file: &std::path::Path, redis: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(tierflow::crm::load::load_file(redis, file)) {
+    match rt.block_on(tierflow::crm::load_file_with(redis, tls.as_ref(), file)) {
         Ok(summary) => {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());
             ExitCode::SUCCESS
@@ -188,12 +249,27 @@ fn crm_load(file: &std::path::Path, redis: &str) -> ExitCode {
 fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging();
     let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
+        // Validated once the flags are applied: a flag may complete the
+        // file (`--openflow-tls` for its `[tls]`).
+        Some(path) => Config::read(path)?,
         None => Config::default(),
     };
     if let Some(a) = args.openflow {
         config.openflow = a;
     }
+    if let Some(a) = args.openflow_tls {
+        config.openflow_tls = Some(a);
+    }
+    if args.tls_cert.is_some() {
+        config.tls.cert = args.tls_cert;
+    }
+    if args.tls_key.is_some() {
+        config.tls.key = args.tls_key;
+    }
+    if args.tls_ca.is_some() {
+        config.tls.ca = args.tls_ca;
+    }
+    args.redis_tls.apply(&mut config.redis_tls);
     if let Some(a) = args.api {
         config.api = a;
     }
@@ -210,6 +286,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if let Ok(t) = std::env::var("TIERFLOW_API_TOKEN") {
         config.api_token = Some(t);
+    }
+    if let Ok(t) = std::env::var("TIERFLOW_API_READ_TOKEN") {
+        config.api_read_token = Some(t);
     }
     config
         .validate()

@@ -162,7 +162,7 @@ pub struct Media {
     pub connection: Option<IpAddr>,
     /// Media-level direction attribute.
     pub direction: Option<Direction>,
-    /// Port from an `a=rtcp:` attribute (RFC 3605).
+    /// Port from an `a=rtcp:` attribute (RFC 3605); never 0.
     pub rtcp_port: Option<u16>,
     /// `a=rtcp-mux` (RFC 5761): RTCP shares the RTP port.
     pub rtcp_mux: bool,
@@ -221,11 +221,14 @@ impl Sdp {
                 if let Some(d) = Direction::from_attribute(&a.key) {
                     m.direction.get_or_insert(d);
                 } else if a.key == "rtcp" {
+                    // Port 0 is no port (the fuzzer's `a=rtcp:00`): ignored
+                    // like an unreadable one, so RTP + 1 applies.
                     m.rtcp_port = a
                         .value
                         .as_deref()
                         .and_then(|v| v.split_whitespace().next())
-                        .and_then(|p| p.parse().ok());
+                        .and_then(|p| p.parse().ok())
+                        .filter(|p| *p != 0);
                 } else if a.key == "rtcp-mux" {
                     m.rtcp_mux = true;
                 }

@@ -110,6 +110,15 @@ pub struct Stats {
     #[serde(skip)]
     pub packet_in_latency: Histogram,
     pub switches_connected: Counter,
+    /// Connections refused because a live connection holds their datapath
+    /// id (an impostor, or a duplicate).
+    pub switches_refused: Counter,
+    /// TLS connections refused: no certificate, or one the switch CA did
+    /// not sign.
+    pub tls_unverified: Counter,
+    /// TLS connections whose handshake failed otherwise (not TLS, no
+    /// common protocol, deadline).
+    pub tls_handshake_failures: Counter,
     pub packet_ins: Counter,
     /// Packet-ins dropped: their switch port sent more than
     /// `limits.packet_ins_per_port` a second.

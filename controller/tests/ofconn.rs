@@ -28,7 +28,7 @@ use tierflow::app::{self, Running};
 use tierflow::config::{Config, Timers};
 use tierflow::control::ControlPlane;
 use tierflow::net::RequestError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -142,10 +142,14 @@ fn outputs_to_controller(instructions: &Instructions<'_>) -> bool {
     })
 }
 
-/// One fake switch: a TCP connection plus a read buffer framed with
-/// `openflow::framing`, as a real switch would read.
+/// What a fake switch talks over: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// One fake switch: a TCP (or TLS) connection plus a read buffer framed
+/// with `openflow::framing`, as a real switch would read.
 struct Fake {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: BytesMut,
     /// Answer the controller's ECHO_REQUESTs while waiting for something
     /// else, as a live switch does.
@@ -156,11 +160,15 @@ impl Fake {
     async fn connect(running: &Running) -> Result<Fake> {
         let stream = TcpStream::connect(running.openflow_addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Fake {
-            stream,
+        Ok(Fake::over(stream))
+    }
+
+    fn over(stream: impl Io + 'static) -> Fake {
+        Fake {
+            stream: Box::new(stream),
             buf: BytesMut::with_capacity(64 << 10),
             answer_echo: true,
-        })
+        }
     }
 
     /// Connects and completes the whole connect sequence as switch `dpid`.
@@ -275,10 +283,8 @@ impl Fake {
         })
     }
 
-    /// Plays a switch's side of the connect sequence: HELLO, FEATURES, then
-    /// answers PORT_DESC, DESC and METER_FEATURES. Returns every message the
-    /// controller sent after FEATURES_REPLY up to the METER_FEATURES request.
-    async fn handshake(&mut self, dpid: u64, ports: &[Port]) -> Result<Vec<Received>> {
+    /// HELLO and FEATURES as switch `dpid`, nothing more.
+    async fn introduce(&mut self, dpid: u64) -> Result<()> {
         let (h, hello) = self.recv().await.context("waiting for HELLO")?;
         ensure!(
             h.msg_type == MsgType::Hello,
@@ -311,7 +317,14 @@ impl Fake {
             reserved: 0,
         };
         self.send(xid, &Message::FeaturesReply(features)).await?;
+        Ok(())
+    }
 
+    /// Plays a switch's side of the connect sequence: HELLO, FEATURES, then
+    /// answers PORT_DESC, DESC and METER_FEATURES. Returns every message the
+    /// controller sent after FEATURES_REPLY up to the METER_FEATURES request.
+    async fn handshake(&mut self, dpid: u64, ports: &[Port]) -> Result<Vec<Received>> {
+        self.introduce(dpid).await?;
         let mut seen = Vec::new();
         loop {
             let (h, m) = self.recv().await.context("during connect sequence")?;
@@ -1031,5 +1044,478 @@ async fn stop_closes_every_connection_and_returns() -> Result<()> {
         TcpStream::connect(addr).await.is_err(),
         "listener still accepting after stop()"
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 7. A datapath id is held by one live connection
+
+/// A live switch's side while the test does other things: reads
+/// everything the controller sends, answers echo requests, and records
+/// what it got. Returns the switch when `stop` is cancelled.
+#[allow(clippy::type_complexity)]
+fn keep_answering(
+    mut fake: Fake,
+    stop: CancellationToken,
+) -> (
+    Arc<std::sync::Mutex<Vec<Received>>>,
+    tokio::task::JoinHandle<Result<Fake>>,
+) {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = log.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                _ = stop.cancelled() => return Ok(fake),
+                f = fake.frame() => f?,
+            };
+            let Some(frame) = frame else {
+                bail!("the controller closed the live switch's connection");
+            };
+            let (h, m) = openflow::decode(&frame)?;
+            let m = m.into_owned();
+            fake.auto_answer(&h, &m).await?;
+            l.lock().expect("log").push((h, m));
+        }
+    });
+    (log, task)
+}
+
+/// Everything the controller sends `fake` until it closes the connection.
+async fn until_closed(fake: &mut Fake) -> Result<Vec<MsgType>> {
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    loop {
+        let left = WAIT.saturating_sub(t0.elapsed());
+        match tokio::time::timeout(left, fake.frame()).await {
+            Err(_) => bail!("connection still open after {WAIT:?}; got {got:?}"),
+            Ok(Ok(None)) | Ok(Err(_)) => return Ok(got),
+            Ok(Ok(Some(f))) => got.push(Header::peek(&f).context("header")?.msg_type),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datapath_id_held_by_a_live_switch_is_refused_and_the_live_switch_keeps_its_flows()
+-> Result<()> {
+    let running = start(timers(5.0, 60.0, 2.0)).await?;
+    let live = Fake::connected(&running, 0x42).await?;
+    let sw = running.ctl.switch(0x42).context("switch 0x42")?;
+    let stop = CancellationToken::new();
+    let (log, task) = keep_answering(live, stop.clone());
+    // Quiet for longer than the liveness bound: the controller has to ask
+    // the live switch (echo), its traffic alone does not tell.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mark = log.lock().expect("log").len();
+
+    for attempt in 1..=3 {
+        let mut impostor = Fake::connect(&running).await?;
+        impostor.introduce(0x42).await?;
+        let got = until_closed(&mut impostor).await?;
+        ensure!(
+            got.is_empty(),
+            "impostor {attempt} was sent {got:?} before being closed"
+        );
+        assert_eq!(running.ctl.stats().switches_refused.get(), attempt);
+    }
+
+    let now = running.ctl.switch(0x42).context("switch 0x42 left")?;
+    assert!(Arc::ptr_eq(&now, &sw), "the live connection was replaced");
+    assert!(sw.is_connected());
+    assert_eq!(running.ctl.stats().switches_connected.get(), 1);
+    let after: Vec<MsgType> = log.lock().expect("log")[mark..]
+        .iter()
+        .map(|(h, _)| h.msg_type)
+        .collect();
+    assert!(
+        after.contains(&MsgType::EchoRequest),
+        "the live switch was not asked whether it is alive: {after:?}"
+    );
+    // No reconnection storm, nothing wiped or set up again: the live
+    // switch got no FLOW_MOD, SET_CONFIG or learning request.
+    for bad in [
+        MsgType::FlowMod,
+        MsgType::SetConfig,
+        MsgType::MultipartRequest,
+        MsgType::FeaturesRequest,
+    ] {
+        assert!(
+            !after.contains(&bad),
+            "live switch was sent {bad}: {after:?}"
+        );
+    }
+    stop.cancel();
+    let mut live = tokio::time::timeout(WAIT, task).await???;
+    live.ping(7).await?;
+    running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_whose_old_connection_went_silent_reconnects_at_once() -> Result<()> {
+    // dead_after far beyond the test: only the liveness check can let the
+    // new connection in.
+    let running = start(timers(5.0, 60.0, 2.0)).await?;
+    let mut old = Fake::connected(&running, 0x43).await?;
+    let old_sw = running.ctl.switch(0x43).context("switch 0x43")?;
+    // Half-dead: the connection stays open, the switch says nothing.
+    old.answer_echo = false;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let t0 = Instant::now();
+    let mut new = Fake::connected(&running, 0x43).await?;
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "reconnection took {took:?} (liveness bound 1 s, dead_after 60 s)"
+    );
+    let sw = running.ctl.switch(0x43).context("switch 0x43")?;
+    assert!(!Arc::ptr_eq(&sw, &old_sw), "still the old connection");
+    assert!(!old_sw.is_connected());
+    old.expect_closed().await?;
+    assert_eq!(running.ctl.stats().switches_refused.get(), 0);
+    assert_eq!(running.ctl.stats().switches_connected.get(), 2);
+    new.ping(1).await?;
+    // The old connection's end did not take the new one's registration.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let still = running.ctl.switch(0x43).context("switch 0x43 gone")?;
+    assert!(Arc::ptr_eq(&still, &sw));
+    running.stop().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 8. OpenFlow over TLS, with certificates made by ovs-pki as for OVS
+
+mod pki {
+    use anyhow::{Context, Result, ensure};
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    /// A PKI made by `ovs-pki` once per test binary: the controller's
+    /// certificate (controllerca), a switch's (switchca), and, to be
+    /// refused, a switch certificate of another PKI's switchca, a
+    /// controllerca certificate shown by a switch, and a self-signed one.
+    #[derive(Debug)]
+    pub struct Pki {
+        pub dir: PathBuf,
+    }
+
+    impl Pki {
+        pub fn file(&self, name: &str) -> PathBuf {
+            self.dir.join(name)
+        }
+        pub fn switch_ca(&self) -> PathBuf {
+            self.dir.join("pki/switchca/cacert.pem")
+        }
+        pub fn controller_ca(&self) -> PathBuf {
+            self.dir.join("pki/controllerca/cacert.pem")
+        }
+    }
+
+    fn ovs_pki(dir: &Path, args: &[&str]) -> Result<()> {
+        let out = Command::new("ovs-pki")
+            .current_dir(dir)
+            .arg(format!("--log={}", dir.join("ovs-pki.log").display()))
+            .args(args)
+            .output();
+        let out = match out {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "ovs-pki is not installed: the TLS tests make their certificates with it, \
+                 as OVS users do (apt-get install openvswitch-common)"
+            ),
+            r => r.context("running ovs-pki")?,
+        };
+        ensure!(
+            out.status.success(),
+            "ovs-pki {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
+    fn make() -> Result<Pki> {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pki-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let main = format!("--dir={}", dir.join("pki").display());
+        let other = format!("--dir={}", dir.join("other-pki").display());
+        ovs_pki(&dir, &[&main, "init"])?;
+        ovs_pki(&dir, &[&main, "req+sign", "ctl", "controller"])?;
+        ovs_pki(&dir, &[&main, "req+sign", "sc", "switch"])?;
+        ovs_pki(&dir, &[&main, "req+sign", "ctlcert", "controller"])?;
+        ovs_pki(&dir, &[&other, "init"])?;
+        ovs_pki(&dir, &[&other, "req+sign", "rogue", "switch"])?;
+        ovs_pki(&dir, &[&main, "req", "selfie"])?;
+        ovs_pki(&dir, &[&main, "self-sign", "selfie"])?;
+        Ok(Pki { dir })
+    }
+
+    pub fn get() -> &'static Pki {
+        static PKI: OnceLock<Pki> = OnceLock::new();
+        PKI.get_or_init(|| make().expect("ovs-pki could not make the test PKI"))
+    }
+}
+
+/// A TLS client that checks the controller's certificate against the
+/// controller CA but not its name (ovs-pki names certificates `ctl
+/// id:<uuid>`, and OVS does not check the name either).
+#[derive(Debug)]
+struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            r => r,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A fake switch's TLS side: the controller CA trusted, and `identity`
+/// (the `NAME` of `NAME-cert.pem` and `NAME-privkey.pem`) shown as the
+/// switch's certificate, or none.
+fn tls_client(identity: Option<&str>) -> Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pki = pki::get();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(pki.controller_ca())? {
+        roots.add(c?)?;
+    }
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyName(inner)));
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(name) => {
+            let chain = CertificateDer::pem_file_iter(pki.file(&format!("{name}-cert.pem")))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKeyDer::from_pem_file(pki.file(&format!("{name}-privkey.pem")))?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+    };
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn start_tls(plain: &str) -> Result<Running> {
+    let pki = pki::get();
+    app::start(Config {
+        openflow: plain.parse()?,
+        openflow_tls: Some("127.0.0.1:0".parse()?),
+        tls: tierflow::config::TlsFiles {
+            cert: Some(pki.file("ctl-cert.pem")),
+            key: Some(pki.file("ctl-privkey.pem")),
+            ca: Some(pki.switch_ca()),
+        },
+        api: "127.0.0.1:0".parse()?,
+        timers: timers(5.0, 15.0, 2.0),
+        ..Default::default()
+    })
+    .await
+}
+
+/// A fake switch over TLS showing `identity`'s certificate.
+async fn connect_tls(running: &Running, identity: Option<&str>) -> Result<Fake> {
+    let addr = running.openflow_tls_addr.context("no TLS listener")?;
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from("tierflow.test")?;
+    let tls = tls_client(identity)?.connect(name, tcp).await?;
+    Ok(Fake::over(tls))
+}
+
+/// The controller's `/metrics` text.
+async fn metrics(running: &Running) -> Result<String> {
+    let mut s = TcpStream::connect(running.api_addr).await?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: tierflow\r\n\r\n")
+        .await?;
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out)).await??;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_with_a_certificate_of_the_switch_ca_speaks_openflow_over_tls() -> Result<()> {
+    // Plain OpenFlow off: the TLS listener is the only way in.
+    let running = start_tls("off").await?;
+    assert_eq!(running.openflow_tls_addr, Some(running.openflow_addr));
+    let mut fake = connect_tls(&running, Some("sc")).await?;
+    let seen = fake.handshake(0x5, &ports()).await?;
+    assert!(
+        seen.iter()
+            .any(|(_, m)| matches!(m, Message::FlowMod(f) if f.command == FlowModCommand::Delete)),
+        "the usual connect sequence"
+    );
+    fake.ping(1).await?;
+    let sw = running.ctl.switch(0x5).context("switch 5 registered")?;
+    assert!(sw.is_connected());
+    // Requests and replies work through TLS as through TCP.
+    let barrier = {
+        let sw = sw.clone();
+        tokio::spawn(async move { sw.barrier().await })
+    };
+    let xid = fake
+        .recv_until("BARRIER_REQUEST", |h, m| {
+            matches!(m, Message::BarrierRequest).then_some(h.xid)
+        })
+        .await?;
+    fake.send(xid, &Message::BarrierReply).await?;
+    tokio::time::timeout(WAIT, barrier).await???;
+    assert_eq!(running.ctl.stats().tls_unverified.get(), 0);
+    assert_eq!(running.ctl.stats().tls_handshake_failures.get(), 0);
+    running.stop().await;
+    fake.answer_echo = false;
+    fake.expect_closed().await?;
+    Ok(())
+}
+
+/// The peer got no OpenFlow at all: the TLS handshake failed, or the
+/// connection closed before the controller's HELLO.
+async fn refused_before_openflow(connected: Result<Fake>) -> Result<()> {
+    let Ok(mut fake) = connected else {
+        return Ok(());
+    };
+    let got = until_closed(&mut fake).await?;
+    ensure!(got.is_empty(), "a refused peer was sent {got:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_peers_without_a_certificate_of_the_switch_ca_are_refused_and_counted() -> Result<()> {
+    let running = start_tls("127.0.0.1:0").await?;
+    let stats = running.ctl.stats();
+    // No certificate; one of another PKI's switch CA; one of our own
+    // controller CA (not the switch CA); a self-signed one.
+    for (n, identity) in [None, Some("rogue"), Some("ctlcert"), Some("selfie")]
+        .into_iter()
+        .enumerate()
+    {
+        refused_before_openflow(connect_tls(&running, identity).await)
+            .await
+            .with_context(|| format!("{identity:?}"))?;
+        eventually("the refusal counted", || {
+            stats.tls_unverified.get() == n as u64 + 1
+        })
+        .await
+        .with_context(|| format!("{identity:?}"))?;
+    }
+    // Plain OpenFlow on the TLS port: not a TLS handshake.
+    let tls_addr = running.openflow_tls_addr.context("TLS listener")?;
+    let mut plain = Fake::over(TcpStream::connect(tls_addr).await?);
+    plain.send(1, &hello_with_bitmap(1 << 4)).await?;
+    refused_before_openflow(Ok(plain)).await?;
+    eventually("the failed handshake counted", || {
+        stats.tls_handshake_failures.get() == 1
+    })
+    .await?;
+    assert_eq!(stats.tls_unverified.get(), 4);
+    assert_eq!(stats.switches_connected.get(), 0);
+    assert!(running.ctl.switches().is_empty());
+    let text = metrics(&running).await?;
+    assert!(
+        text.contains("\ntierflow_tls_unverified_total 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntierflow_tls_handshake_failures_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntierflow_switches_refused_total 0\n"),
+        "{text}"
+    );
+
+    // Nothing of that hurt the listeners: a real switch connects over
+    // TLS, and a lab switch over plain TCP.
+    let mut good = connect_tls(&running, Some("sc")).await?;
+    good.handshake(0x6, &ports()).await?;
+    good.ping(1).await?;
+    let mut lab = Fake::connected(&running, 0x7).await?;
+    lab.ping(2).await?;
+    assert_eq!(stats.switches_connected.get(), 2);
+    running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_configuration_errors_are_clear_at_start() -> Result<()> {
+    let pki = pki::get();
+    let base = || Config {
+        openflow: "127.0.0.1:0".parse().expect("addr"),
+        openflow_tls: Some("127.0.0.1:0".parse().expect("addr")),
+        tls: tierflow::config::TlsFiles {
+            cert: Some(pki.file("ctl-cert.pem")),
+            key: Some(pki.file("ctl-privkey.pem")),
+            ca: Some(pki.switch_ca()),
+        },
+        api: "127.0.0.1:0".parse().expect("addr"),
+        ..Default::default()
+    };
+    let mut missing = base();
+    missing.tls.ca = Some(pki.file("no-such-ca.pem"));
+    let e = app::start(missing)
+        .await
+        .expect_err("unreadable CA")
+        .to_string();
+    assert!(e.contains("tls.ca") && e.contains("no-such-ca.pem"), "{e}");
+    // A key that is not the certificate's.
+    let mut mismatched = base();
+    mismatched.tls.key = Some(pki.file("sc-privkey.pem"));
+    let e = app::start(mismatched)
+        .await
+        .expect_err("wrong key")
+        .to_string();
+    assert!(e.contains("tls.cert"), "{e}");
+    // A file that holds no certificate.
+    let mut not_pem = base();
+    not_pem.tls.ca = Some(pki.file("ovs-pki.log"));
+    let e = app::start(not_pem).await.expect_err("not PEM").to_string();
+    assert!(e.contains("tls.ca"), "{e}");
+    let mut no_key = base();
+    no_key.tls.key = None;
+    let e = app::start(no_key).await.expect_err("no key").to_string();
+    assert!(e.contains("tls.key"), "{e}");
     Ok(())
 }

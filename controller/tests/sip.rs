@@ -932,6 +932,28 @@ mod sip {
         );
     }
 
+    /// Found by the `sdp` fuzz target (controller/fuzz/README.md): `a=rtcp:0`
+    /// (or `00`) gave RTCP port 0, and the call's media leg would have
+    /// matched UDP port 0 while its real RTCP ran untiered. Port 0 is no
+    /// port: it is ignored like any unreadable `a=rtcp:`.
+    #[test]
+    fn rtcp_port_zero_is_ignored() {
+        for attr in [
+            "a=rtcp:0",
+            "a=rtcp:00 IN IP4 10.0.0.1",
+            "a=rtcp:0 useinband",
+        ] {
+            let s = sdp(&format!(
+                "{SDP_HEAD}c=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 7078 RTP/AVP 0\r\n{attr}\r\n"
+            ));
+            assert_eq!(
+                (s.media[0].rtcp_port, s.media[0].effective_rtcp_port()),
+                (None, Some(7079)),
+                "{attr}"
+            );
+        }
+    }
+
     #[test]
     fn bare_lf_sdp() {
         let s = sdp(

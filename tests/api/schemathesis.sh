@@ -41,7 +41,7 @@ redis_url="redis://127.0.0.1:$redis_port/"
 api_port=$(free_port)
 of_port=$(free_port)
 token="schemathesis-$(date +%s)-$$"
-TIERFLOW_API_TOKEN="$token" RUST_LOG=warn "$tf" run --openflow "127.0.0.1:$of_port" \
+TIERFLOW_API_TOKEN="$token" TIERFLOW_API_READ_TOKEN="$token-read" RUST_LOG=warn "$tf" run --openflow "127.0.0.1:$of_port" \
     --api "127.0.0.1:$api_port" --redis "$redis_url" >"$work/tierflow.log" 2>&1 &
 ctl_pid=$!
 base="http://127.0.0.1:$api_port"

@@ -211,9 +211,7 @@ class Controller:
         env = dict(os.environ, RUST_LOG=os.environ.get('TIERFLOW_E2E_LOG', 'info'))
         with open(log, 'wb') as out:
             self.proc = subprocess.Popen(
-                [self.binary, 'run', '--openflow', self.addr,
-                 '--api', '127.0.0.1:%d' % self.api_port,
-                 '--redis', self.redis_url] + self.extra,
+                self.argv(),
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env)
         deadline = time.monotonic() + timeout
@@ -221,13 +219,25 @@ class Controller:
             if self.proc.poll() is not None:
                 self.proc = None
                 pytest.fail('controller exited at start:\n' + self.tail(), pytrace=False)
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=0.5).close()
+            if self.listening():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         pytest.fail('controller not listening on %s after %ss:\n%s'
                     % (self.addr, timeout, self.tail()), pytrace=False)
+
+    def argv(self):
+        """The `tierflow run` command line."""
+        return [self.binary, 'run', '--openflow', self.addr,
+                '--api', '127.0.0.1:%d' % self.api_port,
+                '--redis', self.redis_url] + self.extra
+
+    def listening(self):
+        """Whether the OpenFlow listener accepts connections yet."""
+        try:
+            socket.create_connection(('127.0.0.1', self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
 
     def stop(self, timeout=15.0):
         """SIGTERM, wait, and return the stats of the final log line."""

@@ -22,8 +22,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// CRM records matching every given filter, ordered by id.
 #[utoipa::path(get, path = "/customers", tag = TAG, params(CustomerFilter),
+    security(("read_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "One page of customers", body = Page<Customer>),
+        (status = 401, description = "A read token is configured and this one is missing or wrong", body = ErrorBody),
         (status = 400, description = "Unknown or unreadable parameter", body = ErrorBody),
         (status = 422, description = "`limit` above 1000", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody)))]
@@ -38,8 +40,10 @@ async fn list_customers(
 /// One customer.
 #[utoipa::path(get, path = "/customers/{id}", tag = TAG,
     params(("id" = String, Path, description = "Customer id")),
+    security(("read_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The customer", body = Customer),
+        (status = 401, description = "A read token is configured and this one is missing or wrong", body = ErrorBody),
         (status = 404, description = "No such customer", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody)))]
 async fn get_customer(

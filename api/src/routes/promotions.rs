@@ -21,8 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Every promotion.
 #[utoipa::path(get, path = "/promotions", tag = TAG,
+    security(("read_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Every promotion", body = Vec<Promotion>),
+        (status = 401, description = "A read token is configured and this one is missing or wrong", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody)))]
 async fn list_promotions(State(s): State<AppState>) -> Result<Json<Vec<Promotion>>, ApiError> {
     Ok(Json(s.backend.list_promotions().await?))
@@ -31,8 +33,10 @@ async fn list_promotions(State(s): State<AppState>) -> Result<Json<Vec<Promotion
 /// One promotion.
 #[utoipa::path(get, path = "/promotions/{code}", tag = TAG,
     params(("code" = String, Path, description = "Promotion code")),
+    security(("read_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The promotion", body = Promotion),
+        (status = 401, description = "A read token is configured and this one is missing or wrong", body = ErrorBody),
         (status = 404, description = "No such promotion", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody)))]
 async fn get_promotion(

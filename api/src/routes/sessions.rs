@@ -26,8 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Sessions matching every given filter, ordered by id.
 #[utoipa::path(get, path = "/sessions", tag = TAG, params(SessionFilter),
+    security(("read_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "One page of sessions", body = Page<Session>),
+        (status = 401, description = "A read token is configured and this one is missing or wrong", body = ErrorBody),
         (status = 400, description = "Unknown or unreadable parameter", body = ErrorBody),
         (status = 422, description = "`limit` above 1000", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody)))]
@@ -74,8 +76,10 @@ async fn request_session(
 /// One session with the explanation of its tier.
 #[utoipa::path(get, path = "/sessions/{id}", tag = TAG,
     params(("id" = String, Path, description = "Session id")),
+    security(("read_token" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The session", body = Session),
+        (status = 401, description = "A read token is configured and this one is missing or wrong", body = ErrorBody),
         (status = 404, description = "No such session", body = ErrorBody),
         (status = 503, description = "Redis unreachable", body = ErrorBody)))]
 async fn get_session(

@@ -31,6 +31,8 @@ use tower::ServiceExt;
 
 /// The token the suite configures.
 pub const TOKEN: &str = "suite-token-0123456789";
+/// The read token `read_token_guards_customer_data` configures.
+pub const READ_TOKEN: &str = "suite-read-token-9876543210";
 
 /// What a backend under test provides besides itself. Each test builds a
 /// fresh fixture, which must start empty: no tiers, customers,
@@ -73,6 +75,7 @@ macro_rules! tierflow_api_suite {
             session_errors,
             session_requests,
             auth_guards_every_mutation,
+            read_token_guards_customer_data,
             no_token_configured_allows_mutations,
             store_outage_is_503,
         );
@@ -167,15 +170,21 @@ pub struct Client {
 
 impl Client {
     pub fn new(backend: Arc<dyn Backend>, token: Option<&str>) -> Self {
-        let router = tierflow_api::router(
+        Client::with_config(
             backend,
             ApiConfig {
                 token: token.map(str::to_string),
+                ..ApiConfig::default()
             },
-        );
+        )
+    }
+
+    /// A router with `cfg`; mutations are sent with its write token.
+    pub fn with_config(backend: Arc<dyn Backend>, cfg: ApiConfig) -> Self {
+        let token = cfg.token.clone();
         Client {
-            router,
-            token: token.map(str::to_string),
+            router: tierflow_api::router(backend, cfg),
+            token,
         }
     }
 
@@ -1655,6 +1664,151 @@ pub async fn auth_guards_every_mutation(fx: &dyn Fixture) {
         );
     }
     assert_ne!(snapshot(&c).await, before);
+}
+
+/// With a read token configured, every read of customer data (the
+/// collections, one record, a session's sub-resources) needs the read
+/// token or the write token: 401 otherwise, before the id is even looked
+/// up. The read token writes nothing. Everything else stays open.
+pub async fn read_token_guards_customer_data(fx: &dyn Fixture) {
+    let open = client(fx);
+    seed(&open).await;
+    open.post(
+        &url("/promotions"),
+        &json!({"code": "SPRING", "benefit_boost": 1.0}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let session = fx.start_session(ip("10.0.0.1"), "sip").await;
+    let c = Client::with_config(
+        fx.backend(),
+        ApiConfig {
+            token: Some(TOKEN.into()),
+            read_token: Some(READ_TOKEN.into()),
+        },
+    );
+    let read = format!("Bearer {READ_TOKEN}");
+    let write = format!("Bearer {TOKEN}");
+    let wrong = format!("Bearer {READ_TOKEN}x");
+    let basic = format!("Basic {READ_TOKEN}");
+    let protected = [
+        url("/customers"),
+        url("/customers?segment=enterprise"),
+        url("/customers/c-1001"),
+        url("/customers/no-such-customer"),
+        url("/promotions"),
+        url("/promotions/SPRING"),
+        url("/sessions"),
+        url("/sessions?tier=gold"),
+        url(&format!("/sessions/{session}")),
+        url("/sessions/s-0000000000"),
+    ];
+    for path in &protected {
+        for auth in [
+            None,
+            Some(wrong.as_str()),
+            Some(basic.as_str()),
+            Some("Bearer "),
+        ] {
+            for method in [Method::GET, Method::HEAD] {
+                let r = c.call(method.clone(), path, None, auth).await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{} with {auth:?}",
+                    r.what
+                );
+                if method == Method::GET {
+                    r.expect_error(StatusCode::UNAUTHORIZED, None);
+                    assert!(
+                        r.headers.contains_key(header::WWW_AUTHENTICATE),
+                        "{}: no WWW-Authenticate",
+                        r.what
+                    );
+                }
+            }
+        }
+        for auth in [&read, &write] {
+            let r = c.call(Method::GET, path, None, Some(auth)).await;
+            let want = open.get(path).await;
+            assert_eq!(r.status, want.status, "{} with the token", r.what);
+            assert!(
+                r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND,
+                "{}: {}",
+                r.what,
+                r.status
+            );
+        }
+    }
+    // A sub-resource of a session, reached with a read method: the route
+    // is customer data; it answers 405 to the token-holder, 401 to others.
+    let tier_path = url(&format!("/sessions/{session}/tier"));
+    c.call(Method::GET, &tier_path, None, None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, None);
+    assert_eq!(
+        c.call(Method::GET, &tier_path, None, Some(&read))
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    // The read token is not a write token.
+    let before = snapshot(&open).await;
+    for (method, path, body) in mutations(&session) {
+        c.call(method, &path, body.as_ref(), Some(&read))
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, None);
+    }
+    assert_eq!(
+        snapshot(&open).await,
+        before,
+        "the read token changed something"
+    );
+    // Everything else stays open.
+    for p in [
+        url("/health"),
+        url("/tiers"),
+        url("/tiers/gold"),
+        url("/services"),
+        url("/policy"),
+        url("/topology"),
+        url("/switches"),
+        url("/alarms"),
+        "/metrics".to_string(),
+        "/".to_string(),
+        "/api-docs/openapi.json".to_string(),
+        "/docs/".to_string(),
+    ] {
+        let r = c.get(&p).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{} without a token: {}",
+            r.what,
+            r.text()
+        );
+    }
+    // A read token without a write token: mutations open, customer data not.
+    let only_read = Client::with_config(
+        fx.backend(),
+        ApiConfig {
+            token: None,
+            read_token: Some(READ_TOKEN.into()),
+        },
+    );
+    only_read
+        .get(&url("/customers"))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, None);
+    only_read
+        .call(Method::GET, &url("/customers"), None, Some(&read))
+        .await
+        .expect(StatusCode::OK);
+    only_read.get(&url("/tiers")).await.expect(StatusCode::OK);
+    only_read
+        .post(&url("/tiers"), &tier("bronze", 10.0, 500))
+        .await
+        .expect(StatusCode::CREATED);
 }
 
 pub async fn no_token_configured_allows_mutations(fx: &dyn Fixture) {

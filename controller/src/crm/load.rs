@@ -4,7 +4,8 @@
 //! and the field when there is one
 //! (`crm.json: customers[3].phones[0]: must be an E.164 number ...`).
 
-use super::store::{CrmError, LoadSummary, Store};
+use super::store::{CrmError, LoadSummary, Store, StoreOptions};
+use super::tls::RedisTls;
 use anyhow::{Context, anyhow};
 use std::path::Path;
 use tierflow_api::model::CrmFile;
@@ -26,15 +27,32 @@ pub fn parse_file(text: &str) -> anyhow::Result<CrmFile> {
 
 /// Loads the CRM file at `path` into the Redis at `redis_url`.
 pub async fn load_file(redis_url: &str, path: &Path) -> anyhow::Result<LoadSummary> {
+    load_file_with(redis_url, None, path).await
+}
+
+/// [`load_file`] with the trust and client certificate of a `rediss://`
+/// Redis. Errors show the URL without its password.
+pub async fn load_file_with(
+    redis_url: &str,
+    tls: Option<&RedisTls>,
+    path: &Path,
+) -> anyhow::Result<LoadSummary> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
     let file = parse_file(&text).with_context(|| format!("{shown}: not a valid CRM file"))?;
-    let store = Store::connect(redis_url)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {redis_url}"))?;
+    let url = super::redacted(redis_url);
+    let store = Store::connect_with(
+        redis_url,
+        &StoreOptions {
+            tls: tls.cloned(),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("cannot connect to Redis at {url}"))?;
     store.load(&file).await.map_err(|e| match e {
         CrmError::Invalid(f) => anyhow!("{shown}: {}: {}", f.field, f.reason),
         CrmError::Conflict(m) => anyhow!("{shown}: {m}"),
-        other => anyhow!("{shown}: cannot load into Redis at {redis_url}: {other}"),
+        other => anyhow!("{shown}: cannot load into Redis at {url}: {other}"),
     })
 }

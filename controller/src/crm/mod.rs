@@ -10,6 +10,8 @@
 //!   change events, whose [`Snapshot::lookup`] needs no I/O ("replica" mode,
 //!   and the tiers/services every mode needs).
 //! - [`load`]: `tierflow crm load FILE`.
+//! - [`tls`]: [`RedisTls`] and the one place a Redis client is built
+//!   from a URL (`rediss://` with a CA and client certificate).
 //!
 //! Both lookups answer the same question the same way: the customer a
 //! client is, matched by phone number first, then by IP address (exact
@@ -25,10 +27,12 @@ pub mod load;
 mod lookup;
 pub mod replica;
 pub mod store;
+pub mod tls;
 
-pub use load::load_file;
+pub use load::{load_file, load_file_with};
 pub use replica::{Change, ChangeKind, Replica, ReplicaOptions, ReplicaScope, Snapshot};
 pub use store::{CrmError, CustomerFilter, LoadSummary, Store, StoreOptions, Write};
+pub use tls::RedisTls;
 
 use std::sync::Arc;
 use tierflow_api::model::{Customer, Promotion};
@@ -60,15 +64,51 @@ pub struct Lookup {
     pub promotion: Option<Arc<Promotion>>,
 }
 
-/// A Redis URL fit for logs: its password (and user) replaced by `***`.
+/// A Redis URL fit for logs: its user and password replaced by `***`,
+/// and so are the values of `pass`, `password` and `user` query
+/// parameters (`redis+unix:///run/redis.sock?pass=...`).
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        // Not a URL: it may hold anything, a password included.
+        return "<not a URL>".to_string();
     };
-    match rest.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}"),
-        None => url.to_string(),
+    // Everything up to the last '@' may be userinfo (a password may hold
+    // '@', '/' or '?' unencoded): all of it goes.
+    let (mut out, rest) = match rest.rsplit_once('@') {
+        Some((_, host)) => (format!("{scheme}://***@"), host),
+        None => (format!("{scheme}://"), rest),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    out.push_str(rest);
+    if let Some(q) = query {
+        let (q, fragment) = match q.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (q, None),
+        };
+        out.push('?');
+        let params: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _))
+                    if ["pass", "password", "user", "username"]
+                        .iter()
+                        .any(|s| k.eq_ignore_ascii_case(s)) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -87,5 +127,14 @@ mod tests {
             super::redacted("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
+        assert_eq!(
+            super::redacted("rediss://:p@ss/w@rd@redis.example:6380/2#insecure"),
+            "rediss://***@redis.example:6380/2#insecure"
+        );
+        assert_eq!(
+            super::redacted("redis+unix:///run/redis.sock?db=1&pass=s3cret"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(super::redacted(":s3cret@host"), "<not a URL>");
     }
 }

@@ -70,6 +70,8 @@ pub struct ReplicaOptions {
     /// Where the follower task runs, so that shutdown drains it; `None`:
     /// plain `tokio::spawn`.
     pub tasks: Option<tokio_util::task::TaskTracker>,
+    /// Trust and client certificate for a `rediss://` URL.
+    pub tls: Option<super::RedisTls>,
 }
 
 impl Default for ReplicaOptions {
@@ -81,6 +83,7 @@ impl Default for ReplicaOptions {
             backoff_max: Duration::from_secs(5),
             changes_capacity: 1024,
             tasks: None,
+            tls: None,
         }
     }
 }
@@ -572,10 +575,11 @@ impl Replica {
                 op_timeout: opts.op_timeout,
                 lazy: false,
                 tasks: opts.tasks.clone(),
+                tls: opts.tls.clone(),
             },
         )
         .await?;
-        let client = redis::Client::open(url)?;
+        let client = super::tls::client(url, opts.tls.as_ref())?;
         let pubsub = subscribe(&client, opts.op_timeout).await?;
         let dump = store.dump(scope == ReplicaScope::Full).await?;
         warn_corrupt(&dump);
@@ -621,10 +625,11 @@ impl Replica {
                 op_timeout: opts.op_timeout,
                 lazy: true,
                 tasks: opts.tasks.clone(),
+                tls: opts.tls.clone(),
             },
         )
         .await?;
-        let client = redis::Client::open(url)?;
+        let client = super::tls::client(url, opts.tls.as_ref())?;
         let (changes, _) = broadcast::channel(opts.changes_capacity.max(1));
         let r = Arc::new(Replica {
             current: RwLock::new(Arc::new(Snapshot::empty(scope))),

@@ -51,6 +51,9 @@ pub struct StoreOptions {
     /// Where the store's own tasks (the lookup batcher) run, so that
     /// shutdown drains them; `None`: plain `tokio::spawn`.
     pub tasks: Option<tokio_util::task::TaskTracker>,
+    /// Trust and client certificate for a `rediss://` URL; `None`: the
+    /// system's roots, no client certificate.
+    pub tls: Option<super::RedisTls>,
 }
 
 impl Default for StoreOptions {
@@ -59,6 +62,7 @@ impl Default for StoreOptions {
             op_timeout: Duration::from_secs(1),
             lazy: false,
             tasks: None,
+            tls: None,
         }
     }
 }
@@ -275,7 +279,7 @@ impl Store {
     }
 
     pub async fn connect_with(url: &str, opts: &StoreOptions) -> Result<Store> {
-        let client = redis::Client::open(url)?;
+        let client = super::tls::client(url, opts.tls.as_ref())?;
         let t = opts.op_timeout;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(t))

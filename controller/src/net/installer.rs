@@ -69,9 +69,19 @@ impl Installer {
         }
     }
 
-    /// Registers a connected switch; returns the connection it replaces.
-    pub fn add(&self, sw: Arc<Switch>) -> Option<Arc<Switch>> {
-        self.switches.write().insert(sw.dpid, sw)
+    /// Registers a connected switch, unless a connection that is still
+    /// open holds its datapath id: then that one is returned and stays.
+    /// A closed holder (dropped, or replaced because it stopped
+    /// answering) gives way.
+    pub fn add(&self, sw: Arc<Switch>) -> Result<(), Arc<Switch>> {
+        let mut map = self.switches.write();
+        match map.get(&sw.dpid) {
+            Some(cur) if cur.is_connected() && !Arc::ptr_eq(cur, &sw) => Err(cur.clone()),
+            _ => {
+                map.insert(sw.dpid, sw);
+                Ok(())
+            }
+        }
     }
 
     /// Unregisters `sw`, unless a newer connection of its datapath
@@ -325,7 +335,7 @@ mod tests {
         let inst = Installer::new(stats.clone());
         let (s1, s2, s3) = (switch(1), switch(2), switch(3));
         for s in [&s1, &s2, &s3] {
-            inst.add(s.clone());
+            assert!(inst.add(s.clone()).is_ok());
         }
         inst.execute(setup_plan());
         let q2 = queued(&s2);
@@ -357,7 +367,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let inst = Installer::new(stats.clone());
         let s1 = switch(1);
-        inst.add(s1.clone());
+        assert!(inst.add(s1.clone()).is_ok());
         // Switch 2 is not connected: only 1's barrier is awaited.
         inst.execute(setup_plan());
         let q1 = queued(&s1);
@@ -386,11 +396,17 @@ mod tests {
     }
 
     #[test]
-    fn a_replaced_connection_is_not_unregistered_by_the_old_one() {
+    fn a_live_holder_keeps_its_datapath_and_a_replaced_one_gives_way() {
         let inst = Installer::new(Arc::new(Stats::default()));
         let (old, new) = (switch(5), switch(5));
-        assert!(inst.add(old.clone()).is_none());
-        assert!(inst.add(new.clone()).is_some());
+        assert!(inst.add(old.clone()).is_ok());
+        let held = inst.add(new.clone()).expect_err("the live holder stays");
+        assert!(Arc::ptr_eq(&held, &old));
+        assert!(Arc::ptr_eq(&inst.switch(5).expect("registered"), &old));
+        // Once the holder is closed (it stopped answering), the newcomer
+        // takes its place, and the old one's end does not unregister it.
+        old.replace();
+        assert!(inst.add(new.clone()).is_ok());
         assert!(!inst.remove(&old));
         assert!(inst.connected(5));
         assert!(inst.remove(&new));

@@ -1,20 +1,30 @@
-//! Switch connections: the OpenFlow listener and one task per switch.
+//! Switch connections: the OpenFlow listeners (plain TCP, and TLS with
+//! switch certificates checked against a CA) and one task per switch.
 //!
 //! Each connection reads into a `BytesMut` and splits whole messages off it
 //! with `openflow::framing` (a partial message just waits for more bytes);
 //! the same task's writer half flushes everything the controller queued
 //! for that switch in one write call. While the switch is being learned
 //! (ports, description, meter features) the task also drives that, so a
-//! connection is one task, whatever it is doing. A slow, silent or hostile
-//! switch only ever blocks its own task: it is dropped after `dead_after`
-//! of silence, when it stops reading (outbound buffer or write timeout),
-//! or on a framing error, and its state is cleaned up.
+//! connection is one task, whatever it is doing, over TCP or TLS alike (the
+//! halves are generic over `AsyncRead`/`AsyncWrite`; a TLS handshake runs
+//! in that task too, under the handshake deadline). A slow, silent or
+//! hostile switch only ever blocks its own task: it is dropped after
+//! `dead_after` of silence, when it stops reading (outbound buffer or
+//! write timeout), or on a framing error, and its state is cleaned up.
+//!
+//! A datapath id is held by one connection at a time: a newcomer claiming
+//! the id of a registered switch is refused while that switch is alive
+//! (heard from, or answering an echo, within [`LIVENESS_BOUND`]); a holder
+//! that does not answer is closed and the newcomer takes its place, so a
+//! switch whose old connection went half-dead reconnects at once.
 //!
 //! What a connection reports goes to an [`Events`]; this module knows
 //! nothing of what the controller does with it.
 
 use super::Events;
 use super::switch::{SETUP_XID_BIT, Switch};
+use super::tls::{TlsAcceptor, TlsRefusal};
 use crate::config::Timers;
 use bytes::BytesMut;
 use openflow::framing::next_frame;
@@ -23,8 +33,7 @@ use openflow::{ErrorMsg, ErrorType, Header, Message, MsgType, OFP_VERSION, hello
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,11 +43,17 @@ use tracing::{Instrument, debug, info, info_span, warn};
 const READ_CHUNK: usize = 64 << 10;
 /// How long the final flush of a closing connection may wait for the switch.
 const CLOSING_FLUSH: Duration = Duration::from_secs(1);
+/// A registered switch heard from (or answering an echo) within this is
+/// alive: a newcomer claiming its datapath id is refused.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(1);
 
 /// Accepts switches until `shutdown` is cancelled; every connection runs in
 /// its own task tracked by `tracker`, so shutdown can wait for them all.
+/// With `tls`, every connection must complete a TLS handshake with a
+/// certificate the acceptor's CA signed before it speaks OpenFlow.
 pub async fn serve<E: Events>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     events: Arc<E>,
     timers: Timers,
     shutdown: CancellationToken,
@@ -54,10 +69,25 @@ pub async fn serve<E: Events>(
                 let _ = stream.set_nodelay(true);
                 let events = events.clone();
                 let shutdown = shutdown.clone();
-                let span = info_span!("switch", %peer, dpid = tracing::field::Empty);
+                let tls = tls.clone();
+                let span = info_span!(
+                    "switch",
+                    %peer,
+                    tls = tls.is_some(),
+                    dpid = tracing::field::Empty
+                );
                 tracker.spawn(
                     async move {
-                        if let Err(e) = handle(stream, peer, events, timers, shutdown).await {
+                        let r = match tls {
+                            None => {
+                                let (rd, wr) = stream.into_split();
+                                handle(rd, wr, peer, events, timers, shutdown).await
+                            }
+                            Some(tls) => {
+                                handle_tls(stream, tls, peer, events, timers, shutdown).await
+                            }
+                        };
+                        if let Err(e) = r {
                             info!("connection ended: {e}");
                         }
                     }
@@ -71,6 +101,40 @@ pub async fn serve<E: Events>(
             }
         }
     }
+}
+
+/// The TLS handshake (certificate checked), then the connection as usual.
+async fn handle_tls<E: Events>(
+    stream: TcpStream,
+    tls: TlsAcceptor,
+    peer: SocketAddr,
+    events: Arc<E>,
+    timers: Timers,
+    shutdown: CancellationToken,
+) -> Result<(), ConnError> {
+    let deadline = Timers::secs(timers.handshake_timeout);
+    let accepted = tokio::select! {
+        _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
+        r = tokio::time::timeout(deadline, tls.accept(stream)) => r,
+    };
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let why = TlsRefusal::from_io(&e);
+            warn!("TLS connection refused: {why}");
+            events.tls_refused(peer, &why);
+            return Err(ConnError::Tls(why));
+        }
+        Err(_) => {
+            let why = TlsRefusal::Handshake(format!("no TLS handshake within {deadline:?}"));
+            warn!("TLS connection refused: {why}");
+            events.tls_refused(peer, &why);
+            return Err(ConnError::Tls(why));
+        }
+    };
+    debug!("TLS established, switch certificate verified");
+    let (rd, wr) = tokio::io::split(stream);
+    handle(rd, wr, peer, events, timers, shutdown).await
 }
 
 /// Why a connection ended.
@@ -90,21 +154,27 @@ pub enum ConnError {
     Shutdown,
     #[error("dropped: not reading what we send")]
     Stuck,
-    #[error("replaced by a newer connection of the same datapath")]
+    #[error("not answering; a newer connection of the same datapath took its place")]
     Replaced,
     #[error("refused: {0}")]
     Refused(String),
+    #[error("{0}")]
+    Tls(TlsRefusal),
 }
 
-struct Reader {
-    rd: OwnedReadHalf,
+struct Reader<R> {
+    rd: R,
+    /// The connection's switch once the handshake named it: told when
+    /// bytes arrive, so a newcomer claiming its datapath id can see it
+    /// is alive.
+    sw: Option<Arc<Switch>>,
     buf: BytesMut,
     /// When bytes last arrived: one clock read per socket read, not per
     /// message (a read carries hundreds of packet-ins under load).
     last_read: Instant,
 }
 
-impl Reader {
+impl<R: AsyncRead + Unpin> Reader<R> {
     /// Next whole message, reading as needed; partial input is not an error.
     async fn next(&mut self) -> Result<bytes::Bytes, ConnError> {
         loop {
@@ -127,20 +197,29 @@ impl Reader {
             return Err(ConnError::Eof);
         }
         self.last_read = Instant::now();
+        if let Some(sw) = &self.sw {
+            sw.heard();
+        }
         Ok(())
     }
 }
 
-async fn handle<E: Events>(
-    stream: TcpStream,
+async fn handle<E, R, W>(
+    rd: R,
+    mut wr: W,
     peer: SocketAddr,
     events: Arc<E>,
     timers: Timers,
     shutdown: CancellationToken,
-) -> Result<(), ConnError> {
-    let (rd, mut wr) = stream.into_split();
+) -> Result<(), ConnError>
+where
+    E: Events,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
     let mut reader = Reader {
         rd,
+        sw: None,
         buf: BytesMut::with_capacity(READ_CHUNK),
         last_read: Instant::now(),
     };
@@ -159,11 +238,41 @@ async fn handle<E: Events>(
     ));
     let dpid = sw.dpid;
     tracing::Span::current().record("dpid", format_args!("{dpid:016x}"));
+    // A datapath id held by another connection: that one keeps it if it
+    // is alive; one that does not answer is closed for this one.
+    if let Some(holder) = events.holder(dpid)
+        && holder.is_connected()
+    {
+        let alive = tokio::select! {
+            _ = shutdown.cancelled() => return Err(ConnError::Shutdown),
+            a = holder.is_alive(LIVENESS_BOUND) => a,
+        };
+        if alive {
+            // switch_connected refuses (and counts) below.
+            debug!(
+                "datapath {dpid:016x} is held by {}, which answers",
+                holder.peer
+            );
+        } else {
+            warn!(
+                "datapath {dpid:016x}: its connection from {} has not answered for {:?}; \
+                 replaced by this one from {peer}",
+                holder.peer,
+                holder.silent_for()
+            );
+            holder.replace();
+        }
+    }
     if let Err(why) = events.switch_connected(&sw) {
-        warn!(dpid = format_args!("{dpid:016x}"), "switch refused: {why}");
+        warn!(
+            dpid = format_args!("{dpid:016x}"),
+            "switch from {peer} refused: {why}"
+        );
+        let _ = tokio::time::timeout(CLOSING_FLUSH, wr.shutdown()).await;
         return Err(ConnError::Refused(why));
     }
     info!(dpid = format_args!("{dpid:016x}"), "switch connected");
+    reader.sw = Some(sw.clone());
 
     // Reads (with learning alongside) and writes, joined in this task.
     let reads = async {
@@ -188,9 +297,9 @@ async fn handle<E: Events>(
 
 /// HELLO both ways (with version bitmaps), then FEATURES. A switch that
 /// cannot speak 1.3 gets HELLO_FAILED/INCOMPATIBLE and is closed.
-async fn handshake(
-    reader: &mut Reader,
-    wr: &mut OwnedWriteHalf,
+async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut Reader<R>,
+    wr: &mut W,
 ) -> Result<openflow::FeaturesReply, ConnError> {
     let mut out = Vec::with_capacity(64);
     let hello = Message::Hello {
@@ -260,8 +369,8 @@ fn speaks_13(header: &Header, elements: &[HelloElem<'_>]) -> bool {
     }
 }
 
-async fn read_loop<E: Events>(
-    reader: &mut Reader,
+async fn read_loop<E: Events, R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
     sw: &Arc<Switch>,
     events: &E,
     shutdown: &CancellationToken,
@@ -336,7 +445,12 @@ fn dispatch<E: Events>(sw: &Arc<Switch>, events: &E, frame: &bytes::Bytes) {
         Message::EchoRequest { data } => {
             sw.send_xid(h.xid, &Message::EchoReply { data });
         }
-        Message::EchoReply { .. } | Message::Hello { .. } => {}
+        // An echo the controller asked as a request (liveness) waits for
+        // it; the keepalive's echoes have no pending entry.
+        m @ Message::EchoReply { .. } => {
+            sw.complete(h.xid, m);
+        }
+        Message::Hello { .. } => {}
         Message::PortStatus(ps) => events.port_status(sw, &ps),
         Message::FlowRemoved(fr) => events.flow_removed(sw, &fr),
         Message::Error(e) => {
@@ -352,7 +466,7 @@ fn dispatch<E: Events>(sw: &Arc<Switch>, events: &E, frame: &bytes::Bytes) {
     }
 }
 
-async fn write_loop(sw: &Switch, mut wr: OwnedWriteHalf, write_timeout: Duration) {
+async fn write_loop<W: AsyncWrite + Unpin>(sw: &Switch, mut wr: W, write_timeout: Duration) {
     let mut spare = BytesMut::with_capacity(64 << 10);
     loop {
         let closing = tokio::select! {

@@ -13,8 +13,8 @@ use openflow::{Body, FeaturesReply, Message, MultipartReply, MultipartRequest, P
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -100,6 +100,10 @@ pub struct Switch {
     /// Packet-in allowances per port (only this switch's task uses it).
     buckets: Mutex<HashMap<u32, Bucket>>,
     request_timeout: Duration,
+    /// `last_heard_ms` counts from here.
+    born: Instant,
+    /// When bytes last arrived from the switch, in ms since `born`.
+    last_heard_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Switch {
@@ -127,7 +131,41 @@ impl Switch {
             replaced: AtomicBool::new(false),
             buckets: Mutex::new(HashMap::new()),
             request_timeout,
+            born: Instant::now(),
+            last_heard_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes just arrived from the switch (its connection task says so
+    /// once per socket read).
+    pub(crate) fn heard(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_heard_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the switch last sent anything (since the handshake
+    /// finished, if it has sent nothing since).
+    pub fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_heard_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+
+    /// Whether the switch is alive: connected, and heard from within
+    /// `bound`, or answering an ECHO_REQUEST within `bound`.
+    pub async fn is_alive(&self, bound: Duration) -> bool {
+        if !self.is_connected() {
+            return false;
+        }
+        if self.silent_for() < bound {
+            return true;
+        }
+        let echo = Message::EchoRequest {
+            data: b"tierflow liveness"[..].into(),
+        };
+        matches!(
+            self.request_within(&echo, bound).await,
+            Ok(Message::EchoReply { .. })
+        ) || (self.is_connected() && self.silent_for() < bound)
     }
 
     /// A fresh controller xid (never 0, never with the setup bit).
@@ -135,8 +173,8 @@ impl Switch {
         fresh_xid(&self.next_xid)
     }
 
-    /// Closes this connection because a newer one of the same datapath
-    /// took its place.
+    /// Closes this connection because it stopped answering and a newer
+    /// one of the same datapath takes its place.
     pub fn replace(&self) {
         self.replaced.store(true, Ordering::Relaxed);
         self.closed.cancel();
@@ -245,10 +283,19 @@ impl Switch {
 
     /// Sends a request and waits for the reply with the same xid.
     pub async fn request(&self, msg: &Message<'_>) -> Result<Message<'static>, RequestError> {
+        self.request_within(msg, self.request_timeout).await
+    }
+
+    /// `request` with its own timeout.
+    pub async fn request_within(
+        &self,
+        msg: &Message<'_>,
+        timeout: Duration,
+    ) -> Result<Message<'static>, RequestError> {
         let (tx, rx) = oneshot::channel();
         let xid = self.next_xid();
         self.pending.lock().insert(xid, Pending::One(tx));
-        self.finish_request(xid, msg, rx).await
+        self.finish_request(xid, msg, rx, timeout).await
     }
 
     /// Sends a multipart request and waits for every part of the reply.
@@ -266,7 +313,8 @@ impl Switch {
             },
         );
         let msg = Message::MultipartRequest(MultipartRequest { flags: 0, body });
-        self.finish_request(xid, &msg, rx).await
+        self.finish_request(xid, &msg, rx, self.request_timeout)
+            .await
     }
 
     async fn finish_request<T>(
@@ -274,19 +322,20 @@ impl Switch {
         xid: u32,
         msg: &Message<'_>,
         rx: oneshot::Receiver<Result<T, RequestError>>,
+        timeout: Duration,
     ) -> Result<T, RequestError> {
         if !self.send_xid(xid, msg) {
             self.pending.lock().remove(&xid);
             return Err(RequestError::Closed { dpid: self.dpid });
         }
-        match tokio::time::timeout(self.request_timeout, rx).await {
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(RequestError::Closed { dpid: self.dpid }),
             Err(_) => {
                 self.pending.lock().remove(&xid);
                 Err(RequestError::Timeout {
                     dpid: self.dpid,
-                    timeout: self.request_timeout,
+                    timeout,
                 })
             }
         }
