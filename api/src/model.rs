@@ -13,6 +13,17 @@ use std::net::IpAddr;
 use utoipa::ToSchema;
 
 /// A QoS tier. Rates are per session: every session of the tier gets them.
+///
+/// The promise, measured rather than configured: a TCP session alone on
+/// its path gets 90–110 % of `rate_kbps` as goodput over a 10 s transfer.
+/// Each session has a meter per direction on every switch of its path, a
+/// token bucket that drops what exceeds the rate. Tierflow sizes the
+/// bucket so that TCP reaches the rate (half a second of the rate, never
+/// less than `burst_kbits`) and shows the bucket it used wherever it shows
+/// a meter (a session's `meters`, `/switches/{dpid}/meters`). On hold the
+/// session flows at about `hold_rate_kbps` and is back at its rate within
+/// seconds of the resume; a held call's music on hold keeps the rate its
+/// codec needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
@@ -25,8 +36,13 @@ pub struct Tier {
     /// Per-session meter rate, kbit/s, > 0.
     #[schema(example = 50000, minimum = 1)]
     pub rate_kbps: u32,
-    /// Per-session meter burst, kbit, > 0.
-    #[schema(example = 5000, minimum = 1)]
+    /// The least bucket a session's meter gets, kbit: the burst above the
+    /// rate the operator allows at the least. 0 or absent: Tierflow sizes
+    /// the bucket alone (half a second of `rate_kbps`, which TCP needs to
+    /// reach the rate); a larger value gives a larger bucket (and lets a
+    /// transfer's first second run above the rate).
+    #[serde(default)]
+    #[schema(example = 5000, minimum = 0)]
     pub burst_kbits: u32,
     /// DSCP marked at the ingress edge, 0..=63.
     #[schema(example = 46, maximum = 63)]
@@ -286,6 +302,11 @@ pub struct Explanation {
     pub reason: Reason,
     /// One sentence for people.
     pub detail: String,
+    /// What in the tier does not fit the session (a call whose codec needs
+    /// more than the tier's `rate_kbps` or `hold_rate_kbps`), one
+    /// sentence each; empty when nothing.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -330,8 +351,37 @@ pub struct Session {
     /// null until first measured.
     #[serde(default)]
     pub measured_kbps: Option<Measured>,
+    /// The meters the session's flows go through on every switch of its
+    /// path now (the hold rate on hold); null while it has no path.
+    #[serde(default)]
+    pub meters: Option<SessionMeters>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A session's meters, one per direction, as installed on every switch
+/// of its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionMeters {
+    pub to_server: MeterSetting,
+    pub to_client: MeterSetting,
+    /// For a call: kbit/s its codec needs on the wire per direction (from
+    /// the SDP: codec, ptime, b=TIAS or b=AS, with RTP, UDP, IP and
+    /// Ethernet headers); a direction that keeps running on hold (music
+    /// on hold after `a=sendonly`) keeps this rate.
+    #[schema(example = 88)]
+    pub need_kbps: Option<u32>,
+}
+
+/// One meter: a drop band at `rate_kbps` whose token bucket holds
+/// `bucket_kbits` (half a second of the rate, never less than the tier's
+/// `burst_kbits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MeterSetting {
+    #[schema(example = 50000)]
+    pub rate_kbps: u32,
+    #[schema(example = 25000)]
+    pub bucket_kbits: u32,
 }
 
 /// A session's rate as the switches counted it: kbit/s on the wire
@@ -457,9 +507,6 @@ impl Tier {
         bounded("min_benefit", self.min_benefit, 1e21)?;
         if self.rate_kbps == 0 {
             return Err(FieldError::new("rate_kbps", "must be greater than 0"));
-        }
-        if self.burst_kbits == 0 {
-            return Err(FieldError::new("burst_kbits", "must be greater than 0"));
         }
         if self.dscp > 63 {
             return Err(FieldError::new("dscp", "must be between 0 and 63"));
@@ -733,12 +780,14 @@ mod tests {
             }),
             "rate_kbps"
         );
-        assert_eq!(
-            field(Tier {
+        assert!(
+            Tier {
                 burst_kbits: 0,
                 ..gold()
-            }),
-            "burst_kbits"
+            }
+            .validate()
+            .is_ok(),
+            "no burst: Tierflow sizes the bucket"
         );
         assert_eq!(
             field(Tier {

@@ -135,6 +135,14 @@ pub struct MeterView {
     pub packet_in_count: u64,
     pub byte_in_count: u64,
     pub duration_sec: u32,
+    /// The first band's rate, kbit/s, as the switch reports it (null when
+    /// the meter has no band or counts packets).
+    #[schema(example = 50000)]
+    pub rate_kbps: Option<u32>,
+    /// The first band's bucket (burst size), kbit, as the switch reports
+    /// it: what a session's meter lets through above its rate at once.
+    #[schema(example = 25000)]
+    pub bucket_kbits: Option<u32>,
     /// Bands as `decode` prints them.
     #[schema(value_type = Object)]
     pub bands: serde_json::Value,

@@ -333,11 +333,25 @@ impl Backend for ControlBackend {
             sw.multipart(MultipartRequestBody::MeterConfig(all)),
             sw.multipart(MultipartRequestBody::Meter(all)),
         );
-        let mut bands: BTreeMap<u32, serde_json::Value> = BTreeMap::new();
+        type Bands = (serde_json::Value, Option<(u32, u32)>);
+        let mut bands: BTreeMap<u32, Bands> = BTreeMap::new();
         for part in config.map_err(switch_err)? {
             if let MultipartReplyBody::MeterConfig(v) = part.body {
                 for m in v {
-                    bands.insert(m.meter_id, json(&m.bands));
+                    let first = (m.flags & openflow::meter_flags::KBPS != 0)
+                        .then(|| m.bands.first())
+                        .flatten()
+                        .and_then(|b| match *b {
+                            openflow::MeterBand::Drop { rate, burst_size }
+                            | openflow::MeterBand::DscpRemark {
+                                rate, burst_size, ..
+                            }
+                            | openflow::MeterBand::Experimenter {
+                                rate, burst_size, ..
+                            } => Some((rate, burst_size)),
+                            openflow::MeterBand::Unknown { .. } => None,
+                        });
+                    bands.insert(m.meter_id, (json(&m.bands), first));
                 }
             }
         }
@@ -345,27 +359,32 @@ impl Backend for ControlBackend {
         for part in stats.map_err(switch_err)? {
             if let MultipartReplyBody::Meter(v) = part.body {
                 for m in v {
+                    let (b, first) = bands
+                        .remove(&m.meter_id)
+                        .unwrap_or((serde_json::Value::Array(Vec::new()), None));
                     out.push(MeterView {
                         meter_id: m.meter_id,
                         flow_count: m.flow_count,
                         packet_in_count: m.packet_in_count,
                         byte_in_count: m.byte_in_count,
                         duration_sec: m.duration_sec,
-                        bands: bands
-                            .remove(&m.meter_id)
-                            .unwrap_or(serde_json::Value::Array(Vec::new())),
+                        rate_kbps: first.map(|f| f.0),
+                        bucket_kbits: first.map(|f| f.1),
+                        bands: b,
                     });
                 }
             }
         }
         // Configured meters the stats reply missed still show.
-        for (meter_id, b) in bands {
+        for (meter_id, (b, first)) in bands {
             out.push(MeterView {
                 meter_id,
                 flow_count: 0,
                 packet_in_count: 0,
                 byte_in_count: 0,
                 duration_sec: 0,
+                rate_kbps: first.map(|f| f.0),
+                bucket_kbits: first.map(|f| f.1),
                 bands: b,
             });
         }

@@ -105,6 +105,7 @@ impl Choice<'_> {
                 code: inputs.promo_code.as_deref(),
                 tier: &self.tier.name,
             }),
+            warnings: Vec::new(),
         }
     }
 }

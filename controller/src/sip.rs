@@ -166,6 +166,137 @@ pub struct Media {
     pub rtcp_port: Option<u16>,
     /// `a=rtcp-mux` (RFC 5761): RTCP shares the RTP port.
     pub rtcp_mux: bool,
+    /// The stream's voice or video codec: the first payload format of
+    /// the `m=` line that carries media (DTMF events, comfort noise and
+    /// redundancy formats are skipped); `None` when there is none.
+    pub codec: Option<Codec>,
+    /// `a=ptime:` in milliseconds (RFC 4566 §6); never 0.
+    pub ptime_ms: Option<u16>,
+    /// `b=` lines of the section, else of the session.
+    pub bandwidth: Bandwidth,
+}
+
+/// A payload format as `a=rtpmap:` (or the static table of RFC 3551 §6)
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codec {
+    pub payload_type: u8,
+    /// Encoding name as sent (`PCMU`, `opus`, ...).
+    pub name: String,
+    pub clock_hz: u32,
+    pub channels: u8,
+    /// `maxaveragebitrate` of the format's `a=fmtp:` (Opus, RFC 7587).
+    pub max_average_bps: Option<u32>,
+}
+
+/// `b=AS:` (kbit/s, RTP and the IP and UDP headers under it) and
+/// `b=TIAS:` (bit/s, the media alone: RFC 3890).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bandwidth {
+    pub as_kbps: Option<u32>,
+    pub tias_bps: Option<u64>,
+}
+
+impl Bandwidth {
+    fn read(lines: &[sdp::description::common::Bandwidth]) -> Bandwidth {
+        let mut b = Bandwidth::default();
+        for l in lines.iter().filter(|l| !l.experimental && l.bandwidth > 0) {
+            match l.bandwidth_type.as_str() {
+                "AS" => {
+                    b.as_kbps
+                        .get_or_insert(u32::try_from(l.bandwidth).unwrap_or(u32::MAX));
+                }
+                "TIAS" => {
+                    b.tias_bps.get_or_insert(l.bandwidth);
+                }
+                _ => {}
+            }
+        }
+        b
+    }
+
+    fn or(self, session: Bandwidth) -> Bandwidth {
+        Bandwidth {
+            as_kbps: self.as_kbps.or(session.as_kbps),
+            tias_bps: self.tias_bps.or(session.tias_bps),
+        }
+    }
+}
+
+/// The formats of RFC 3551's static table that matter to a rate (the
+/// encoding, the clock, the channels), for `m=` lines without `a=rtpmap`.
+fn static_format(pt: u8) -> Option<(&'static str, u32, u8)> {
+    Some(match pt {
+        0 => ("PCMU", 8000, 1),
+        3 => ("GSM", 8000, 1),
+        4 => ("G723", 8000, 1),
+        8 => ("PCMA", 8000, 1),
+        9 => ("G722", 8000, 1),
+        10 => ("L16", 44100, 2),
+        11 => ("L16", 44100, 1),
+        13 => ("CN", 8000, 1),
+        18 => ("G729", 8000, 1),
+        _ => return None,
+    })
+}
+
+/// Formats that carry no voice of their own: DTMF events (RFC 4733),
+/// comfort noise (RFC 3389), redundancy (RFC 2198) and FEC wrappers.
+fn is_auxiliary(name: &str) -> bool {
+    ["telephone-event", "CN", "red", "ulpfec", "flexfec", "rtx"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// The first media-carrying format of a section, named by its
+/// `a=rtpmap:` or the static table.
+fn first_codec(md: &sdp::description::media::MediaDescription) -> Option<Codec> {
+    let rtpmap = |pt: u8| -> Option<(String, u32, u8)> {
+        md.attributes
+            .iter()
+            .filter(|a| a.key == "rtpmap")
+            .filter_map(|a| a.value.as_deref())
+            .find_map(|v| {
+                let (n, rest) = v.trim().split_once(char::is_whitespace)?;
+                (n.parse::<u8>().ok()? == pt).then_some(())?;
+                let mut parts = rest.trim().split('/');
+                let name = parts.next()?.to_string();
+                let clock = parts.next()?.trim().parse().ok()?;
+                let channels = parts
+                    .next()
+                    .and_then(|c| c.trim().parse().ok())
+                    .unwrap_or(1);
+                Some((name, clock, channels))
+            })
+    };
+    let fmtp_max = |pt: u8| -> Option<u32> {
+        md.attributes
+            .iter()
+            .filter(|a| a.key == "fmtp")
+            .filter_map(|a| a.value.as_deref())
+            .find_map(|v| {
+                let (n, params) = v.trim().split_once(char::is_whitespace)?;
+                (n.parse::<u8>().ok()? == pt).then_some(())?;
+                params.split(';').find_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("maxaveragebitrate")
+                        .then(|| v.trim().parse().ok())?
+                })
+            })
+    };
+    md.media_name.formats.iter().find_map(|f| {
+        let pt: u8 = f.parse().ok().filter(|pt| *pt < 128)?;
+        let (name, clock_hz, channels) =
+            rtpmap(pt).or_else(|| static_format(pt).map(|(n, c, ch)| (n.to_string(), c, ch)))?;
+        (!is_auxiliary(&name)).then(|| Codec {
+            payload_type: pt,
+            name,
+            clock_hz,
+            channels: channels.max(1),
+            max_average_bps: fmtp_max(pt),
+        })
+    })
 }
 
 impl Media {
@@ -205,6 +336,7 @@ impl Sdp {
             return Err(SipError::Sdp("m= lines do not match media sections".into()));
         }
         let mut media = Vec::with_capacity(desc.media_descriptions.len());
+        let session_bw = Bandwidth::read(&desc.bandwidth);
         for (md, proto) in desc.media_descriptions.iter().zip(protos) {
             let port = u16::try_from(md.media_name.port.value)
                 .map_err(|_| SipError::Sdp(format!("bad port {}", md.media_name.port.value)))?;
@@ -216,6 +348,9 @@ impl Sdp {
                 direction: None,
                 rtcp_port: None,
                 rtcp_mux: false,
+                codec: first_codec(md),
+                ptime_ms: None,
+                bandwidth: Bandwidth::read(&md.bandwidth).or(session_bw),
             };
             for a in &md.attributes {
                 if let Some(d) = Direction::from_attribute(&a.key) {
@@ -231,6 +366,13 @@ impl Sdp {
                         .filter(|p| *p != 0);
                 } else if a.key == "rtcp-mux" {
                     m.rtcp_mux = true;
+                } else if a.key == "ptime" {
+                    m.ptime_ms = a
+                        .value
+                        .as_deref()
+                        .and_then(|v| v.trim().parse::<f32>().ok())
+                        .filter(|p| p.is_finite() && *p >= 1.0 && *p <= 1000.0)
+                        .map(|p| p.round() as u16);
                 }
             }
             media.push(m);
@@ -247,7 +389,7 @@ impl Sdp {
 
     /// The stream hold detection looks at: the first audio stream, else the
     /// first stream of any kind.
-    fn main_media(&self) -> Option<&Media> {
+    pub fn main_media(&self) -> Option<&Media> {
         self.media
             .iter()
             .find(|m| m.kind == "audio")

@@ -172,6 +172,12 @@ pub struct Stats {
     pub sip_unparsed: Counter,
     /// BYE or CANCEL naming a call its session does not carry (ignored).
     pub sip_bye_ignored: Counter,
+    /// Calls whose codec (from their SDP) needs more than their tier's
+    /// `rate_kbps` on the wire: their voice is clipped.
+    pub calls_codec_above_rate: Counter,
+    /// Calls whose codec needs more than their tier's `hold_rate_kbps`:
+    /// media held both ways is clipped (music on hold keeps its rate).
+    pub calls_codec_above_hold_rate: Counter,
     /// Packets of a session request dropped while its admission was in flight.
     pub admissions_busy: Counter,
     /// Session requests dropped because the remote-lookup queue was full

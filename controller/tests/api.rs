@@ -675,7 +675,34 @@ async fn sip_reinvite_from_either_side_holds_and_resumes_the_call() {
     let (_, why, reason) = state(&ctl).expect("live");
     assert_eq!(why, "sip re-INVITE sendonly");
     assert_eq!(reason, tierflow_api::model::Reason::Hold);
-    eventually("both meters at the hold rate", || modifies(64) >= 2).await;
+    // Music on hold: the agent's side still sends (to the caller) at what
+    // its G.711 needs on the wire; the caller's silent side is at the hold
+    // rate.
+    eventually(
+        "one meter at the hold rate, the other at the codec's",
+        || modifies(64) >= 1 && modifies(88) >= 1,
+    )
+    .await;
+    let meters = |ctl: &tierflow::control::ControlPlane| {
+        ctl.sessions()
+            .get(&id)
+            .and_then(|s| s.meters)
+            .map(|m| (m.to_server.rate_kbps, m.to_client.rate_kbps, m.need_kbps))
+    };
+    assert_eq!(meters(&ctl), Some((64, 88, Some(88))));
+    // The tier's hold rate (64) is below what G.711 needs: said, counted.
+    let warnings = ctl
+        .sessions()
+        .get(&id)
+        .map(|s| s.explanation.warnings)
+        .unwrap_or_default();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("hold_rate_kbps 64 is below the 88 kbit/s (PCMU on the wire)"),
+        "{warnings:?}"
+    );
+    assert_eq!(ctl.stats().calls_codec_above_hold_rate.get(), 1);
+    assert_eq!(ctl.stats().calls_codec_above_rate.get(), 0);
 
     // A re-INVITE whose SDP cannot be read changes nothing.
     let broken = udp(
@@ -724,6 +751,21 @@ async fn sip_reinvite_from_either_side_holds_and_resumes_the_call() {
         .expect("switch");
     eventually("still held, now inactive", || {
         state(&ctl).is_some_and(|s| s.0 == SessionState::Hold && s.1 == "sip re-INVITE inactive")
+    })
+    .await;
+    assert_eq!(
+        meters(&ctl),
+        Some((64, 64, Some(88))),
+        "inactive holds both ways"
+    );
+    frames
+        .send((
+            CLIENT_PORT,
+            from_caller("INVITE", &format!("c=IN IP4 {client}"), "a=sendonly\r\n"),
+        ))
+        .expect("switch");
+    eventually("the caller's own music on hold runs to the server", || {
+        meters(&ctl) == Some((88, 64, Some(88)))
     })
     .await;
     frames

@@ -8,7 +8,8 @@ mod sip {
 
     use proptest::prelude::*;
     use tierflow::sip::{
-        Direction, Media, Sdp, SipError, SipMessage, SipRequest, SipResponse, normalize_e164, parse,
+        Bandwidth, Codec, Direction, Media, Sdp, SipError, SipMessage, SipRequest, SipResponse,
+        normalize_e164, parse,
     };
 
     const SIPP_UAC: &[u8] = include_bytes!("sip/sipp_uac_invite.sip");
@@ -91,7 +92,20 @@ mod sip {
             direction: None,
             rtcp_port: None,
             rtcp_mux: false,
+            codec: None,
+            ptime_ms: None,
+            bandwidth: Bandwidth::default(),
         }
+    }
+
+    fn codec(payload_type: u8, name: &str, clock_hz: u32, channels: u8) -> Option<Codec> {
+        Some(Codec {
+            payload_type,
+            name: name.into(),
+            clock_hz,
+            channels,
+            max_average_bps: None,
+        })
     }
 
     // ---- real-world messages -------------------------------------------
@@ -113,7 +127,10 @@ mod sip {
                 sdp: Some(Sdp {
                     connection: Some(v4(127, 0, 0, 1)),
                     direction: None,
-                    media: vec![audio(6000, "RTP/AVP")],
+                    media: vec![Media {
+                        codec: codec(0, "PCMU", 8000, 1),
+                        ..audio(6000, "RTP/AVP")
+                    }],
                 }),
                 sdp_error: None,
             }
@@ -143,6 +160,8 @@ mod sip {
             s.media,
             vec![Media {
                 direction: Some(Direction::SendRecv),
+                codec: codec(0, "PCMU", 8000, 1),
+                ptime_ms: Some(20),
                 ..audio(10004, "RTP/AVP")
             }]
         );
@@ -166,11 +185,13 @@ mod sip {
             vec![
                 Media {
                     rtcp_port: Some(7079),
+                    codec: codec(96, "opus", 48000, 2),
                     ..audio(7078, "RTP/AVP")
                 },
                 Media {
                     kind: "video".into(),
                     rtcp_port: Some(9079),
+                    codec: codec(96, "VP8", 90000, 1),
                     ..audio(9078, "RTP/AVP")
                 },
             ]
@@ -192,7 +213,13 @@ mod sip {
         assert_eq!(r.promo_code.as_deref(), Some("WINTER"));
         // c: application/sdp and l: <len>.
         let s = r.sdp.expect("SDP offer");
-        assert_eq!(s.media, vec![audio(20000, "RTP/AVP")]);
+        assert_eq!(
+            s.media,
+            vec![Media {
+                codec: codec(0, "PCMU", 8000, 1),
+                ..audio(20000, "RTP/AVP")
+            }]
+        );
         assert_eq!(s.media_endpoints(), vec![(v4(10, 0, 0, 7), 20000)]);
     }
 
@@ -864,6 +891,7 @@ mod sip {
             vec![
                 Media {
                     rtcp_port: Some(4005),
+                    codec: codec(0, "PCMU", 8000, 1),
                     ..audio(4000, "RTP/AVP")
                 },
                 Media {
@@ -882,6 +910,7 @@ mod sip {
                 },
                 Media {
                     connection: Some(v4(224, 2, 1, 1)),
+                    codec: codec(0, "PCMU", 8000, 1),
                     ..audio(6000, "RTP/AVP")
                 },
             ]

@@ -502,6 +502,10 @@ function renderDetail() {
         ...kv('tier', s.tier, s.override_tier ? ' (manual override)' : ''),
         ...kv('path', h('span', { 'data-path': s.path.join(',') }, s.path.map(shortDpid).join(' → ') || 'none')),
         ...kv('measured', m ? `↑ ${fmtRate(m.to_server)}, ↓ ${fmtRate(m.to_client)} (${ago(m.at)})` : 'not yet'),
+        ...kv('meters', s.meters
+          ? h('span', { 'data-meters': '' }, `↑ ${fmtRate(s.meters.to_server.rate_kbps)} (bucket ${nf.format(s.meters.to_server.bucket_kbits)} kbit), ↓ ${fmtRate(s.meters.to_client.rate_kbps)} (bucket ${nf.format(s.meters.to_client.bucket_kbits)} kbit)${s.meters.need_kbps ? `; codec needs ${fmtRate(s.meters.need_kbps)}` : ''}`)
+          : 'none'),
+        ...(e.warnings && e.warnings.length ? kv('warnings', h('ul', { class: 'warnings' }, ...e.warnings.map((x) => h('li', {}, x)))) : []),
         ...kv('client data', inputs),
         ...kv('since', new Date(s.created_at).toLocaleString(), `, updated ${ago(s.updated_at)}`)),
       h('table', { class: 'terms-table' },

@@ -206,6 +206,7 @@ impl Memory {
             state_reason: "new".into(),
             external_id: None,
             measured_kbps: None,
+            meters: None,
             created_at: now,
             updated_at: now,
         };
@@ -258,7 +259,9 @@ impl Memory {
             packet_in_count: 0,
             byte_in_count: 0,
             duration_sec: 1,
-            bands: serde_json::json!([{"type": "DROP", "rate": 50000, "burst_size": 5000}]),
+            rate_kbps: Some(50000),
+            bucket_kbits: Some(25000),
+            bands: serde_json::json!([{"type": "DROP", "rate": 50000, "burst_size": 25000}]),
         }];
         let queues = vec![QueueView {
             port_no: 1,
@@ -378,6 +381,7 @@ fn decide(st: &State, inputs: &ClientData) -> Explanation {
         tier,
         reason,
         detail,
+        warnings: Vec::new(),
     }
 }
 
@@ -869,6 +873,7 @@ impl Backend for Memory {
             state_reason: String::new(),
             external_id: Some(r.external_id.clone()),
             measured_kbps: None,
+            meters: None,
             created_at: now,
             updated_at: now,
         };

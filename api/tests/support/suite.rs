@@ -499,7 +499,7 @@ pub async fn tiers_crud(fx: &dyn Fixture) {
         gold
     );
     // Defaults fill what a client may leave out.
-    let lean = json!({"name": "lean", "min_benefit": 1.0, "rate_kbps": 100, "burst_kbits": 10,
+    let lean = json!({"name": "lean", "min_benefit": 1.0, "rate_kbps": 100,
                       "dscp": 0, "queue_id": 0});
     let got = c
         .post(&url("/tiers"), &lean)
@@ -507,6 +507,10 @@ pub async fn tiers_crud(fx: &dyn Fixture) {
         .expect(StatusCode::CREATED);
     assert_eq!(got["hold_rate_kbps"], 64);
     assert_eq!(got["queue_min_kbps"], 0);
+    assert_eq!(
+        got["burst_kbits"], 0,
+        "no burst given: Tierflow sizes the bucket"
+    );
     assert_eq!(
         ids(&c.get(&url("/tiers")).await.expect(StatusCode::OK), "name").len(),
         2
@@ -569,7 +573,6 @@ pub async fn tier_validation_changes_nothing(fx: &dyn Fixture) {
     for (body, field) in [
         (with("dscp", json!(64)), "dscp"),
         (with("rate_kbps", json!(0)), "rate_kbps"),
-        (with("burst_kbits", json!(0)), "burst_kbits"),
         (with("queue_min_kbps", json!(50_001)), "queue_min_kbps"),
         (with("hold_rate_kbps", json!(0)), "hold_rate_kbps"),
         (with("name", json!("no spaces")), "name"),
@@ -586,6 +589,9 @@ pub async fn tier_validation_changes_nothing(fx: &dyn Fixture) {
     c.post(&url("/tiers"), &with("dscp", json!(300)))
         .await
         .expect_error(StatusCode::BAD_REQUEST, Some("dscp"));
+    c.post(&url("/tiers"), &with("burst_kbits", json!(-1)))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("burst_kbits"));
     c.post(&url("/tiers"), &with("rate_kbps", json!("fast")))
         .await
         .expect_error(StatusCode::BAD_REQUEST, Some("rate_kbps"));

@@ -189,13 +189,14 @@ pub fn untiered_flow(
     }
 }
 
-/// A per-session meter: one DROP band at `rate_kbps` (OVS's userspace
-/// datapath enforces DROP bands only).
+/// A per-session meter: one DROP band at `rate_kbps` whose bucket holds
+/// `bucket_kbits` (`qos` sizes it; OVS's userspace datapath enforces DROP
+/// bands only).
 pub fn meter(
     command: MeterModCommand,
     meter_id: u32,
     rate_kbps: u32,
-    burst_kbits: u32,
+    bucket_kbits: u32,
 ) -> MeterMod<'static> {
     MeterMod {
         command,
@@ -203,7 +204,7 @@ pub fn meter(
         meter_id,
         bands: vec![MeterBand::Drop {
             rate: rate_kbps,
-            burst_size: burst_kbits,
+            burst_size: bucket_kbits,
         }],
     }
 }

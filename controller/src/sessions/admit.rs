@@ -491,6 +491,20 @@ impl Sessions {
                 )
             }),
         };
+        // An INVITE comes from the caller: its sendonly plays to the server.
+        let keeps = match offer.as_ref().and_then(|o| o.1.hold_cause()) {
+            Some(c) if held.is_some() => super::call::keeps_on_hold(c, true),
+            _ => crate::qos::Keeps::Neither,
+        };
+        let need = offer
+            .as_ref()
+            .and_then(|o| crate::codec::need(&o.1))
+            .or_else(|| {
+                parked
+                    .as_ref()
+                    .and_then(|r| r.call.as_ref())
+                    .and_then(|c| c.need)
+            });
         let mut hold = HoldTrack::new();
         let (state, state_reason) = match held {
             Some((by, why)) => {
@@ -524,6 +538,8 @@ impl Sessions {
                     .unwrap_or_default(),
                 offer,
                 legs: Default::default(),
+                need,
+                keeps,
             })
         });
         let rec = Box::new(Record {
@@ -556,7 +572,7 @@ impl Sessions {
             self.names.get(rec.service),
             tier.name,
             reason_name(rec.decision.reason),
-            rec.view(&self.names, false).explanation.detail
+            self.view_of(&rec, false).explanation.detail
         );
         self.stats.sessions_admitted.inc();
         let gated = p.release.is_some() || p.confirmed.is_some();
@@ -653,7 +669,7 @@ impl Sessions {
     fn finish(&self, rec: Box<Record>, why: &str) {
         self.stats.sessions_ended.inc();
         info!("session {} ended: {why}", rec.id);
-        let mut view = rec.view(&self.names, false);
+        let mut view = self.view_of(&rec, false);
         view.state = SessionState::Ended;
         view.state_reason = why.to_owned();
         view.updated_at = Utc::now();

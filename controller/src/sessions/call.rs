@@ -11,8 +11,10 @@ use super::record::{
     Inputs, MediaLeg, SdpSaid, SessionId, SipRequestKind, Source, StateReason, Streams,
 };
 use super::{HoldCause, Sessions, detect};
+use crate::codec;
 use crate::messages::SessionKey;
 use crate::plan::{Execute, Plan, Release};
+use crate::qos::Keeps;
 use crate::sip::{self, SipMessage};
 use crate::topology::Topology;
 use openflow::PortNo;
@@ -232,12 +234,13 @@ impl Sessions {
             }
         };
         let result = match sdp.hold_cause() {
-            Some(c) => self.set_hold(
+            Some(c) => self.set_hold_keeping(
                 exec,
                 id,
                 true,
                 HoldCause::Sip,
                 StateReason::Sip(kind, SdpSaid::from_hold(c)),
+                keeps_on_hold(c, to_server),
             ),
             None if state == SessionState::Hold && by != Some(HoldCause::Cti) => self.set_hold(
                 exec,
@@ -275,6 +278,7 @@ impl Sessions {
         answer: bool,
     ) {
         let eps = super::record::endpoints_v4(sdp);
+        let snap = self.snapshot();
         let (id, offer) = {
             let mut t = self.table.lock();
             let Some(id) = t.by_key.get(key).copied() else {
@@ -294,6 +298,27 @@ impl Sessions {
                     call.media.push(ep);
                 }
             }
+            if let Some(need) = codec::need(sdp)
+                && call.need != Some(need)
+            {
+                call.need = Some(need);
+                let on_hold_one_way = call.keeps != Keeps::Neither;
+                let tier = snap.tier(&self.names.get(rec.tier)).cloned();
+                if let Some(tier) = &tier {
+                    self.count_codec_warnings(id, tier, need);
+                }
+                // Music on hold runs at the codec's rate: a new codec
+                // moves it.
+                if on_hold_one_way
+                    && rec.state == SessionState::Hold
+                    && let Some(tier) = tier
+                {
+                    exec.execute(program::retier(rec, &tier, self.idle_timeout));
+                }
+            }
+            let Some(call) = rec.call.as_mut() else {
+                return;
+            };
             if !answer {
                 call.offer = Some((call_id.map(Box::from), Box::new(sdp.clone())));
                 return;
@@ -373,6 +398,17 @@ impl Sessions {
             tier.name
         );
         rec.call.get_or_insert_with(Default::default).legs.push(leg);
+    }
+}
+
+/// Which way a call held by `said` still carries media: the side that
+/// sent `a=sendonly` (the caller when the offer went `to_server`) plays
+/// music on hold to the other; `a=inactive` and `c=0.0.0.0` hold both.
+pub fn keeps_on_hold(said: sip::HoldSaid, to_server: bool) -> Keeps {
+    match (said, to_server) {
+        (sip::HoldSaid::SendOnly, true) | (sip::HoldSaid::RecvOnly, false) => Keeps::ToServer,
+        (sip::HoldSaid::SendOnly, false) | (sip::HoldSaid::RecvOnly, true) => Keeps::ToClient,
+        (sip::HoldSaid::Inactive | sip::HoldSaid::NullAddress, _) => Keeps::Neither,
     }
 }
 

@@ -10,7 +10,7 @@ use super::{HoldCause, SessionError, Sessions};
 use crate::crm::Lookup;
 use crate::plan::Execute;
 use crate::policy;
-use crate::qos;
+use crate::qos::Keeps;
 use chrono::Utc;
 use tierflow_api::model::{ClientData, Reason, Session, SessionState, Tier};
 use tracing::info;
@@ -54,12 +54,12 @@ impl Sessions {
                 self.names.get(before),
                 tier.name,
                 reason_name(changed.decision.reason),
-                changed.view(&self.names, false).explanation.detail
+                self.view_of(&changed, false).explanation.detail
             );
         }
         *rec = changed;
         self.retier(exec, rec, &tier);
-        Ok(rec.view(&self.names, parked))
+        Ok(self.view_of(rec, parked))
     }
 
     /// Manual override: `tier` wins over the automatic choice until
@@ -178,6 +178,21 @@ impl Sessions {
         cause: HoldCause,
         why: StateReason,
     ) -> Result<Session, SessionError> {
+        self.set_hold_keeping(exec, id, hold, cause, why, Keeps::Neither)
+    }
+
+    /// The same, for a call whose media keeps running one way on hold
+    /// (`keeps`: music on hold after `a=sendonly`); changing only which
+    /// way re-programs the meters too.
+    pub fn set_hold_keeping(
+        &self,
+        exec: &dyn Execute,
+        id: SessionId,
+        hold: bool,
+        cause: HoldCause,
+        why: StateReason,
+        keeps: Keeps,
+    ) -> Result<Session, SessionError> {
         let snap = self.snapshot();
         let mut t = self.table.lock();
         let parked = !t.by_id.contains_key(&id);
@@ -188,6 +203,11 @@ impl Sessions {
             .cloned()
             .ok_or_else(|| SessionError::UnknownTier(name.to_string()))?;
         let was = rec.state == SessionState::Hold;
+        let keeps = if hold { keeps } else { Keeps::Neither };
+        let kept = match rec.call.as_mut() {
+            Some(c) => std::mem::replace(&mut c.keeps, keeps),
+            None => Keeps::Neither,
+        };
         let d = &mut rec.decision;
         if hold {
             if !was {
@@ -213,19 +233,25 @@ impl Sessions {
         rec.state_reason = why;
         rec.updated_at = Utc::now();
         if was == hold {
-            self.persist(id);
-            return Ok(rec.view(&self.names, parked));
+            if kept != keeps && !parked {
+                self.retier(exec, rec, &tier);
+            } else {
+                self.persist(id);
+            }
+            return Ok(self.view_of(rec, parked));
         }
         rec.hold.since = std::time::Instant::now();
         self.count_transition(cause, hold);
+        let [up, down] = rec.meters(&tier);
         info!(
-            "session {id} {}: {} (meters at {} kb/s)",
+            "session {id} {}: {} (meters at {} kb/s to the server, {} kb/s to the client)",
             if hold { "on hold" } else { "resumed" },
             why.text(),
-            qos::rate_of(&tier, rec.state).0
+            up.rate_kbps,
+            down.rate_kbps
         );
         self.retier(exec, rec, &tier);
-        Ok(rec.view(&self.names, parked))
+        Ok(self.view_of(rec, parked))
     }
 
     /// Re-tiers every live session whose tier is `name` (the tier was

@@ -49,10 +49,10 @@ use crate::stats::{Counter, Stats};
 use detect::Svc;
 use meters::Pools;
 use parking_lot::{Mutex, RwLock};
-use record::Names;
+use record::{Names, Record};
 use std::sync::Arc;
 use table::{Ended, Table};
-use tierflow_api::model::{Session, SessionState};
+use tierflow_api::model::{Session, SessionState, Tier};
 
 /// The CRM as the session table uses it.
 #[derive(Debug, Clone)]
@@ -156,6 +156,12 @@ impl Sessions {
         self.crm.replica.snapshot()
     }
 
+    /// The API's view of a record, with the meters its tier gives it now.
+    pub(crate) fn view_of(&self, rec: &Record, parked: bool) -> Session {
+        let snap = self.snapshot();
+        rec.view(&self.names, parked, snap.tier(&self.names.get(rec.tier)))
+    }
+
     /// The compiled services of `snap`.
     pub fn services(&self, snap: &Arc<Snapshot>) -> Arc<[Svc]> {
         {
@@ -204,6 +210,8 @@ impl Sessions {
                 && customer.is_none_or(|c| r.decision.customer.map(|(n, _)| n) == c)
                 && state.is_none_or(|s| r.state == s)
         };
+        let snap = self.snapshot();
+        let tier_of = |r: &record::Record| snap.tier(&names.get(r.tier));
         let t = self.table.lock();
         let measured = self.measured.lock();
         let mut v: Vec<Session> = t
@@ -211,7 +219,7 @@ impl Sessions {
             .values()
             .filter(|r| keep(r))
             .map(|r| {
-                let mut s = r.view(names, false);
+                let mut s = r.view(names, false, tier_of(r));
                 s.measured_kbps = measured.get(&r.id).copied();
                 s
             })
@@ -219,7 +227,7 @@ impl Sessions {
                 t.parked
                     .values()
                     .filter(|r| keep(r))
-                    .map(|r| r.view(names, true)),
+                    .map(|r| r.view(names, true, tier_of(r))),
             )
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -259,11 +267,7 @@ impl Sessions {
     /// A live session.
     pub fn get(&self, id: &str) -> Option<Session> {
         let id = SessionId::parse(id)?;
-        let mut s = self
-            .table
-            .lock()
-            .live(id)
-            .map(|r| r.view(&self.names, false))?;
+        let mut s = self.table.lock().live(id).map(|r| self.view_of(r, false))?;
         s.measured_kbps = self.measured_of(id);
         Some(s)
     }
@@ -283,11 +287,11 @@ impl Sessions {
         let t = self.table.lock();
         match t.live(id) {
             Some(r) => {
-                let mut s = r.view(&self.names, false);
+                let mut s = self.view_of(r, false);
                 s.measured_kbps = self.measured_of(id);
                 Some(s)
             }
-            None => t.parked(id).map(|r| r.view(&self.names, true)),
+            None => t.parked(id).map(|r| self.view_of(r, true)),
         }
     }
 
@@ -350,6 +354,21 @@ impl Sessions {
         t.live(id)
             .and_then(|r| r.call.as_ref())
             .map_or_else(Vec::new, |c| c.media.to_vec())
+    }
+
+    /// Counts (and logs) a call whose codec needs more than its tier gives.
+    fn count_codec_warnings(&self, id: record::SessionId, tier: &Tier, need: crate::codec::Need) {
+        if tier.rate_kbps < need.kbps {
+            self.stats.calls_codec_above_rate.inc();
+            tracing::warn!(
+                "session {id}: tier {} rate_kbps {} is below the {need} its codec needs",
+                tier.name,
+                tier.rate_kbps
+            );
+        }
+        if tier.hold_rate_kbps < need.kbps {
+            self.stats.calls_codec_above_hold_rate.inc();
+        }
     }
 
     fn count_transition(&self, cause: HoldCause, hold: bool) {

@@ -5,7 +5,6 @@
 use super::record::{MediaLeg, Record};
 use crate::messages::{self, Dir, FlowSpec};
 use crate::plan::Plan;
-use crate::qos;
 use openflow::{FlowModCommand, Message, MeterModCommand};
 use tierflow_api::model::Tier;
 
@@ -115,21 +114,27 @@ fn command(mode: Mode) -> FlowModCommand {
     }
 }
 
+/// A hop's meters, `[forward, reverse]`: forward runs from the client
+/// (or the caller's side of a media leg) to the server.
 fn push_meters(plan: &mut Plan, dpid: u64, ids: [u32; 2], rec: &Record, tier: &Tier, mode: Mode) {
-    let (rate, burst) = qos::rate_of(tier, rec.state);
-    for m in ids.into_iter().filter(|m| *m != 0) {
+    for (m, q) in ids
+        .into_iter()
+        .zip(rec.meters(tier))
+        .filter(|(m, _)| *m != 0)
+    {
+        let (rate, bucket) = (q.rate_kbps, q.bucket_kbits);
         match mode {
             Mode::Fresh => {
                 plan.push(dpid, &Message::MeterMod(messages::delete_meter(m)));
                 plan.push(
                     dpid,
-                    &Message::MeterMod(messages::meter(MeterModCommand::Add, m, rate, burst)),
+                    &Message::MeterMod(messages::meter(MeterModCommand::Add, m, rate, bucket)),
                 );
             }
             Mode::InPlace => {
                 plan.push(
                     dpid,
-                    &Message::MeterMod(messages::meter(MeterModCommand::Modify, m, rate, burst)),
+                    &Message::MeterMod(messages::meter(MeterModCommand::Modify, m, rate, bucket)),
                 );
             }
         }

@@ -8,9 +8,11 @@
 //!
 //! Knows nothing of switches, locks or Redis.
 
+use crate::codec;
 use crate::crm::MatchedBy;
 use crate::messages::SessionKey;
 use crate::policy::{self, Basis, PromoNote};
+use crate::qos::{self, Keeps};
 use crate::sip;
 use ahash::AHashMap as HashMap;
 use chrono::{DateTime, Utc};
@@ -21,7 +23,10 @@ use smallvec::SmallVec;
 use std::net::{IpAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Instant;
-use tierflow_api::model::{ClientData, Explanation, Reason, Session, SessionState, Terms, Weights};
+use tierflow_api::model::{
+    ClientData, Explanation, MeterSetting, Reason, Session, SessionMeters, SessionState, Terms,
+    Tier, Weights,
+};
 use tierflow_api::views::RequestKind;
 
 /// Session ids are 40 bits (they live in the cookie's id field).
@@ -443,6 +448,11 @@ pub struct Call {
     /// The latest SDP offer, paired with the answer of the same Call-ID.
     pub offer: Option<Offer>,
     pub legs: SmallVec<[MediaLeg; 1]>,
+    /// What the call's codec needs on the wire per direction, from its
+    /// latest SDP that said (the answer's codec is the one in use).
+    pub need: Option<codec::Need>,
+    /// Which way the media still runs while the call is on hold.
+    pub keeps: Keeps,
 }
 
 /// What only a session an application server requested has.
@@ -497,8 +507,45 @@ impl Record {
             .and_then(|_| self.key.ports_plus(1))
     }
 
-    /// The API's view. `parked`: the session has no flows now.
-    pub fn view(&self, names: &Names, parked: bool) -> Session {
+    /// How the call's media is held, and what it needs (nothing for other
+    /// sessions).
+    pub fn media_shape(&self) -> (Keeps, Option<u32>) {
+        self.call.as_ref().map_or((Keeps::Neither, None), |c| {
+            (c.keeps, c.need.map(|n| n.kbps))
+        })
+    }
+
+    /// The session's meters, `[to_server, to_client]`, under `tier`.
+    pub fn meters(&self, tier: &Tier) -> [qos::Meter; 2] {
+        let (keeps, need) = self.media_shape();
+        qos::meters(tier, self.state, keeps, need)
+    }
+
+    /// What is wrong with `tier` for this call's codec, one sentence each.
+    pub fn warnings(&self, tier: &Tier) -> Vec<String> {
+        let Some(need) = self.call.as_ref().and_then(|c| c.need) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if tier.rate_kbps < need.kbps {
+            out.push(format!(
+                "tier {} rate_kbps {} is below the {need} the call's codec needs per direction: its voice is clipped",
+                tier.name, tier.rate_kbps
+            ));
+        }
+        if tier.hold_rate_kbps < need.kbps {
+            out.push(format!(
+                "tier {} hold_rate_kbps {} is below the {need} the call's codec needs per direction: media sent on hold in a direction held at the hold rate (CTI hold, a=inactive, idle media) is clipped; music on hold after a=sendonly keeps its rate",
+                tier.name, tier.hold_rate_kbps
+            ));
+        }
+        out
+    }
+
+    /// The API's view. `parked`: the session has no flows now. `tier`:
+    /// the definition of the tier in force, for the meters it gets (absent
+    /// when the tier was deleted meanwhile).
+    pub fn view(&self, names: &Names, parked: bool, tier: Option<&Tier>) -> Session {
         let d = &self.decision;
         let inputs = self.inputs.to_client();
         let customer = d.customer.map(|(n, by)| (names.get(n), by));
@@ -528,6 +575,7 @@ impl Record {
             reason: d.reason,
             detail,
             inputs,
+            warnings: tier.map(|t| self.warnings(t)).unwrap_or_default(),
         };
         let mut state_reason = self.state_reason.text().to_string();
         if parked {
@@ -565,6 +613,18 @@ impl Record {
             created_at: self.created_at,
             updated_at: self.updated_at,
             measured_kbps: None,
+            meters: tier.filter(|_| !parked).map(|t| {
+                let [up, down] = self.meters(t);
+                let setting = |m: qos::Meter| MeterSetting {
+                    rate_kbps: m.rate_kbps,
+                    bucket_kbits: m.bucket_kbits,
+                };
+                SessionMeters {
+                    to_server: setting(up),
+                    to_client: setting(down),
+                    need_kbps: self.media_shape().1,
+                }
+            }),
         }
     }
 }

@@ -100,7 +100,7 @@ impl Sessions {
         if rec.key != *key {
             return Err(Refused::Conflict(external_id.to_string(), id));
         }
-        Ok(Some(rec.view(&self.names, parked)))
+        Ok(Some(self.view_of(rec, parked)))
     }
 
     /// Admits a requested session with what the CRM said of its client
@@ -145,7 +145,7 @@ impl Sessions {
                 return Err(Refused::Conflict(req.external_id, id));
             }
             let parked = !t.by_id.contains_key(&id);
-            return Ok(Outcome::Existing(r.view(&self.names, parked)));
+            return Ok(Outcome::Existing(self.view_of(r, parked)));
         }
         let requested = Box::new(Requested {
             external_id: req.external_id.as_str().into(),
@@ -158,7 +158,7 @@ impl Sessions {
             && let Some(r) = t.live_mut(id)
         {
             r.requested = Some(requested);
-            let view = r.view(&self.names, false);
+            let view = self.view_of(r, false);
             t.by_external.insert(req.external_id.into(), id);
             drop(t);
             self.persist(id);
@@ -193,7 +193,7 @@ impl Sessions {
                 "session {id} requested: {} -> {} waits for its hosts to be located",
                 req.key.client, req.key.server
             );
-            let view = rec.view(&self.names, true);
+            let view = self.view_of(&rec, true);
             self.persist(id);
             t.park(rec);
             self.waiting
@@ -217,13 +217,13 @@ impl Sessions {
             rec.key.server,
             kind_name(req.kind),
             tier.name,
-            rec.view(&self.names, false).explanation.detail
+            self.view_of(&rec, false).explanation.detail
         );
         self.stats.sessions_admitted.inc();
         let mut plan = program::install(&rec, &tier, self.idle_timeout, true);
         plan.on_confirmed(confirmed);
         exec.execute(plan);
-        let view = rec.view(&self.names, false);
+        let view = self.view_of(&rec, false);
         self.persist(id);
         t.insert(rec);
         Ok(Outcome::Admitted(id, view))

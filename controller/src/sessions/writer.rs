@@ -206,7 +206,7 @@ impl Sessions {
     fn stored(&self, id: SessionId) -> Option<Stored> {
         let t = self.table.lock();
         let rec = t.live(id).or_else(|| t.parked(id))?;
-        Some(Stored::of(rec, rec.view(&self.names, false)))
+        Some(Stored::of(rec, self.view_of(rec, false)))
     }
 
     /// Writes changed sessions to Redis until `shutdown`; failed writes
