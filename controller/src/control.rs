@@ -579,6 +579,9 @@ impl ControlPlane {
             // A promotion change counts for new decisions only.
             ChangeKind::Promotion => {}
             ChangeKind::Customer | ChangeKind::Policy => self.rescore_all().await,
+            // What the data plane makes of VLANs and ports: see
+            // `net_changed`.
+            ChangeKind::Vlan | ChangeKind::Port => {}
             ChangeKind::Everything => {
                 let snap = self.sessions.snapshot();
                 for t in &snap.tiers {

@@ -25,3 +25,4 @@ pub mod sessions;
 pub mod sip;
 pub mod stats;
 pub mod topology;
+pub mod vlan;
