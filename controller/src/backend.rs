@@ -486,10 +486,10 @@ impl Backend for ControlBackend {
                 ip: h.ips.first().map(ToString::to_string),
                 dpid: format_dpid(h.at.0),
                 port: h.at.1,
-                vlan: tierflow_api::model::DEFAULT_VLAN,
+                vlan: h.vlan,
             })
             .collect();
-        hosts.sort_by(|a, b| a.mac.cmp(&b.mac));
+        hosts.sort_by(|a, b| (&a.mac, a.vlan).cmp(&(&b.mac, b.vlan)));
         TopologyView {
             switches,
             links,

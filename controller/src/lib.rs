@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod qos;
+pub mod routing;
 pub mod sessions;
 pub mod sip;
 pub mod stats;
