@@ -367,6 +367,60 @@ pub fn carry(
     })
 }
 
+/// How two hosts reach each other: `Some(None)` bridged (one VLAN, one
+/// subnet as far as the router knows), `Some(Some(router))` routed (their
+/// subnets are routed ones, different), `None` not at all (different
+/// VLANs, not both routed).
+pub fn reach(plan: &Plan, a: (Vid, Ipv4Addr), b: (Vid, Ipv4Addr)) -> Option<Option<MacAddr>> {
+    let sa = plan.subnet_of(a.1).filter(|s| s.vid == a.0);
+    let sb = plan.subnet_of(b.1).filter(|s| s.vid == b.0);
+    match (sa, sb) {
+        (Some(x), Some(y)) if x.net != y.net => Some(Some(ROUTER_MAC)),
+        _ if a.0 == b.0 => Some(None),
+        _ => None,
+    }
+}
+
+/// `data` as a hop leaves it (for a frame the controller delivers itself,
+/// straight to its destination's port): retagged, and at a routing hop
+/// with the router's and the next hop's addresses and its IPv4 TTL one
+/// less (checksum updated). `None` for a frame too short for its headers,
+/// or routed with a TTL of 1 or less (it dies here).
+pub fn rewrite_frame(data: &[u8], hop: &HopCarry) -> Option<Vec<u8>> {
+    const ETH: usize = 12;
+    let tagged = data.get(ETH..ETH + 2)? == [0x81, 0x00];
+    let body = data.get(if tagged { ETH + 4 } else { ETH }..)?;
+    let mut v = Vec::with_capacity(data.len() + 4);
+    match hop.l3 {
+        Some(r) => {
+            v.extend_from_slice(&r.eth_dst.0);
+            v.extend_from_slice(&r.eth_src.0);
+        }
+        None => v.extend_from_slice(data.get(..ETH)?),
+    }
+    if let Tag::Tagged(vid) = hop.leave {
+        v.extend_from_slice(&[0x81, 0x00]);
+        v.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
+    }
+    let l3 = v.len() + 2;
+    v.extend_from_slice(body);
+    if hop.l3.is_some() && body.get(..2) == Some(&[0x08, 0x00]) {
+        // IPv4: TTL at byte 8, checksum at 10..12 (RFC 1624 update).
+        let ttl = *v.get(l3 + 8)?;
+        if ttl <= 1 {
+            return None;
+        }
+        *v.get_mut(l3 + 8)? = ttl - 1;
+        let old = u16::from_be_bytes([*v.get(l3 + 10)?, *v.get(l3 + 11)?]);
+        let sum = u32::from(!old) + u32::from(!0x0100u16);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let new = !((sum & 0xffff) + (sum >> 16)) as u16;
+        v.get_mut(l3 + 10..l3 + 12)?
+            .copy_from_slice(&new.to_be_bytes());
+    }
+    Some(v)
+}
+
 /// The router's Ethernet address: locally administered, unicast.
 pub const ROUTER_MAC: MacAddr = MacAddr([0x0e, 0x74, 0x66, 0x00, 0x00, 0x01]);
 
@@ -468,6 +522,80 @@ mod tests {
             Some(ip("10.31.0.1"))
         );
         assert_eq!(p.gateway_for(20, ip("10.31.9.9")), None);
+    }
+
+    #[test]
+    fn reach_is_bridged_in_a_vlan_and_routed_between_routed_subnets() {
+        let p = plan();
+        let ip = |s: &str| s.parse::<Ipv4Addr>().expect("ip");
+        assert_eq!(
+            reach(&p, (10, ip("10.0.0.1")), (10, ip("10.0.0.2"))),
+            Some(None)
+        );
+        assert_eq!(reach(&p, (10, ip("10.0.0.1")), (20, ip("10.20.0.2"))), None);
+        assert_eq!(
+            reach(&p, (20, ip("10.20.0.5")), (30, ip("10.30.0.7"))),
+            Some(Some(ROUTER_MAC))
+        );
+        // Two subnets of one VLAN: routed.
+        assert_eq!(
+            reach(&p, (30, ip("10.30.0.5")), (30, ip("10.31.9.7"))),
+            Some(Some(ROUTER_MAC))
+        );
+        assert_eq!(
+            reach(&p, (30, ip("10.30.0.5")), (30, ip("10.30.0.6"))),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn frames_delivered_by_the_controller_are_rewritten_as_the_hop_would() {
+        let b = etherparse::PacketBuilder::ethernet2([0, 0, 0, 0, 0, 1], ROUTER_MAC.0)
+            .single_vlan(etherparse::VlanId::try_new(20).expect("vid"))
+            .ipv4([10, 20, 0, 5], [10, 30, 0, 7], 64)
+            .udp(5060, 5060);
+        let mut tagged = Vec::new();
+        b.write(&mut tagged, b"INVITE").expect("frame");
+        let hop = HopCarry {
+            in_port: 1,
+            arrive: Tag::Tagged(20),
+            leave: Tag::Untagged,
+            l3: Some(Rewrite {
+                eth_src: ROUTER_MAC,
+                eth_dst: MacAddr([0, 0, 0, 0, 0, 2]),
+            }),
+        };
+        let out = rewrite_frame(&tagged, &hop).expect("rewritten");
+        let p = etherparse::SlicedPacket::from_ethernet(&out).expect("parses");
+        let Some(etherparse::LinkSlice::Ethernet2(eth)) = &p.link else {
+            panic!("ethernet")
+        };
+        assert_eq!(eth.destination(), [0, 0, 0, 0, 0, 2]);
+        assert_eq!(eth.source(), ROUTER_MAC.0);
+        assert!(p.link_exts.is_empty(), "untagged");
+        let Some(etherparse::NetSlice::Ipv4(v4)) = &p.net else {
+            panic!("ipv4")
+        };
+        assert_eq!(v4.header().ttl(), 63);
+        // The checksum is still right.
+        let h = v4.header().to_header();
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        let Some(etherparse::TransportSlice::Udp(u)) = &p.transport else {
+            panic!("udp")
+        };
+        assert_eq!(u.payload(), b"INVITE");
+        // Bridged: only the tag changes.
+        let bridged = HopCarry {
+            arrive: Tag::Untagged,
+            leave: Tag::Tagged(30),
+            l3: None,
+            ..hop
+        };
+        let plain = rewrite_frame(&out, &bridged).expect("tagged");
+        assert_eq!(plain.len(), out.len() + 4);
+        assert_eq!(plain.get(12..16), Some(&[0x81, 0x00, 0x00, 30][..]));
+        assert_eq!(plain.get(..12), out.get(..12));
+        assert!(rewrite_frame(&tagged[..10], &hop).is_none());
     }
 
     #[test]

@@ -72,14 +72,22 @@ pub fn hop_match(hop: &HopCarry, m: Match<'static>) -> Match<'static> {
 /// carried path: it also matches the ingress port and the arriving tag,
 /// and does the hop's rewrites before anything else it does (a tier
 /// flow's DSCP is marked after the routing rewrite, on the frame that
-/// leaves).
+/// leaves). A frame that leaves by the port it came in on (a host on a
+/// trunk routed between two of its VLANs) is output to `IN_PORT`, as
+/// OpenFlow requires.
 pub fn carry(mut f: FlowMod<'static>, hop: &HopCarry) -> FlowMod<'static> {
     f.match_ = hop_match(hop, std::mem::take(&mut f.match_));
     for i in f.instructions.iter_mut() {
         if let Instruction::ApplyActions { actions } = i {
             let mut with: Actions<'static> = Actions::new();
             hop_actions(hop, &mut with);
-            with.extend(actions.drain(..));
+            with.extend(actions.drain(..).map(|a| match a {
+                Action::Output { port, max_len } if port.value() == hop.in_port => Action::Output {
+                    port: PortNo::InPort,
+                    max_len,
+                },
+                a => a,
+            }));
             *actions = with;
         }
     }
@@ -246,6 +254,19 @@ mod tests {
             assert!(t.contains(want), "{want} missing from {t}");
         }
         assert_eq!(cookie::id_of(f.cookie, Kind::Path), Some(7));
+        // Back out of the port it came in by: IN_PORT.
+        let hairpin = text(&vlan_path_flow(
+            7,
+            A,
+            B,
+            &hop(Tag::Tagged(10), Tag::Untagged, None),
+            3,
+            60,
+        ));
+        assert!(
+            hairpin.contains(r#"{"type":"OUTPUT","port":"IN_PORT","max_len":0}"#),
+            "{hairpin}"
+        );
         // Encodes (a FLOW_MOD the switch can read).
         let mut v = Vec::new();
         openflow::encode(0, &f, &mut v).expect("encodes");

@@ -124,6 +124,7 @@ impl Table {
 
     pub fn park(&mut self, mut rec: Box<Record>) {
         rec.hops.clear();
+        rec.carry = None;
         // A call keeps which calls it carries (a BYE after it is back
         // still names one); its media legs and pending offer go.
         if let Some(c) = rec.call.as_mut() {
