@@ -323,6 +323,7 @@ fn vlan_packet_in(
                     ctx.stats.routed_waited.inc();
                     None
                 }
+                Decision::Consumed => None,
                 Decision::Drop(why) => {
                     debug!("router dropped {} -> {}: {why:?}", f.src, f.dst);
                     ctx.stats.routed_dropped.inc();

@@ -86,6 +86,8 @@ pub enum Decision {
     Forward(Target),
     /// It waits for its next hop; the plan (if any) asks for it by ARP.
     Wait(Option<Plan>),
+    /// An answer to the router's own ARP: learning took what it says.
+    Consumed,
     Drop(Dropped),
 }
 
@@ -136,6 +138,9 @@ impl Router {
             return Decision::Drop(Dropped::NotRouted);
         }
         if let Some(arp) = &f.arp {
+            if arp.op == Arp::REPLY {
+                return Decision::Consumed;
+            }
             // A unicast request (a host checking its gateway's address).
             return match Router::arp_for_gateway(net, here, (vlan, tag), arp) {
                 Some(p) => Decision::Answer(p),
