@@ -100,6 +100,9 @@ struct PathRec {
     flows: Bytes,
     /// Carried flows (they match VLANs): the VLANs of its two ends.
     carried: Option<(Vid, Vid)>,
+    /// How each hop of a carried path carries its frames (what its flows
+    /// were encoded from, so a setup of the same path encodes nothing).
+    carries: Option<Box<[HopCarry]>>,
     /// When its flows were last set up.
     used: Instant,
 }
@@ -311,6 +314,7 @@ impl Forwarding {
                 hops: hops.iter().copied().collect(),
                 flows: Bytes::from(flows),
                 carried: None,
+                carries: None,
                 used: now,
             },
         );
@@ -392,9 +396,17 @@ impl Forwarding {
             Bytes::from(flows)
         };
         if let Some(&id) = t.by_pair.get(&p.key) {
-            let same = encode(id);
+            let same = |rec: &PathRec| {
+                rec.hops.len() == p.hops.len()
+                    && rec.hops.iter().zip(p.hops).all(|(a, (b, _))| a == b)
+                    && rec
+                        .carries
+                        .as_deref()
+                        .is_some_and(|c| c.iter().eq(p.hops.iter().map(|(_, c)| c)))
+                    && (rec.src, rec.dst) == p.ends
+            };
             match t.by_id.get_mut(&id) {
-                Some(rec) if rec.flows == same => {
+                Some(rec) if same(rec) => {
                     rec.used = now;
                     return id;
                 }
@@ -415,6 +427,7 @@ impl Forwarding {
                 hops: p.hops.iter().map(|(h, _)| *h).collect(),
                 flows: encode(id),
                 carried: Some(p.vlans),
+                carries: Some(p.hops.iter().map(|(_, c)| *c).collect()),
                 used: now,
             },
         );
