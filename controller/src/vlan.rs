@@ -7,10 +7,10 @@
 //! hop.
 //!
 //! Conventions: every port carries VLAN 1 untagged unless `/ports` says
-//! otherwise; inter-switch links carry VLAN 1 untagged (it is every
-//! port's default) and every other VLAN tagged. With no VLAN and no port
-//! record at all the plan is inactive, and the controller forwards
-//! exactly as it always has (plain flows, no VLAN matches).
+//! otherwise; inter-switch links carry every VLAN tagged, VLAN 1 too. With
+//! no VLAN and no port record at all the plan is inactive, and the
+//! controller forwards exactly as it always has (plain flows, untagged
+//! everywhere, no VLAN matches).
 //!
 //! A leaf: imports nothing of the crate. Knows nothing of switches,
 //! topology or OpenFlow messages (callers say which ports are links).
@@ -147,18 +147,16 @@ impl Plan {
         }
     }
 
-    /// The VLAN of a frame on an inter-switch link: untagged is VLAN 1.
+    /// The VLAN of a frame on an inter-switch link: its tag (an untagged
+    /// one, which no flow of a VLAN-aware network sends there, counts as
+    /// VLAN 1).
     pub fn classify_link(vid: Option<Vid>) -> Vid {
         vid.unwrap_or(DEFAULT_VLAN)
     }
 
-    /// How `vlan` is carried on an inter-switch link.
+    /// How `vlan` is carried on an inter-switch link: tagged, every VLAN.
     pub fn link_tag(vlan: Vid) -> Tag {
-        if vlan == DEFAULT_VLAN {
-            Tag::Untagged
-        } else {
-            Tag::Tagged(vlan)
-        }
+        Tag::Tagged(vlan)
     }
 
     /// How `vlan` is carried on edge port `at`; `None` if it does not
@@ -493,7 +491,7 @@ mod tests {
         let p = plan();
         assert_eq!(p.edge_tag((1, 2), 30), Some(Tag::Tagged(30)));
         assert_eq!(p.edge_tag((1, 2), 10), None);
-        assert_eq!(Plan::link_tag(1), Tag::Untagged);
+        assert_eq!(Plan::link_tag(1), Tag::Tagged(1));
         assert_eq!(Plan::link_tag(30), Tag::Tagged(30));
         assert_eq!(p.tag_at((1, 7), 30, true), Some(Tag::Tagged(30)));
         let (u, t) = p.split_ports(1, [1, 2, 3, 4], 10);
