@@ -260,8 +260,9 @@ class VlanTrunkTopo(VlanTopo):
 
         h1 (VLAN 10), h2 (VLAN 20) -- s1 ==trunk== s2 -- h3 (VLAN 10), h4 (VLAN 20)
                                                    s2 -- d5 (desk) -- h5 (VLAN 10, tagged)
+        h6 (port left unconfigured: VLAN 1) -- s1        s2 -- h7 (VLAN 1)
 
-    s1 and s2 have dpids 0x11 and 0x12; hosts are 10.0.0.1..5."""
+    s1 and s2 have dpids 0x11 and 0x12; hosts are 10.0.0.1..7."""
 
     def build(self):
         s1 = self.addSwitch('s1', dpid='%016x' % 0x11)
@@ -274,6 +275,8 @@ class VlanTrunkTopo(VlanTopo):
         self.vlan_host('h3', s2, '10.0.0.3/24', 10)
         self.vlan_host('h4', s2, '10.0.0.4/24', 20)
         self.desk('d5', s2, 0xd5, [('h5', '10.0.0.5/24', 10, None)])
+        self.vlan_host('h6', s1, '10.0.0.6/24')
+        self.vlan_host('h7', s2, '10.0.0.7/24')
 
 
 class RoutedRingTopo(VlanTopo):

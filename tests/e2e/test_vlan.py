@@ -112,12 +112,14 @@ def never_reaches(src, dst_ip):
 
 def test_trunk_vlans_bridge_within_a_vlan_never_between(vlan_net):
     controller, net = vlan_net(VlanTrunkTopo())
-    h1, h2, h3, h4, h5 = net.get('h1', 'h2', 'h3', 'h4', 'h5')
-    # One VLAN, across the trunk (and to the tagged host behind the desk).
-    for a, b in ((h1, h3), (h2, h4), (h5, h1), (h5, h3), (h3, h1)):
+    h1, h2, h3, h4, h5, h6, h7 = net.get('h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7')
+    # One VLAN, across the trunk (and to the tagged host behind the desk);
+    # unconfigured ports are VLAN 1, tagged 1 on the trunk.
+    for a, b in ((h1, h3), (h2, h4), (h5, h1), (h5, h3), (h3, h1), (h6, h7)):
         assert reaches(a, b.IP()), '%s -> %s:\n%s' % (a, b, controller.tail())
     # Never between VLANs, on one switch or across the trunk.
-    for a, b in ((h1, h2), (h1, h4), (h3, h2), (h4, h1), (h5, h4), (h2, h5)):
+    for a, b in ((h1, h2), (h1, h4), (h3, h2), (h4, h1), (h5, h4), (h2, h5), (h6, h1),
+                 (h7, h4)):
         assert never_reaches(a, b.IP()), '%s reached %s' % (a, b)
     # A broadcast in VLAN 10 (ARPs for an address nobody has) reaches
     # VLAN 10's hosts, never VLAN 20's.
@@ -140,6 +142,7 @@ def test_trunk_vlans_bridge_within_a_vlan_never_between(vlan_net):
     # The trunk carries VLAN 10 tagged: the flows between s1 and s2 say so.
     s1 = ofctl('dump-flows', 's1')
     assert 'push_vlan:0x8100' in s1 and 'set_field:4106->vlan_vid' in s1, s1
+    assert 'set_field:4097->vlan_vid' in s1, 'VLAN 1 untagged on the trunk:\n' + s1
     stats = controller.stop()
     # Frames the desk sent before its ports were tagged (untagged, on a
     # port without a native VLAN) are dropped and counted.
