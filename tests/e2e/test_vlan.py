@@ -293,12 +293,28 @@ def routed_cc(vlan_net, mode='remote'):
     return vlan_net(RoutedContactCenterTopo(customers=4, agents=1), crm, '--crm-mode', mode)
 
 
-def test_routed_tiers_rates_dscp_and_flows_on_every_switch(vlan_net):
+@pytest.fixture
+def iperf_servers():
+    """iperf_servers(*hosts): an iperf3 server on port 5201 of each host,
+    stopped after the test (not daemonized: the test owns them)."""
+    procs = []
+
+    def start(*hosts):
+        for h in hosts:
+            procs.append(h.popen(['iperf3', '-s', '-p', '5201'],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.5)
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_routed_tiers_rates_dscp_and_flows_on_every_switch(vlan_net, iperf_servers):
     controller, net = routed_cc(vlan_net)
     cust1, cust2, web, sip = net.get('cust1', 'cust2', 'web', 'sip')
-    for h in (web, sip):
-        h.cmd('iperf3 -s -p 5201 -D --logfile /dev/null')
-    time.sleep(0.5)
+    iperf_servers(web, sip)
     # Each customer reaches the server subnet through the router first.
     assert reaches(cust1, web.IP()) and reaches(cust2, sip.IP()), controller.tail()
     gold = iperf(cust1, web.IP(), 8)
