@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """The live demo's network part: the contact-center topology against a
-running Tierflow, showing what the controller does today (discovery,
+running Tierflow (routed: customers, agents' phones and PCs, and servers
+in subnets of their own VLANs, Tierflow their router; `--flat` for the
+single bridged LAN), showing what the controller does today (discovery,
 loop-free flooding, shortest-path flows on every switch, re-routing around
 a failed core link) and customer-value QoS: two customers of different
 value measured at the same time through the same network, an operator
@@ -21,7 +23,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from demo_hold import held_call  # noqa: E402
-from tierflow_mn import ContactCenterTopo, iperf_server, start_net  # noqa: E402
+from tierflow_mn import ContactCenterTopo, RoutedContactCenterTopo, iperf_server, start_net  # noqa: E402
 from mininet.log import setLogLevel  # noqa: E402
 
 
@@ -34,6 +36,34 @@ def tierflow_flows(switch):
     out = subprocess.run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', switch],
                          capture_output=True, text=True, check=True).stdout
     return [line.strip() for line in out.splitlines() if 'cookie=0x7466' in line]
+
+
+def pair_flows(switch, a, b, routed):
+    """Tierflow's path flows on `switch` between hosts a and b: by their
+    Ethernet addresses (bridged) or, routed, by their IPv4 addresses."""
+    if routed:
+        return [f for f in tierflow_flows(switch)
+                if 'cookie=0x746602' in f and 'nw_src=%s,nw_dst=%s' % (a.IP(), b.IP()) in f]
+    return [f for f in tierflow_flows(switch)
+            if 'dl_src=%s,dl_dst=%s' % (a.MAC(), b.MAC()) in f]
+
+
+def configure_vlans(api, topo, routed):
+    """The network's VLAN records through the API: the routed topology's
+    ports (its VLANs came with its CRM file); none for the flat one (a
+    previous routed run's are removed)."""
+    if routed:
+        for p in topo.tierflow_config()['ports']:
+            status, body = api_call(api, 'PUT', '/ports/%s/%d' % (p['dpid'], p['port']), p)
+            if status not in (200, 201):
+                print('  PUT /ports/%s/%d -> HTTP %s %s' % (p['dpid'], p['port'], status, body))
+        return
+    _, ports = api_call(api, 'GET', '/ports')
+    for p in ports or []:
+        api_call(api, 'DELETE', '/ports/%s/%d' % (p['dpid'], p['port']))
+    _, vlans = api_call(api, 'GET', '/vlans')
+    for v in vlans or []:
+        api_call(api, 'DELETE', '/vlans/%d' % v['vid'])
 
 
 def api_call(api, method, path, body=None):
@@ -81,31 +111,43 @@ def main():
     parser.add_argument('--api', default='127.0.0.1:8080')
     parser.add_argument('--keep', action='store_true',
                         help='leave the network up at the end, until Enter')
+    parser.add_argument('--flat', action='store_true',
+                        help='the flat contact center: one bridged LAN, no VLANs')
     args = parser.parse_args()
     setLogLevel('warning')
+    routed = not args.flat
 
-    banner('Contact-center topology: 2 customer edges, a triangle core (a loop), the site')
-    net = start_net(ContactCenterTopo(customers=4, agents=2), controller=args.controller)
+    if routed:
+        banner('Routed contact-center topology: customers (VLAN 100, 10.0.0.0/24), servers '
+               '(VLAN 300, 10.0.3.0/24), agents\' phones (voice VLAN 200, tagged) and PCs '
+               '(data VLAN 210) behind their desks; Tierflow routes between the subnets')
+        topo = RoutedContactCenterTopo(customers=4, agents=2)
+    else:
+        banner('Contact-center topology: 2 customer edges, a triangle core (a loop), the site')
+        topo = ContactCenterTopo(customers=4, agents=2)
+    configure_vlans(args.api, topo, routed)
+    net = start_net(topo, controller=args.controller)
     try:
         time.sleep(2)  # a couple of LLDP rounds: every link discovered
         for sw in net.switches:
             print('  %-6s dpid %s' % (sw.name, sw.dpid))
         cust1, sip = net.get('cust1', 'sip')
 
-        banner('pingall across the loop: floods reach every host once, no storm')
+        banner('pingall across the loop%s: floods reach every host once, no storm'
+               % (' and the router' if routed else ''))
         loss = net.pingAll(timeout=2)
         print('  loss: %.0f%%' % loss)
 
-        banner('First and steady-state ping cust1 -> sip (10.0.0.100)')
+        banner('First and steady-state ping cust1 -> sip (%s)' % sip.IP())
         out = cust1.cmd('ping -c 5 -i 0.2 %s' % sip.IP())
         for line in out.splitlines():
             if 'time=' in line or 'rtt' in line:
                 print('  ' + line)
 
-        banner('Path flows Tierflow installed for cust1 <-> sip, on every switch of the path')
+        banner('Path flows Tierflow installed for cust1 <-> sip, on every switch of the path%s'
+               % (' (routed at each direction\'s first switch)' if routed else ''))
         for name in ('edge1', 'core1', 'core3', 'site', 'core2'):
-            flows = [f for f in tierflow_flows(name)
-                     if '00:00:00:00:00:01' in f and '00:00:00:00:00:64' in f]
+            flows = pair_flows(name, cust1, sip, routed) + pair_flows(name, sip, cust1, routed)
             print('  %s: %s' % (name, 'no flow for this pair (not on the path)' if not flows else ''))
             for f in flows:
                 print('     ' + re.sub(r'duration=[^,]*, ', '', f))
@@ -141,7 +183,7 @@ def main():
         banner('The gold session on every switch of its path: meter, DSCP at the edge, queue')
         for name in ('edge1', 'core1', 'core3', 'site'):
             for f in tierflow_flows(name):
-                if 'nw_src=10.0.0.1,nw_dst=10.0.0.101' in f:
+                if 'cookie=0x746603' in f and 'nw_src=%s,nw_dst=%s' % (cust1.IP(), web.IP()) in f:
                     print('  %-6s %s' % (name, re.sub(r'.*priority=', 'priority=', f)))
         meters = subprocess.run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-meters', 'core1'],
                                 capture_output=True, text=True).stdout
@@ -161,9 +203,7 @@ def main():
         summary = [l for l in out.splitlines() if 'packet loss' in l]
         print('  ' + (summary[0] if summary else out[-200:]))
         for name in ('core1', 'core2'):
-            flows = [f for f in tierflow_flows(name)
-                     if 'dl_src=00:00:00:00:00:01,dl_dst=00:00:00:00:00:64' in f]
-            for f in flows:
+            for f in pair_flows(name, cust1, sip, routed):
                 print('  %s: %s' % (name, re.sub(r'duration=[^,]*, ', '', f)))
         net.configLinkStatus('core1', 'core3', 'up')
 

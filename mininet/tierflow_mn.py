@@ -4,7 +4,11 @@
 Owns what a user's own topology script needs to put Mininet on these
 machines (userspace Open vSwitch, OpenFlow 1.3, a remote controller, TCP
 that works between hosts) and the topologies the end-to-end tests and the
-demo use: ``linear``, ``tree``, ``ring`` (loops) and ``contactcenter``.
+demo use: ``linear``, ``tree``, ``ring`` (loops) and ``contactcenter``;
+and, with VLANs and subnets (Tierflow as the router between them):
+``vlantrunk``, ``routedring`` and ``routedcc`` (the contact center, routed).
+A VLAN topology knows the ``/vlans`` and ``/ports`` records Tierflow needs
+for it (``topo.tierflow_config()``), port numbers included.
 
 Run with Debian's interpreter, which has the ``mininet`` module::
 
@@ -37,7 +41,7 @@ from mininet.clean import cleanup
 from mininet.cli import CLI
 from mininet.log import info, setLogLevel
 from mininet.net import Mininet
-from mininet.node import OVSSwitch, RemoteController
+from mininet.node import OVSBridge, OVSSwitch, RemoteController
 from mininet.topo import Topo
 from mininet.topolib import TreeTopo
 from mininet.util import buildTopo
@@ -150,16 +154,219 @@ class ContactCenterTopo(Topo):
 #: Service hosts of the contact-center topology: name -> IP.
 SERVICES = {'sip': '10.0.0.100', 'web': '10.0.0.101'}
 
+
+class DeskSwitch(OVSBridge):
+    """A desk's own little switch, as an IP phone with a PC port has: a
+    standalone userspace Open vSwitch bridge (no controller, MAC learning)
+    whose host ports are access ports of a VLAN each, and whose uplink to
+    the Tierflow switch is a trunk: what its tagged hosts send reaches
+    Tierflow with an 802.1Q tag. (These machines' kernel has no 802.1Q
+    interfaces, so a host that sends tagged frames is a host behind one of
+    these.) It forwards no LLDP (OVS drops 802.1D reserved addresses), so
+    Tierflow sees the uplink as an edge port."""
+
+    def __init__(self, name, **params):
+        params.pop('desk', None)
+        super().__init__(name, datapath='user', protocols='OpenFlow13', **params)
+
+
+def is_desk(switch):
+    return isinstance(switch, DeskSwitch)
+
+
+class VlanTopo(Topo):
+    """A topology whose hosts sit in VLANs and subnets. Subclasses declare
+    VLANs (`vlan`) and hosts (`vlan_host`, `desk`); `tierflow_config()`
+    gives the `/vlans` and `/ports` records (the CRM file's `vlans` and
+    `ports`) with the port numbers Mininet will give the links. Hosts get
+    their gateway as default route; tagged hosts sit behind a `DeskSwitch`
+    whose uplink is a trunk port."""
+
+    def __init__(self, *args, **params):
+        self.vlan_list = {}
+        self.access = []   # (switch, host, vid)
+        self.desks = []    # (desk, switch, native vid or None, [(host, vid, tagged)])
+        super().__init__(*args, **params)
+
+    def vlan(self, vid, *gateways, name=''):
+        self.vlan_list[vid] = {'vid': vid, 'name': name, 'gateways': list(gateways)}
+
+    def _host(self, name, ip, gateway):
+        opts = {'ip': ip, 'mac': mac_of(ip)}
+        if gateway:
+            opts['defaultRoute'] = 'via %s' % gateway
+        return self.addHost(name, **opts)
+
+    def vlan_host(self, name, switch, ip, vid=None, gateway=None):
+        """A host on an access port of `switch` in VLAN `vid` (None: the
+        port is left unconfigured, VLAN 1). `ip` is 'a.b.c.d/len'."""
+        h = self._host(name, ip, gateway)
+        self.addLink(h, switch)
+        if vid is not None:
+            self.access.append((switch, h, vid))
+        return h
+
+    def desk(self, name, switch, dpid, hosts, native=None):
+        """A desk switch on `switch`: `hosts` is [(name, ip, vid, gateway)];
+        the one in VLAN `native` is untagged on the uplink, the others
+        tagged."""
+        d = self.addSwitch(name, cls=DeskSwitch, dpid='%016x' % dpid)
+        self.addLink(d, switch)
+        members = []
+        for hname, ip, vid, gateway in hosts:
+            h = self._host(hname, ip, gateway)
+            self.addLink(h, d)
+            members.append((h, vid, vid != native))
+        self.desks.append((d, switch, native, members))
+        return d
+
+    def dpid_of(self, switch):
+        dpid = self.nodeInfo(switch).get('dpid')
+        return dpid if dpid else '%016x' % int(''.join(c for c in switch if c.isdigit()))
+
+    def tierflow_config(self):
+        """{'vlans': [...], 'ports': [...]}: the records Tierflow needs."""
+        ports = []
+        for sw, h, vid in self.access:
+            ports.append({'dpid': self.dpid_of(sw), 'port': self.port(sw, h)[0],
+                          'native_vlan': vid, 'tagged_vlans': []})
+        for d, sw, native, members in self.desks:
+            ports.append({'dpid': self.dpid_of(sw), 'port': self.port(sw, d)[0],
+                          'native_vlan': native,
+                          'tagged_vlans': sorted({vid for _, vid, tagged in members if tagged})})
+        return {'vlans': [self.vlan_list[v] for v in sorted(self.vlan_list)], 'ports': ports}
+
+
+def configure_desks(net):
+    """Sets the VLAN tags of every desk switch's ports (after start)."""
+    topo = getattr(net, 'topo', None)
+    for d, sw, native, members in getattr(topo, 'desks', []):
+        desk = net.get(d)
+        uplink = desk.connectionsTo(net.get(sw))[0][0]
+        trunks = sorted({vid for _, vid, _ in members})
+        if native is not None:
+            desk.vsctl('set port %s vlan_mode=native-untagged tag=%d trunks=%s'
+                       % (uplink, native, ','.join(map(str, trunks))))
+        else:
+            desk.vsctl('set port %s vlan_mode=trunk trunks=%s'
+                       % (uplink, ','.join(map(str, trunks))))
+        for h, vid, _ in members:
+            intf = desk.connectionsTo(net.get(h))[0][0]
+            desk.vsctl('set port %s tag=%d' % (intf, vid))
+
+
+class VlanTrunkTopo(VlanTopo):
+    """Two switches and a trunk between them; VLANs 10 and 20 on both, not
+    routed (one subnet, 10.0.0.0/24, split in two VLANs):
+
+        h1 (VLAN 10), h2 (VLAN 20) -- s1 ==trunk== s2 -- h3 (VLAN 10), h4 (VLAN 20)
+                                                   s2 -- d5 (desk) -- h5 (VLAN 10, tagged)
+        h6 (port left unconfigured: VLAN 1) -- s1        s2 -- h7 (VLAN 1)
+
+    s1 and s2 have dpids 0x11 and 0x12; hosts are 10.0.0.1..7."""
+
+    def build(self):
+        s1 = self.addSwitch('s1', dpid='%016x' % 0x11)
+        s2 = self.addSwitch('s2', dpid='%016x' % 0x12)
+        self.addLink(s1, s2)
+        self.vlan(10, name='ten')
+        self.vlan(20, name='twenty')
+        self.vlan_host('h1', s1, '10.0.0.1/24', 10)
+        self.vlan_host('h2', s1, '10.0.0.2/24', 20)
+        self.vlan_host('h3', s2, '10.0.0.3/24', 10)
+        self.vlan_host('h4', s2, '10.0.0.4/24', 20)
+        self.desk('d5', s2, 0xd5, [('h5', '10.0.0.5/24', 10, None)])
+        self.vlan_host('h6', s1, '10.0.0.6/24')
+        self.vlan_host('h7', s2, '10.0.0.7/24')
+
+
+class RoutedRingTopo(VlanTopo):
+    """Three switches in a ring (a loop), three routed subnets on three
+    VLANs, and a VLAN without gateways:
+
+    - VLAN 10: 10.10.0.0/24, gateway 10.10.0.1: a10 (s1), c10 (s3);
+    - VLAN 20: 10.20.0.0/24, gateway 10.20.0.1: a20 (s1), b20 (s2);
+    - VLAN 30: 10.30.0.0/24, gateway 10.30.0.1: b30 (s2), c30 (s3), and t30
+      (tagged, behind desk d7 on s1);
+    - VLAN 40: 10.40.0.0/24, no gateway (never routed): x40 (s3), whose
+      default route points at 10.40.0.1 all the same.
+
+    Host x.y.0.N: the switch's number is N - 10 (a: s1, b: s2, c: s3).
+    Switch dpids 0x21, 0x22, 0x23."""
+
+    def build(self):
+        s = [self.addSwitch('s%d' % i, dpid='%016x' % (0x20 + i)) for i in (1, 2, 3)]
+        for i in range(3):
+            self.addLink(s[i], s[(i + 1) % 3])
+        for vid in (10, 20, 30):
+            self.vlan(vid, '10.%d.0.1/24' % vid, name='net%d' % vid)
+        self.vlan(40, name='bridged')
+        for name, sw, vid in (('a10', 0, 10), ('a20', 0, 20), ('b20', 1, 20),
+                              ('b30', 1, 30), ('c30', 2, 30), ('c10', 2, 10)):
+            self.vlan_host(name, s[sw], '10.%d.0.%d/24' % (vid, 11 + sw), vid,
+                           gateway='10.%d.0.1' % vid)
+        self.vlan_host('x40', s[2], '10.40.0.13/24', 40, gateway='10.40.0.1')
+        self.desk('d7', s[0], 0xd7, [('t30', '10.30.0.14/24', 30, '10.30.0.1')])
+
+
+class RoutedContactCenterTopo(VlanTopo):
+    """The contact center of ContactCenterTopo (same switches, dpids and
+    links), routed: customers, agents and servers in different subnets,
+    Tierflow the router between them.
+
+    - VLAN 100 "customers": 10.0.0.0/24, gateway 10.0.0.254: cust1..custC
+      at 10.0.0.1.. (odd on edge1, even on edge2);
+    - VLAN 300 "servers": 10.0.3.0/24, gateway 10.0.3.1: sip 10.0.3.100,
+      web 10.0.3.101, on site;
+    - VLAN 200 "voice" (10.0.2.0/24, gateway 10.0.2.1) and VLAN 210 "data"
+      (10.0.4.0/24, gateway 10.0.4.1): each agent's desk (deskN, on site)
+      has a phone, agentN (10.0.2.(9+N), VLAN 200, tagged on the trunk),
+      and a PC, pcN (10.0.4.(9+N), VLAN 210, untagged)."""
+
+    def build(self, customers=4, agents=2):
+        if not 1 <= customers <= 99 or not 1 <= agents <= 55:
+            raise ValueError('customers must be 1..99 and agents 1..55')
+        edges = [self.addSwitch('edge%d' % i, dpid='%016x' % (0x100 + i)) for i in (1, 2)]
+        core = [self.addSwitch('core%d' % i, dpid='%016x' % (0x200 + i)) for i in (1, 2, 3)]
+        site = self.addSwitch('site', dpid='%016x' % 0x301)
+        self.addLink(core[0], core[1])
+        self.addLink(core[1], core[2])
+        self.addLink(core[2], core[0])
+        self.addLink(edges[0], core[0])
+        self.addLink(edges[1], core[1])
+        self.addLink(site, core[2])
+        self.vlan(100, '10.0.0.254/24', name='customers')
+        self.vlan(200, '10.0.2.1/24', name='voice')
+        self.vlan(210, '10.0.4.1/24', name='data')
+        self.vlan(300, '10.0.3.1/24', name='servers')
+        for i in range(1, customers + 1):
+            self.vlan_host('cust%d' % i, edges[(i - 1) % 2], '10.0.0.%d/24' % i, 100,
+                           gateway='10.0.0.254')
+        for name, ip in ROUTED_SERVICES.items():
+            self.vlan_host(name, site, ip + '/24', 300, gateway='10.0.3.1')
+        for i in range(1, agents + 1):
+            self.desk('desk%d' % i, site, 0xd00 + i,
+                      [('agent%d' % i, '10.0.2.%d/24' % (9 + i), 200, '10.0.2.1'),
+                       ('pc%d' % i, '10.0.4.%d/24' % (9 + i), 210, '10.0.4.1')],
+                      native=210)
+
+
+#: Service hosts of the routed contact center: name -> IP.
+ROUTED_SERVICES = {'sip': '10.0.3.100', 'web': '10.0.3.101'}
+
 #: What `mn --custom` and `--topo` accept: name,arg1,arg2,... (and key=value).
 topos = {
     'linear': LinearTopo,
     'tree': TreeTopo,
     'ring': RingTopo,
     'contactcenter': ContactCenterTopo,
+    'vlantrunk': VlanTrunkTopo,
+    'routedring': RoutedRingTopo,
+    'routedcc': RoutedContactCenterTopo,
 }
 
 #: `mn --custom mininet/tierflow_mn.py --switch tierflow`.
-switches = {'tierflow': TierflowSwitch}
+switches = {'tierflow': TierflowSwitch, 'desk': DeskSwitch}
 
 
 def parse_controller(addr):
@@ -214,6 +421,11 @@ def iperf_server(net, host, port=5201):
     return net.serve(host, ['iperf3', '-s', '-p', str(port)])
 
 
+def tierflow_switches(net):
+    """The switches Tierflow controls (desk switches are not)."""
+    return [s for s in net.switches if not is_desk(s)]
+
+
 def start_net(topo, controller=DEFAULT_CONTROLLER, wait=10.0, protocol='tcp', **kwargs):
     """Builds and starts `topo` with TierflowSwitch switches connected to the
     remote controller at `controller` ('host:port'), turns checksum offload
@@ -232,6 +444,7 @@ def start_net(topo, controller=DEFAULT_CONTROLLER, wait=10.0, protocol='tcp', **
         net.build()
         net.start()
         checksum_offload_off(net)
+        configure_desks(net)
         if wait is not None and not net.waitConnected(timeout=wait):
             raise RuntimeError('switches did not connect to %s within %ss'
                                % (controller, wait))

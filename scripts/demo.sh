@@ -9,11 +9,22 @@
 # tier FLOW_MOD Tierflow's codec builds, an operator raising a tier
 # through the REST API while its session runs, and a SIP call held and
 # resumed by re-INVITE with its bandwidth before, during and after (interactive docs at
-# http://127.0.0.1:8080/docs). `--keep` leaves everything up at the end so
-# you can drive the API yourself; Enter stops it.
+# http://127.0.0.1:8080/docs). The network is routed: customers, agents'
+# phones and PCs, and servers in subnets of their own VLANs, Tierflow the
+# router between them (`--flat`: the single bridged LAN of before).
+# `--keep` leaves everything up at the end so you can drive the API
+# yourself; Enter stops it.
 set -euo pipefail
 keep=()
-[[ "${1:-}" == --keep ]] && keep=(--keep)
+flat=()
+crm=crm/contact-center-routed.json
+for arg in "$@"; do
+    case "$arg" in
+        --keep) keep=(--keep) ;;
+        --flat) flat=(--flat); crm=crm/contact-center.json ;;
+        *) echo "usage: $0 [--keep] [--flat]" >&2; exit 2 ;;
+    esac
+done
 # Mutations need a bearer token: yours, or the demo's.
 export TIERFLOW_API_TOKEN="${TIERFLOW_API_TOKEN:-tierflow-demo}"
 cd "$(dirname "$0")/.."
@@ -25,15 +36,15 @@ mkdir -p target/demo
 log=target/demo/tierflow.log
 
 mn -c >/dev/null 2>&1 || true
-echo "== tierflow crm load crm/contact-center.json (into the local Redis)"
-"$tf" crm load crm/contact-center.json --redis redis://127.0.0.1:6379
+echo "== tierflow crm load $crm (into the local Redis)"
+"$tf" crm load "$crm" --redis redis://127.0.0.1:6379
 RUST_LOG=info "$tf" run --openflow 127.0.0.1:6653 --api 127.0.0.1:8080 --redis redis://127.0.0.1:6379 2>"$log" &
 ctl=$!
 trap 'kill -TERM $ctl 2>/dev/null || true; wait $ctl 2>/dev/null || true; mn -c >/dev/null 2>&1 || true' EXIT
 sleep 0.5
 echo "== tierflow run (pid $ctl), log in $log; API http://127.0.0.1:8080/docs, token \$TIERFLOW_API_TOKEN=$TIERFLOW_API_TOKEN"
 
-/usr/bin/python3 mininet/demo.py --controller 127.0.0.1:6653 --api 127.0.0.1:8080 "${keep[@]}"
+/usr/bin/python3 mininet/demo.py --controller 127.0.0.1:6653 --api 127.0.0.1:8080 "${keep[@]}" "${flat[@]}"
 
 kill -TERM $ctl; wait $ctl || true
 trap - EXIT

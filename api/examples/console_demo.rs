@@ -47,6 +47,7 @@ fn host(ip: &str, dpid: u64, port: u32) -> HostView {
         ip: Some(ip.into()),
         dpid: format_dpid(dpid),
         port,
+        vlan: 1,
     }
 }
 

@@ -6,7 +6,8 @@
 //! returns an error.
 
 use crate::model::{
-    ClientData, Customer, FieldError, Policy, Promotion, Service, Session, SessionState, Tier,
+    ClientData, Customer, FieldError, Policy, PortConfig, Promotion, Service, Session,
+    SessionState, Tier, Vlan,
 };
 use crate::views::{
     Alarm, CustomerFilter, FlowView, Health, MeterView, Page, QueueView, SessionFilter,
@@ -65,6 +66,16 @@ impl BackendError {
 ///   ended session succeeds and changes nothing.
 /// - `update_tier` takes effect on every live session of the tier;
 ///   `client_data` re-scores and re-tiers the session.
+/// - `create_vlan` and `update_vlan` answer `Invalid` naming the gateway
+///   (`gateways[0]`) when its subnet overlaps another VLAN's;
+///   `delete_vlan` answers `Conflict` while a port carries the VLAN
+///   (VLAN 1 always exists: deleting its record only takes its gateways).
+/// - `put_port` answers `Invalid` naming the field (`native_vlan`,
+///   `tagged_vlans[1]`) for a VLAN that does not exist; it creates or
+///   replaces (`true`: created). A port without a record carries VLAN 1
+///   untagged.
+/// - A VLAN or port change takes effect on the live network: the flows it
+///   made wrong are removed.
 /// - When Redis is down, calls that need it answer `Unavailable`.
 /// - An error changes nothing.
 #[async_trait::async_trait]
@@ -109,6 +120,21 @@ pub trait Backend: Send + Sync + 'static {
 
     async fn get_policy(&self) -> Result<Policy, BackendError>;
     async fn put_policy(&self, p: Policy) -> Result<Policy, BackendError>;
+
+    /// Ordered by vid.
+    async fn list_vlans(&self) -> Result<Vec<Vlan>, BackendError>;
+    async fn get_vlan(&self, vid: u16) -> Result<Vlan, BackendError>;
+    async fn create_vlan(&self, v: Vlan) -> Result<Vlan, BackendError>;
+    async fn update_vlan(&self, vid: u16, v: Vlan) -> Result<Vlan, BackendError>;
+    async fn delete_vlan(&self, vid: u16) -> Result<(), BackendError>;
+
+    /// Ordered by datapath id, then port; datapath ids as 16 hex digits.
+    async fn list_ports(&self) -> Result<Vec<PortConfig>, BackendError>;
+    async fn get_port(&self, dpid: u64, port: u32) -> Result<PortConfig, BackendError>;
+    /// Creates or replaces (the API checked the body names the path's
+    /// port, and made its dpid canonical). `true`: it was created.
+    async fn put_port(&self, p: PortConfig) -> Result<(PortConfig, bool), BackendError>;
+    async fn delete_port(&self, dpid: u64, port: u32) -> Result<(), BackendError>;
 
     /// Ordered by id; `f.limit` is at most `views::MAX_LIMIT`.
     async fn list_sessions(&self, f: SessionFilter) -> Result<Page<Session>, BackendError>;

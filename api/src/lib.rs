@@ -75,6 +75,8 @@ pub struct ApiConfig {
         (name = "services", description = "Contact-center endpoints"),
         (name = "policy", description = "Expected-benefit weights and default tier"),
         (name = "sessions", description = "Live sessions and actions on them"),
+        (name = "vlans", description = "VLANs and their gateways (routed VLANs)"),
+        (name = "ports", description = "Which VLANs a switch port carries"),
     )
 )]
 struct ApiDoc;

@@ -222,6 +222,252 @@ impl Default for Policy {
     }
 }
 
+/// The VLAN every port carries untagged unless `/ports` says otherwise:
+/// it always exists, with or without a record.
+pub const DEFAULT_VLAN: u16 = 1;
+
+/// The largest VLAN id (802.1Q: 4095 is reserved).
+pub const MAX_VID: u16 = 4094;
+
+/// A VLAN and the router's addresses in it. A VLAN with gateways is
+/// routed: Tierflow answers ARP and ICMP echo for the gateway addresses
+/// and forwards between the subnets of routed VLANs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Vlan {
+    /// 802.1Q VLAN id, 1..=4094.
+    #[schema(example = 20, minimum = 1, maximum = 4094)]
+    pub vid: u16,
+    /// Letters, digits, `_`, `-`, `.`; up to 64 characters (may be empty).
+    #[serde(default)]
+    #[schema(example = "voice", pattern = r"^[A-Za-z0-9_.-]{0,64}$")]
+    pub name: String,
+    /// The router's IPv4 address in each subnet of the VLAN, with the
+    /// subnet's prefix length (`10.20.0.1/24`); the address is a host of
+    /// its prefix. Subnets never overlap, within a VLAN or between VLANs.
+    /// Empty: the VLAN is bridged, never routed.
+    #[serde(default)]
+    #[schema(example = json!(["10.20.0.1/24"]))]
+    pub gateways: Vec<String>,
+}
+
+/// A gateway: the router's address and the subnet it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Gateway {
+    pub addr: std::net::Ipv4Addr,
+    pub net: ipnet::Ipv4Net,
+}
+
+impl Gateway {
+    /// `10.20.0.1/24`: an IPv4 host address of a /1 to /30 prefix.
+    pub fn parse(v: &str) -> Result<Gateway, &'static str> {
+        let net: ipnet::Ipv4Net = v
+            .parse()
+            .map_err(|_| "must be an IPv4 address with its prefix length, such as 10.20.0.1/24")?;
+        if !(1..=30).contains(&net.prefix_len()) {
+            return Err("the prefix length must be between 1 and 30");
+        }
+        let addr = net.addr();
+        if addr == net.network() || addr == net.broadcast() {
+            return Err(
+                "must be a host address of its subnet, not its network or broadcast address",
+            );
+        }
+        Ok(Gateway {
+            addr,
+            net: net.trunc(),
+        })
+    }
+
+    /// The first and last address of the subnet, as numbers.
+    pub fn range(&self) -> (u32, u32) {
+        (
+            u32::from(self.net.network()),
+            u32::from(self.net.broadcast()),
+        )
+    }
+
+    pub fn overlaps(&self, other: &Gateway) -> bool {
+        let (a, b) = (self.range(), other.range());
+        a.0 <= b.1 && b.0 <= a.1
+    }
+}
+
+impl Vlan {
+    /// The gateways, parsed (invalid ones skipped: validation rejects
+    /// them before a VLAN is stored).
+    pub fn gateways(&self) -> Vec<Gateway> {
+        self.gateways
+            .iter()
+            .filter_map(|g| Gateway::parse(g).ok())
+            .collect()
+    }
+
+    /// Routed: it has at least one gateway.
+    pub fn is_routed(&self) -> bool {
+        !self.gateways.is_empty()
+    }
+
+    pub fn validate(&self) -> Check {
+        check_vid("vid", self.vid)?;
+        if !self.name.is_empty() {
+            check_name("name", &self.name)?;
+        }
+        let mut seen: Vec<Gateway> = Vec::with_capacity(self.gateways.len());
+        for (i, g) in self.gateways.iter().enumerate() {
+            let field = format!("gateways[{i}]");
+            let gw = Gateway::parse(g).map_err(|r| FieldError::new(&field, r))?;
+            if let Some((j, _)) = seen.iter().enumerate().find(|(_, o)| o.overlaps(&gw)) {
+                return Err(FieldError::new(
+                    field,
+                    format!("subnet {} overlaps gateways[{j}]", gw.net),
+                ));
+            }
+            seen.push(gw);
+        }
+        Ok(())
+    }
+
+    /// A subnet of this VLAN overlapping one of `other` (another VLAN):
+    /// the error names this VLAN's gateway.
+    pub fn check_overlap(&self, other: &Vlan) -> Check {
+        let theirs = other.gateways();
+        for (i, gw) in self.gateways.iter().enumerate() {
+            let Ok(gw) = Gateway::parse(gw) else {
+                continue;
+            };
+            if let Some(o) = theirs.iter().find(|o| o.overlaps(&gw)) {
+                return Err(FieldError::new(
+                    format!("gateways[{i}]"),
+                    format!("subnet {} overlaps {} of VLAN {}", gw.net, o.net, other.vid),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn vlan_one() -> Option<u16> {
+    Some(DEFAULT_VLAN)
+}
+
+/// Which VLANs a switch port carries. A port without a record carries
+/// VLAN 1 untagged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// The switch's datapath id (16 hex digits, `0x` then hex, or decimal;
+    /// always answered as 16 hex digits).
+    #[schema(example = "0000000000000101")]
+    pub dpid: String,
+    /// The OpenFlow port number.
+    #[schema(example = 3, minimum = 1, maximum = 4294967040_u32)]
+    pub port: u32,
+    /// The VLAN of the port's untagged frames (they leave it untagged);
+    /// null: untagged frames are dropped. Absent: VLAN 1.
+    #[serde(default = "vlan_one")]
+    #[schema(example = 20, minimum = 1, maximum = 4094)]
+    pub native_vlan: Option<u16>,
+    /// VLANs the port carries with their 802.1Q tag.
+    #[serde(default)]
+    #[schema(example = json!([30]))]
+    pub tagged_vlans: Vec<u16>,
+}
+
+/// The highest OpenFlow port number a physical port can have (`OFPP_MAX`).
+pub const MAX_PORT_NO: u32 = 0xffff_ff00;
+
+impl PortConfig {
+    /// The datapath id, parsed.
+    pub fn dpid_value(&self) -> Option<u64> {
+        crate::views::parse_dpid(&self.dpid)
+    }
+
+    pub fn validate(&self) -> Check {
+        if self.dpid_value().is_none() {
+            return Err(FieldError::new(
+                "dpid",
+                "must be a datapath id: 16 hex digits, 0x then hex, or decimal",
+            ));
+        }
+        if !(1..=MAX_PORT_NO).contains(&self.port) {
+            return Err(FieldError::new(
+                "port",
+                format!("must be between 1 and {MAX_PORT_NO}"),
+            ));
+        }
+        if let Some(v) = self.native_vlan {
+            check_vid("native_vlan", v)?;
+        }
+        for (i, &v) in self.tagged_vlans.iter().enumerate() {
+            let field = format!("tagged_vlans[{i}]");
+            check_vid(&field, v)?;
+            if self.tagged_vlans.get(..i).is_some_and(|b| b.contains(&v)) {
+                return Err(FieldError::new(field, format!("VLAN {v} is listed twice")));
+            }
+        }
+        if let Some(v) = self.native_vlan
+            && self.tagged_vlans.contains(&v)
+        {
+            return Err(FieldError::new(
+                "native_vlan",
+                format!("VLAN {v} is also in tagged_vlans: a VLAN is native or tagged on a port"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The VLANs the port names, with the field naming each.
+    pub fn vlan_refs(&self) -> Vec<(String, u16)> {
+        self.native_vlan
+            .map(|v| ("native_vlan".to_string(), v))
+            .into_iter()
+            .chain(
+                self.tagged_vlans
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("tagged_vlans[{i}]"), *v)),
+            )
+            .collect()
+    }
+
+    /// Every VLAN the port names exists (`exists` is asked for each but
+    /// VLAN 1, which always does).
+    pub fn check_refs(&self, exists: impl Fn(u16) -> bool) -> Check {
+        for (field, v) in self.vlan_refs() {
+            if v != DEFAULT_VLAN && !exists(v) {
+                return Err(FieldError::new(field, format!("no VLAN {v}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The same record with its datapath id in the canonical form.
+    pub fn canonical(mut self) -> PortConfig {
+        if let Some(d) = self.dpid_value() {
+            self.dpid = crate::views::format_dpid(d);
+        }
+        self
+    }
+
+    /// Whether the port carries `vid` (tagged or not).
+    pub fn carries(&self, vid: u16) -> bool {
+        self.native_vlan == Some(vid) || self.tagged_vlans.contains(&vid)
+    }
+}
+
+/// A VLAN id: 1..=4094.
+pub fn check_vid(field: &str, v: u16) -> Check {
+    if (1..=MAX_VID).contains(&v) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            "must be a VLAN id between 1 and 4094",
+        ))
+    }
+}
+
 /// Everything `tierflow crm load` takes (the API's shapes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +482,10 @@ pub struct CrmFile {
     pub services: Vec<Service>,
     #[serde(default)]
     pub policy: Option<Policy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vlans: Vec<Vlan>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortConfig>,
 }
 
 /// What is known about the client behind a session.
@@ -651,6 +901,19 @@ impl CrmFile {
                 ));
             }
         }
+        for (i, v) in self.vlans.iter().enumerate() {
+            let at = format!("vlans[{i}]");
+            v.validate().map_err(|e| prefix(&at, e))?;
+            for w in self.vlans.get(..i).into_iter().flatten() {
+                if w.vid != v.vid {
+                    v.check_overlap(w).map_err(|e| prefix(&at, e))?;
+                }
+            }
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            p.validate()
+                .map_err(|e| prefix(&format!("ports[{i}]"), e))?;
+        }
         Ok(())
     }
 }
@@ -869,6 +1132,161 @@ mod tests {
                 ..base.clone()
             }),
             "ips[0]"
+        );
+    }
+
+    #[test]
+    fn vlans_name_the_field_that_breaks_a_rule() {
+        let v: Vlan =
+            serde_json::from_str(r#"{"vid": 20, "name": "voice", "gateways": ["10.20.0.1/24"]}"#)
+                .expect("PRODUCT.md's VLAN");
+        assert_eq!(v.validate(), Ok(()));
+        assert!(v.is_routed());
+        assert_eq!(
+            v.gateways(),
+            vec![Gateway {
+                addr: "10.20.0.1".parse().expect("ip"),
+                net: "10.20.0.0/24".parse().expect("net"),
+            }]
+        );
+        let field = |v: Vlan| v.validate().expect_err("invalid").field;
+        assert_eq!(
+            field(Vlan {
+                vid: 0,
+                ..v.clone()
+            }),
+            "vid"
+        );
+        assert_eq!(
+            field(Vlan {
+                vid: 4095,
+                ..v.clone()
+            }),
+            "vid"
+        );
+        assert_eq!(
+            field(Vlan {
+                name: "no spaces".into(),
+                ..v.clone()
+            }),
+            "name"
+        );
+        for bad in [
+            "10.20.0.0/24",
+            "10.20.0.255/24",
+            "10.20.0.1",
+            "10.20.0.1/32",
+            "10.20.0.1/31",
+            "fe80::1/64",
+            "10.20.0.300/24",
+        ] {
+            assert_eq!(
+                field(Vlan {
+                    gateways: vec!["10.30.0.1/24".into(), bad.into()],
+                    ..v.clone()
+                }),
+                "gateways[1]",
+                "{bad}"
+            );
+        }
+        // Two subnets of one VLAN may not overlap either.
+        assert_eq!(
+            field(Vlan {
+                gateways: vec!["10.20.0.1/16".into(), "10.20.5.1/24".into()],
+                ..v.clone()
+            }),
+            "gateways[1]"
+        );
+        let other = Vlan {
+            vid: 30,
+            name: String::new(),
+            gateways: vec!["10.30.0.1/24".into(), "10.20.0.129/17".into()],
+        };
+        let e = v.check_overlap(&other).expect_err("overlap");
+        assert_eq!(e.field, "gateways[0]");
+        assert!(e.reason.contains("VLAN 30"), "{e}");
+        let apart = Vlan {
+            gateways: vec!["10.21.0.1/24".into()],
+            ..other
+        };
+        assert_eq!(v.check_overlap(&apart), Ok(()));
+    }
+
+    #[test]
+    fn ports_name_the_field_that_breaks_a_rule() {
+        let p: PortConfig = serde_json::from_str(
+            r#"{"dpid": "0000000000000101", "port": 3, "native_vlan": 20, "tagged_vlans": [30]}"#,
+        )
+        .expect("PRODUCT.md's port");
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(p.dpid_value(), Some(0x101));
+        let defaults: PortConfig =
+            serde_json::from_str(r#"{"dpid": "0x101", "port": 1}"#).expect("minimal");
+        assert_eq!(defaults.native_vlan, Some(1));
+        assert_eq!(defaults.clone().canonical().dpid, "0000000000000101");
+        let trunk: PortConfig = serde_json::from_str(
+            r#"{"dpid": "1", "port": 1, "native_vlan": null, "tagged_vlans": [10, 20]}"#,
+        )
+        .expect("trunk without native");
+        assert_eq!(trunk.validate(), Ok(()));
+        assert!(trunk.carries(20) && !trunk.carries(1));
+        let field = |p: PortConfig| p.validate().expect_err("invalid").field;
+        assert_eq!(
+            field(PortConfig {
+                dpid: "s1".into(),
+                ..p.clone()
+            }),
+            "dpid"
+        );
+        assert_eq!(
+            field(PortConfig {
+                port: 0,
+                ..p.clone()
+            }),
+            "port"
+        );
+        assert_eq!(
+            field(PortConfig {
+                port: 0xffff_fff8,
+                ..p.clone()
+            }),
+            "port"
+        );
+        assert_eq!(
+            field(PortConfig {
+                native_vlan: Some(4095),
+                ..p.clone()
+            }),
+            "native_vlan"
+        );
+        assert_eq!(
+            field(PortConfig {
+                tagged_vlans: vec![30, 0],
+                ..p.clone()
+            }),
+            "tagged_vlans[1]"
+        );
+        assert_eq!(
+            field(PortConfig {
+                tagged_vlans: vec![30, 30],
+                ..p.clone()
+            }),
+            "tagged_vlans[1]"
+        );
+        assert_eq!(
+            field(PortConfig {
+                tagged_vlans: vec![30, 20],
+                ..p.clone()
+            }),
+            "native_vlan"
+        );
+        let refs = p.check_refs(|v| v == 20).expect_err("no VLAN 30");
+        assert_eq!(refs.field, "tagged_vlans[0]");
+        assert_eq!(p.check_refs(|v| v == 20 || v == 30), Ok(()));
+        assert_eq!(
+            defaults.check_refs(|_| false),
+            Ok(()),
+            "VLAN 1 always exists"
         );
     }
 

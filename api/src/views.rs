@@ -179,6 +179,14 @@ pub struct HostView {
     pub ip: Option<String>,
     pub dpid: String,
     pub port: u32,
+    /// The VLAN the host was learnt in.
+    #[serde(default = "default_vlan")]
+    #[schema(example = 1)]
+    pub vlan: u16,
+}
+
+fn default_vlan() -> u16 {
+    crate::model::DEFAULT_VLAN
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -32,6 +32,10 @@ const PRODUCT_ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/sessions/{id}/tier", &["put", "delete"]),
     ("/api/v1/sessions/{id}/client-data", &["post"]),
     ("/api/v1/sessions/{id}/state", &["put"]),
+    ("/api/v1/vlans", &["get", "post"]),
+    ("/api/v1/vlans/{vid}", &["get", "put", "delete"]),
+    ("/api/v1/ports", &["get"]),
+    ("/api/v1/ports/{dpid}/{port}", &["get", "put", "delete"]),
     ("/metrics", &["get"]),
 ];
 
@@ -148,6 +152,8 @@ fn bodies_and_errors_reference_their_schemas() {
         "ClientDataIn",
         "TierChoice",
         "StateChange",
+        "Vlan",
+        "PortConfig",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }

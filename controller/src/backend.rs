@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tierflow_api::backend::{Backend, BackendError};
 use tierflow_api::model::{
-    ClientData, Customer, Policy, Promotion, Service, Session, SessionState, Tier,
+    ClientData, Customer, Policy, PortConfig, Promotion, Service, Session, SessionState, Tier, Vlan,
 };
 use tierflow_api::views::{
     Alarm, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, LinkView,
@@ -142,6 +142,16 @@ impl ControlBackend {
     /// layer checked the body names the path's record).
     fn updating(&self) -> Store {
         self.store().writing(Write::Update)
+    }
+
+    /// Waits (bounded) until the replica's snapshot satisfies `applied`:
+    /// a VLAN or port change is in force on the data plane when its
+    /// write is answered.
+    async fn net_applied(&self, applied: impl Fn(&crm::Snapshot) -> bool) {
+        let t0 = std::time::Instant::now();
+        while !applied(&self.ctl.sessions().snapshot()) && t0.elapsed() < REPLICA_WAIT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn switch_or_404(&self, dpid: u64) -> R<Arc<Switch>> {
@@ -495,9 +505,10 @@ impl Backend for ControlBackend {
                 ip: h.ips.first().map(ToString::to_string),
                 dpid: format_dpid(h.at.0),
                 port: h.at.1,
+                vlan: h.vlan,
             })
             .collect();
-        hosts.sort_by(|a, b| a.mac.cmp(&b.mac));
+        hosts.sort_by(|a, b| (&a.mac, a.vlan).cmp(&(&b.mac, b.vlan)));
         TopologyView {
             switches,
             links,
@@ -532,6 +543,66 @@ impl Backend for ControlBackend {
             )));
         }
         deleted("tier", name, self.store().delete_tier(name).await)
+    }
+
+    // ---- VLANs and ports ----
+
+    async fn list_vlans(&self) -> R<Vec<Vlan>> {
+        self.store().list_vlans().await.map_err(crm_err)
+    }
+
+    async fn get_vlan(&self, vid: u16) -> R<Vlan> {
+        self.store().get_vlan(vid).await.map_err(crm_err)
+    }
+
+    async fn create_vlan(&self, v: Vlan) -> R<Vlan> {
+        self.creating().put_vlan(&v).await.map_err(crm_err)?;
+        self.net_applied(|s| s.vlans.contains(&v)).await;
+        Ok(v)
+    }
+
+    async fn update_vlan(&self, _vid: u16, v: Vlan) -> R<Vlan> {
+        self.updating().put_vlan(&v).await.map_err(crm_err)?;
+        self.net_applied(|s| s.vlans.contains(&v)).await;
+        Ok(v)
+    }
+
+    async fn delete_vlan(&self, vid: u16) -> R<()> {
+        deleted(
+            "vlan",
+            &vid.to_string(),
+            self.store().delete_vlan(vid).await,
+        )?;
+        self.net_applied(|s| s.vlans.iter().all(|x| x.vid != vid))
+            .await;
+        Ok(())
+    }
+
+    async fn list_ports(&self) -> R<Vec<PortConfig>> {
+        self.store().list_ports().await.map_err(crm_err)
+    }
+
+    async fn get_port(&self, dpid: u64, port: u32) -> R<PortConfig> {
+        self.store().get_port(dpid, port).await.map_err(crm_err)
+    }
+
+    async fn put_port(&self, p: PortConfig) -> R<(PortConfig, bool)> {
+        let p = p.canonical();
+        let made = self.store().put_port(&p).await.map_err(crm_err)?;
+        self.net_applied(|s| s.ports.contains(&p)).await;
+        Ok((p, made))
+    }
+
+    async fn delete_port(&self, dpid: u64, port: u32) -> R<()> {
+        let name = crm::keys::port_name(dpid, port);
+        deleted("port", &name, self.store().delete_port(dpid, port).await)?;
+        self.net_applied(|s| {
+            s.ports
+                .iter()
+                .all(|p| (p.dpid_value(), p.port) != (Some(dpid), port))
+        })
+        .await;
+        Ok(())
     }
 
     // ---- customers ----

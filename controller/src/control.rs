@@ -105,6 +105,8 @@ pub struct ControlPlane {
     topology: Mutex<Topology>,
     forwarding: crate::forwarding::Forwarding,
     sessions: Sessions,
+    /// The IP router's wait queue.
+    router: crate::routing::Router,
     ovsdb: Arc<OvsdbSet>,
     lookups: mpsc::Sender<Box<Pending>>,
     queue_jobs: Mutex<QueueJobs>,
@@ -112,7 +114,18 @@ pub struct ControlPlane {
     alarms: Mutex<AlarmState>,
     /// Signs this controller's LLDP probes.
     lldp_key: crate::lldp::Key,
+    /// Whether the flows in place match VLANs (VLANs or ports were
+    /// configured when they were made).
+    vlans_active: std::sync::atomic::AtomicBool,
+    /// The VLANs and ports the network was last set up for.
+    net_seen: Mutex<NetSeen>,
 }
+
+/// VLAN and port records.
+type NetSeen = (
+    Vec<tierflow_api::model::Vlan>,
+    Vec<tierflow_api::model::PortConfig>,
+);
 
 impl std::fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,6 +164,7 @@ impl ControlPlane {
                 total: config.limits.hosts,
             })),
             sessions,
+            router: crate::routing::Router::default(),
             ovsdb,
             stats,
             config,
@@ -159,7 +173,15 @@ impl ControlPlane {
             queue_wake: Notify::new(),
             alarms: Mutex::default(),
             lldp_key: crate::lldp::Key::random(),
+            vlans_active: std::sync::atomic::AtomicBool::new(false),
+            net_seen: Mutex::default(),
         };
+        {
+            let snap = ctl.sessions.snapshot();
+            ctl.vlans_active
+                .store(snap.vlans_active(), std::sync::atomic::Ordering::Relaxed);
+            *ctl.net_seen.lock() = (snap.vlans.clone(), snap.ports.clone());
+        }
         (
             Arc::new(ctl),
             Workers {
@@ -217,6 +239,7 @@ impl ControlPlane {
             topology: &self.topology,
             forwarding: &self.forwarding,
             sessions: &self.sessions,
+            router: &self.router,
             stats: &self.stats,
             lldp_key: &self.lldp_key,
             lldp_max_age_ms: (self.config.timers.link_timeout * 1000.0) as u64,
@@ -311,6 +334,8 @@ impl ControlPlane {
         );
         self.installer
             .sweep(Timers::secs(self.config.timers.request_timeout));
+        let lost = self.router.expire(now);
+        self.stats.routed_dropped.add(lost as u64);
         self.sessions
             .retry_requested(&self.installer, &self.topology);
         self.sessions
@@ -579,6 +604,7 @@ impl ControlPlane {
             // A promotion change counts for new decisions only.
             ChangeKind::Promotion => {}
             ChangeKind::Customer | ChangeKind::Policy => self.rescore_all().await,
+            ChangeKind::Vlan | ChangeKind::Port => self.net_changed(),
             ChangeKind::Everything => {
                 let snap = self.sessions.snapshot();
                 for t in &snap.tiers {
@@ -586,8 +612,75 @@ impl ControlPlane {
                 }
                 self.sync_queues(None);
                 self.services_changed();
+                self.net_changed();
                 self.rescore_all().await;
             }
+        }
+    }
+
+    /// VLANs or ports changed (or may have: the replica resynced): the
+    /// flows the differences made wrong leave the switches. A changed
+    /// port's hosts are forgotten (their next frame learns them in their
+    /// new VLAN) with their paths and sessions; a changed VLAN's carried
+    /// paths, sessions and waiting packets go (its gateways may route
+    /// otherwise now). The first VLAN or port configured, or the last one
+    /// removed, changes every flow's shape: every path and session goes.
+    /// Untiered flows (which nothing tracks) go too; they come back with
+    /// their next packet.
+    pub fn net_changed(&self) {
+        use std::sync::atomic::Ordering;
+        let snap = self.sessions.snapshot();
+        let (ports, vlans) = {
+            let mut seen = self.net_seen.lock();
+            let ports: Vec<PortRef> = changed(&seen.1, &snap.ports, |p| {
+                (p.dpid_value().unwrap_or_default(), p.port)
+            });
+            let vlans: Vec<u16> = changed(&seen.0, &snap.vlans, |v| v.vid);
+            *seen = (snap.vlans.clone(), snap.ports.clone());
+            (ports, vlans)
+        };
+        let active = snap.vlans_active();
+        let flipped = self.vlans_active.swap(active, Ordering::Relaxed) != active;
+        if !flipped && ports.is_empty() && vlans.is_empty() {
+            return;
+        }
+        let untiered = cookie::delete(cookie::cookie(cookie::Kind::Untiered, 0), cookie::KIND_MASK);
+        let mut plan = Plan::new();
+        for sw in self.switches() {
+            plan.push(sw.dpid, &untiered);
+        }
+        self.installer.execute(plan);
+        if flipped {
+            tracing::info!(
+                "VLANs {}: every path and session is set up again",
+                if active { "configured" } else { "all gone" }
+            );
+            self.forwarding.clear(&self.installer);
+            self.sessions.park_where(&self.installer, |_| true);
+            return;
+        }
+        for port in ports {
+            tracing::info!("port {:016x}:{} changed VLANs", port.0, port.1);
+            let change = self.topology.lock().forget_port(port);
+            pipeline::topology_changed(&self.ctx(), &change);
+            self.sessions.park_where(&self.installer, |r| {
+                let ends = |h: &[crate::sessions::record::SessionHop]| {
+                    h.first().is_some_and(|h| (h.dpid, h.in_port) == port)
+                        || h.last().is_some_and(|h| (h.dpid, h.out_port) == port)
+                };
+                ends(&r.hops) || r.legs().iter().any(|g| ends(&g.hops))
+            });
+        }
+        for vid in vlans {
+            tracing::info!("VLAN {vid} changed");
+            self.forwarding.vlan_changed(&self.installer, vid);
+            self.router.vlan_changed(vid);
+            self.sessions.park_where(&self.installer, |r| {
+                let touches = |c: &Option<Box<crate::vlan::Carry>>| {
+                    c.as_deref().is_some_and(|c| c.touches(vid))
+                };
+                touches(&r.carry) || r.legs().iter().any(|g| touches(&g.carry))
+            });
         }
     }
 
@@ -870,6 +963,25 @@ fn max_meter(sw: &Switch) -> u32 {
             0
         }
     })
+}
+
+/// The keys of the records that differ between `old` and `new` (added,
+/// removed or changed).
+fn changed<T: PartialEq, K: PartialEq + Copy>(
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> K,
+) -> Vec<K> {
+    let mut out: Vec<K> = Vec::new();
+    for (a, b) in [(old, new), (new, old)] {
+        for x in a {
+            let k = key(x);
+            if b.iter().find(|y| key(y) == k) != Some(x) && !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    out
 }
 
 /// The IPv4 source a removed flow matched.

@@ -1,6 +1,14 @@
 //! Plain connectivity: shortest-path flows between pairs of hosts, and
 //! floods.
 //!
+//! A path is between two Ethernet addresses in a VLAN (bridged), or
+//! between two IPv4 hosts in different subnets (routed: the routing
+//! module decides it, this table keeps it). Where no VLAN is configured a
+//! path's flows are plain (they match the address pair only); otherwise
+//! they are carried ([`CarriedPath`]): each also matches its ingress port
+//! and the VLAN tag frames arrive with, and retags (and, at a routing hop,
+//! rewrites) before it outputs.
+//!
 //! Path setup installs a flow per direction on every switch of the
 //! shortest path, egress switch first, each switch's flows followed by a
 //! barrier; the packet is released when every barrier has come back (the
@@ -25,10 +33,12 @@
 use crate::messages::{self, PATH_FLOW_LEN};
 use crate::plan::{Execute, Plan, Release};
 use crate::topology::{Change, Hop, PortRef, Topology};
+use crate::vlan::{HopCarry, Tag, Vid};
 use bytes::Bytes;
 use openflow::{MacAddr, Message, PortNo};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
+use std::net::Ipv4Addr;
 // ahash: keys come off the wire (MACs), so a DoS-resistant hash, but
 // several times cheaper than std's SipHash on this hot path.
 use ahash::AHashMap as HashMap;
@@ -39,29 +49,89 @@ use std::time::{Duration, Instant};
 const FLOOD_WINDOW: Duration = Duration::from_millis(300);
 const FLOOD_FILTER_SLOTS: usize = 256;
 
+/// What a path is between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathKey {
+    /// Frames from one Ethernet address to another, in a VLAN (VLAN 1
+    /// where none is configured).
+    L2 {
+        vlan: Vid,
+        src: MacAddr,
+        dst: MacAddr,
+    },
+    /// IPv4 from one host to another in another subnet: routed.
+    L3 { src: Ipv4Addr, dst: Ipv4Addr },
+}
+
+impl PathKey {
+    /// The plain (VLAN 1) path of an address pair.
+    pub fn plain(src: MacAddr, dst: MacAddr) -> PathKey {
+        PathKey::L2 {
+            vlan: crate::topology::VLAN1,
+            src,
+            dst,
+        }
+    }
+}
+
+/// A carried path as its decider gives it: its key, the hosts at its
+/// ends (a host that goes takes the path with it), the VLANs of its ends,
+/// and per switch where it leaves and how it carries the frame there.
+#[derive(Debug, Clone, Copy)]
+pub struct CarriedPath<'a> {
+    pub key: PathKey,
+    pub ends: (MacAddr, MacAddr),
+    pub vlans: (Vid, Vid),
+    pub hops: &'a [(Hop, HopCarry)],
+}
+
 /// One path's flows: `src` to `dst`, the switches it crosses.
 #[derive(Debug, Clone)]
 struct PathRec {
+    key: PathKey,
+    /// The hosts at its ends.
     src: MacAddr,
     dst: MacAddr,
     hops: SmallVec<[Hop; 8]>,
-    /// The encoded FLOW_MOD of each hop, in `hops` order,
-    /// `PATH_FLOW_LEN` bytes each. A path's flows never change while it
+    /// The encoded FLOW_MOD of each hop, in `hops` order (plain ones
+    /// `PATH_FLOW_LEN` bytes each). A path's flows never change while it
     /// exists, and a pair is set up again each time its flows idle out:
     /// one allocation per new path, none per setup.
     flows: Bytes,
+    /// Carried flows (they match VLANs): the VLANs of its two ends.
+    carried: Option<(Vid, Vid)>,
+    /// How each hop of a carried path carries its frames (what its flows
+    /// were encoded from, so a setup of the same path encodes nothing).
+    carries: Option<Box<[HopCarry]>>,
     /// When its flows were last set up.
     used: Instant,
 }
 
 impl PathRec {
+    /// The encoded flow of hop `i`.
+    fn flow(&self, i: usize) -> Option<Bytes> {
+        if self.carried.is_none() {
+            return self
+                .flows
+                .get(i * PATH_FLOW_LEN..(i + 1) * PATH_FLOW_LEN)
+                .map(|_| self.flows.slice(i * PATH_FLOW_LEN..(i + 1) * PATH_FLOW_LEN));
+        }
+        // Carried flows differ in length: walk the messages' headers.
+        let mut at = 0;
+        for _ in 0..i {
+            at += usize::from(openflow::Header::peek(self.flows.get(at..)?)?.length);
+        }
+        let len = usize::from(openflow::Header::peek(self.flows.get(at..)?)?.length);
+        (at + len <= self.flows.len()).then(|| self.flows.slice(at..at + len))
+    }
+
     /// The encoded flows of this path on switch `dpid`.
     fn flows_on(&self, dpid: u64) -> impl Iterator<Item = Bytes> + '_ {
         self.hops
             .iter()
             .enumerate()
             .filter(move |(_, h)| h.dpid == dpid)
-            .map(|(i, _)| self.flows.slice(i * PATH_FLOW_LEN..(i + 1) * PATH_FLOW_LEN))
+            .filter_map(|(i, _)| self.flow(i))
     }
 }
 
@@ -69,7 +139,7 @@ impl PathRec {
 struct PathTable {
     next_id: u64,
     by_id: HashMap<u64, PathRec>,
-    by_pair: HashMap<(MacAddr, MacAddr), u64>,
+    by_pair: HashMap<PathKey, u64>,
 }
 
 #[derive(Debug)]
@@ -170,8 +240,9 @@ impl Forwarding {
         // Held until the plan is queued: a concurrent deletion of these
         // paths must reach the switches after this setup, not before.
         let mut t = self.paths.lock();
-        let new = usize::from(!t.by_pair.contains_key(&(src, dst)))
-            + usize::from(rev.is_some() && !t.by_pair.contains_key(&(dst, src)));
+        let (kf, kr) = (PathKey::plain(src, dst), PathKey::plain(dst, src));
+        let new = usize::from(!t.by_pair.contains_key(&kf))
+            + usize::from(rev.is_some() && !t.by_pair.contains_key(&kr));
         if t.by_id.len() + new > self.cap {
             drop(t);
             // Forwarded, not remembered: the table's bound holds.
@@ -213,9 +284,10 @@ impl Forwarding {
         hops: &[Hop],
         now: Instant,
     ) -> u64 {
-        if let Some(&id) = t.by_pair.get(&pair) {
+        let key = PathKey::plain(pair.0, pair.1);
+        if let Some(&id) = t.by_pair.get(&key) {
             match t.by_id.get_mut(&id) {
-                Some(rec) if rec.hops.as_slice() == hops => {
+                Some(rec) if rec.hops.as_slice() == hops && rec.carried.is_none() => {
                     rec.used = now;
                     return id;
                 }
@@ -226,7 +298,7 @@ impl Forwarding {
         }
         t.next_id = t.next_id.wrapping_add(1) & 0xff_ffff_ffff;
         let id = t.next_id;
-        t.by_pair.insert(pair, id);
+        t.by_pair.insert(key, id);
         let mut flows = Vec::with_capacity(hops.len() * PATH_FLOW_LEN);
         for h in hops {
             let f = messages::path_flow(id, pair.0, pair.1, h.out_port, self.idle_timeout);
@@ -236,14 +308,156 @@ impl Forwarding {
         t.by_id.insert(
             id,
             PathRec {
+                key,
                 src: pair.0,
                 dst: pair.1,
                 hops: hops.iter().copied().collect(),
                 flows: Bytes::from(flows),
+                carried: None,
+                carries: None,
                 used: now,
             },
         );
         id
+    }
+
+    /// Installs a carried path and its way back (when known), egress
+    /// first, and releases the packet once every switch confirmed (the
+    /// release should output to `TABLE`, so the first switch's new flow
+    /// does to it what it does to the rest).
+    pub fn setup_carried(
+        &self,
+        exec: &dyn Execute,
+        fwd: &CarriedPath<'_>,
+        rev: Option<&CarriedPath<'_>>,
+        release: Release,
+        now: Instant,
+    ) -> Setup {
+        let mut plan = Plan::new();
+        let mut t = self.paths.lock();
+        let new = usize::from(!t.by_pair.contains_key(&fwd.key))
+            + usize::from(rev.is_some_and(|r| !t.by_pair.contains_key(&r.key)));
+        if t.by_id.len() + new > self.cap {
+            drop(t);
+            let mut plan = Plan::new();
+            plan.packet_out(release);
+            exec.execute(plan);
+            return Setup::Refused;
+        }
+        let fwd_id = self.register_carried(&mut t, &mut plan, fwd, now);
+        let rev_id = rev.map(|r| self.register_carried(&mut t, &mut plan, r, now));
+        let mut switches: SmallVec<[u64; 8]> = fwd.hops.iter().rev().map(|h| h.0.dpid).collect();
+        for (h, _) in rev.into_iter().flat_map(|r| r.hops) {
+            if !switches.contains(&h.dpid) {
+                switches.push(h.dpid);
+            }
+        }
+        for dpid in switches {
+            for id in std::iter::once(fwd_id).chain(rev_id) {
+                if let Some(rec) = t.by_id.get(&id) {
+                    for f in rec.flows_on(dpid) {
+                        plan.push_shared(dpid, f);
+                    }
+                }
+            }
+            plan.gate(dpid);
+        }
+        plan.release(release);
+        exec.execute(plan);
+        Setup::Installed
+    }
+
+    fn register_carried(
+        &self,
+        t: &mut PathTable,
+        plan: &mut Plan,
+        p: &CarriedPath<'_>,
+        now: Instant,
+    ) -> u64 {
+        let encode = |id: u64| {
+            let mut flows = Vec::with_capacity(p.hops.len() * 160);
+            for (h, c) in p.hops {
+                let f = match p.key {
+                    PathKey::L2 { src, dst, .. } => {
+                        messages::vlan_path_flow(id, src, dst, c, h.out_port, self.idle_timeout)
+                    }
+                    PathKey::L3 { src, dst } => messages::routed_path_flow(
+                        id,
+                        (src, dst),
+                        crate::vlan::ROUTER_MAC,
+                        c,
+                        h.out_port,
+                        self.idle_timeout,
+                    ),
+                };
+                // Cannot fail: a path flow is a few hundred bytes.
+                let _ = openflow::encode(0, &f, &mut flows);
+            }
+            Bytes::from(flows)
+        };
+        if let Some(&id) = t.by_pair.get(&p.key) {
+            let same = |rec: &PathRec| {
+                rec.hops.len() == p.hops.len()
+                    && rec.hops.iter().zip(p.hops).all(|(a, (b, _))| a == b)
+                    && rec
+                        .carries
+                        .as_deref()
+                        .is_some_and(|c| c.iter().eq(p.hops.iter().map(|(_, c)| c)))
+                    && (rec.src, rec.dst) == p.ends
+            };
+            match t.by_id.get_mut(&id) {
+                Some(rec) if same(rec) => {
+                    rec.used = now;
+                    return id;
+                }
+                Some(rec) => delete_flows(plan, id, rec),
+                None => {}
+            }
+            t.by_id.remove(&id);
+        }
+        t.next_id = t.next_id.wrapping_add(1) & 0xff_ffff_ffff;
+        let id = t.next_id;
+        t.by_pair.insert(p.key, id);
+        t.by_id.insert(
+            id,
+            PathRec {
+                key: p.key,
+                src: p.ends.0,
+                dst: p.ends.1,
+                hops: p.hops.iter().map(|(h, _)| *h).collect(),
+                flows: encode(id),
+                carried: Some(p.vlans),
+                carries: Some(p.hops.iter().map(|(_, c)| *c).collect()),
+                used: now,
+            },
+        );
+        id
+    }
+
+    /// A packet in transit on carried path `key` reached the controller
+    /// at `dpid` (the datapath's cache lagging behind a fresh flow): the
+    /// hop's flow goes in again and the packet is released through the
+    /// table, so it is forwarded (and retagged) as the flow says. False
+    /// if the path does not cross `dpid`.
+    pub fn transit(&self, exec: &dyn Execute, key: PathKey, release: Release) -> bool {
+        let t = self.paths.lock();
+        let Some(rec) = t.by_pair.get(&key).and_then(|id| t.by_id.get(id)) else {
+            return false;
+        };
+        let mut plan = Plan::new();
+        for f in rec.flows_on(release.dpid) {
+            plan.push_shared(release.dpid, f);
+        }
+        if plan.is_empty() {
+            return false;
+        }
+        plan.gate(release.dpid);
+        plan.release(Release {
+            out_port: PortNo::Table.value(),
+            ..release
+        });
+        exec.execute(plan);
+        true
     }
 
     /// Forgets the paths not set up for `idle` (their flows have idled
@@ -257,7 +471,10 @@ impl Forwarding {
     /// crosses it.
     pub fn hop_on_path(&self, pair: (MacAddr, MacAddr), dpid: u64) -> Option<u32> {
         let t = self.paths.lock();
-        let rec = t.by_pair.get(&pair).and_then(|id| t.by_id.get(id))?;
+        let rec = t
+            .by_pair
+            .get(&PathKey::plain(pair.0, pair.1))
+            .and_then(|id| t.by_id.get(id))?;
         rec.hops.iter().find(|h| h.dpid == dpid).map(|h| h.out_port)
     }
 
@@ -329,6 +546,66 @@ impl Forwarding {
         self.remove_paths(exec, |r| r.src == mac || r.dst == mac);
     }
 
+    /// Deletes the carried paths with an end in `vlan` (its gateways
+    /// changed: what was routed may not be any more).
+    pub fn vlan_changed(&self, exec: &dyn Execute, vlan: Vid) {
+        self.remove_paths(exec, |r| {
+            r.carried.is_some_and(|(a, b)| a == vlan || b == vlan)
+        });
+    }
+
+    /// Deletes every path (VLANs were configured where none were, or the
+    /// last one went: every flow's shape changes).
+    pub fn clear(&self, exec: &dyn Execute) {
+        self.remove_paths(exec, |_| true);
+    }
+
+    /// Delivers `data`, a frame of `vlan` that arrived tagged `arrive` at
+    /// `from`, to every edge port of every switch carrying `vlan` except
+    /// `from`: untagged where it is native, tagged where it is tagged.
+    /// Floods never cross an inter-switch link.
+    #[allow(clippy::too_many_arguments)]
+    pub fn flood_vlan(
+        &self,
+        exec: &dyn Execute,
+        topo: &Topology,
+        plan_of: &crate::vlan::Plan,
+        from: PortRef,
+        (vlan, arrive): (Vid, Tag),
+        data: &[u8],
+        now: Instant,
+    ) -> Flooded {
+        if self.floods.lock().seen(frame_hash(data), now) {
+            return Flooded::Suppressed;
+        }
+        let mut plan = Plan::new();
+        let mut switches: SmallVec<[u64; 16]> = topo.switches().collect();
+        switches.sort_unstable();
+        for dpid in switches {
+            let (untagged, tagged) = plan_of.split_ports(
+                dpid,
+                topo.edge_ports(dpid).filter(|&p| (dpid, p) != from),
+                vlan,
+            );
+            if untagged.is_empty() && tagged.is_empty() {
+                continue;
+            }
+            let in_port = if dpid == from.0 {
+                from.1
+            } else {
+                PortNo::Controller.value()
+            };
+            plan.push(
+                dpid,
+                &Message::PacketOut(messages::vlan_flood_out(
+                    in_port, arrive, vlan, &untagged, &tagged, data,
+                )),
+            );
+        }
+        exec.execute(plan);
+        Flooded::Sent
+    }
+
     pub fn switch_gone(&self, exec: &dyn Execute, dpid: u64) {
         self.remove_paths(exec, |r| r.hops.iter().any(|h| h.dpid == dpid));
     }
@@ -347,7 +624,9 @@ impl Forwarding {
         let mut plan = Plan::new();
         for id in &ids {
             if let Some(r) = t.by_id.remove(id) {
-                t.by_pair.remove(&(r.src, r.dst));
+                if t.by_pair.get(&r.key) == Some(id) {
+                    t.by_pair.remove(&r.key);
+                }
                 delete_flows(&mut plan, *id, &r);
             }
         }

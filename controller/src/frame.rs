@@ -1,7 +1,7 @@
 //! A packet-in's frame, parsed once (etherparse) into what every stage of
-//! the pipeline reads: Ethernet addresses and type, the sender's IP
-//! address (ARP or IPv4), and for IPv4 the addresses, protocol, ports and
-//! transport payload. Lax: a frame whose upper layers are cut short or
+//! the pipeline reads: Ethernet addresses and type, the outer VLAN id, the
+//! sender's IP address (ARP or IPv4), an ARP packet's addresses, and for
+//! IPv4 the addresses, protocol, ports and transport payload. Lax: a frame whose upper layers are cut short or
 //! malformed still yields what could be read (its Ethernet header at
 //! least), so forwarding never depends on a host sending well-formed IP.
 //!
@@ -21,9 +21,29 @@ pub struct Frame<'a> {
     pub dst: MacAddr,
     /// After any VLAN tags.
     pub ether_type: u16,
+    /// The outer 802.1Q VLAN id; `None` for an untagged (or priority
+    /// tagged, VID 0) frame.
+    pub vid: Option<u16>,
     /// The ARP sender or the IPv4 source.
     pub sender_ip: Option<IpAddr>,
     pub ip4: Option<Ip4<'a>>,
+    /// An IPv4-over-Ethernet ARP packet.
+    pub arp: Option<Arp>,
+}
+
+/// An ARP packet's operation and addresses (IPv4 over Ethernet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arp {
+    /// 1: request, 2: reply.
+    pub op: u16,
+    pub sender_mac: MacAddr,
+    pub sender_ip: Ipv4Addr,
+    pub target_ip: Ipv4Addr,
+}
+
+impl Arp {
+    pub const REQUEST: u16 = 1;
+    pub const REPLY: u16 = 2;
 }
 
 /// An IPv4 packet with its TCP or UDP ports (0 for other protocols).
@@ -49,6 +69,13 @@ impl<'a> Frame<'a> {
         let mut ether_type = eth.ether_type().0;
         let mut sender_ip = None;
         let mut ip4 = None;
+        let mut arp_packet = None;
+        let vid = match p.link_exts.first() {
+            Some(etherparse::LaxLinkExtSlice::Vlan(v)) => {
+                Some(v.vlan_identifier().value()).filter(|v| *v != 0)
+            }
+            _ => None,
+        };
         match &p.net {
             Some(LaxNetSlice::Ipv4(v4)) => {
                 let h = v4.header();
@@ -74,9 +101,18 @@ impl<'a> Frame<'a> {
             }
             Some(LaxNetSlice::Arp(arp)) => {
                 ether_type = ETH_TYPE_ARP;
-                sender_ip = <[u8; 4]>::try_from(arp.sender_protocol_addr())
-                    .ok()
-                    .map(IpAddr::from);
+                let spa = <[u8; 4]>::try_from(arp.sender_protocol_addr()).ok();
+                sender_ip = spa.map(IpAddr::from);
+                let sha = <[u8; 6]>::try_from(arp.sender_hw_addr()).ok();
+                let tpa = <[u8; 4]>::try_from(arp.target_protocol_addr()).ok();
+                if let (Some(sha), Some(spa), Some(tpa)) = (sha, spa, tpa) {
+                    arp_packet = Some(Arp {
+                        op: arp.operation().0,
+                        sender_mac: MacAddr(sha),
+                        sender_ip: Ipv4Addr::from(spa),
+                        target_ip: Ipv4Addr::from(tpa),
+                    });
+                }
             }
             Some(LaxNetSlice::Ipv6(_)) => ether_type = 0x86dd,
             None => {
@@ -92,8 +128,10 @@ impl<'a> Frame<'a> {
             src,
             dst,
             ether_type,
+            vid,
             sender_ip,
             ip4,
+            arp: arp_packet,
         })
     }
 
@@ -136,6 +174,38 @@ mod tests {
         let ip = f.tcp_udp().expect("udp");
         assert_eq!((ip.sport, ip.dport, ip.proto), (40000, 5060, 17));
         assert_eq!(ip.payload, b"INVITE");
+    }
+
+    #[test]
+    fn tagged_frames_give_their_outer_vid_and_arp_its_addresses() {
+        let b = PacketBuilder::ethernet2([0, 0, 0, 0, 0, 1], [0xff; 6])
+            .single_vlan(etherparse::VlanId::try_new(30).expect("vid"))
+            .arp(
+                etherparse::ArpPacket::new(
+                    etherparse::ArpHardwareId::ETHERNET,
+                    etherparse::EtherType::IPV4,
+                    etherparse::ArpOperation::REQUEST,
+                    &[0, 0, 0, 0, 0, 1],
+                    &[10, 30, 0, 5],
+                    &[0; 6],
+                    &[10, 30, 0, 1],
+                )
+                .expect("arp"),
+            );
+        let mut v = Vec::new();
+        b.write(&mut v).expect("builds");
+        let f = Frame::parse(&v).expect("parses");
+        assert_eq!(f.vid, Some(30));
+        assert_eq!(f.ether_type, ETH_TYPE_ARP);
+        let arp = f.arp.expect("arp");
+        assert_eq!(arp.op, Arp::REQUEST);
+        assert_eq!(arp.sender_ip, Ipv4Addr::new(10, 30, 0, 5));
+        assert_eq!(arp.target_ip, Ipv4Addr::new(10, 30, 0, 1));
+        assert_eq!(arp.sender_mac, MacAddr([0, 0, 0, 0, 0, 1]));
+        // Untagged IPv4 has neither.
+        let u = udp(b"x");
+        let f = Frame::parse(&u).expect("parses");
+        assert_eq!((f.vid, f.arp), (None, None));
     }
 
     #[test]

@@ -66,6 +66,10 @@ struct BenchArgs {
     /// covering the bench hosts (crm/bench.json), each is a session request.
     #[arg(long)]
     sessions: bool,
+    /// Routed paths: each chain's hosts in two subnets, new flows sent to
+    /// the router (load crm/bench-routed.json into the controller's Redis).
+    #[arg(long)]
+    routed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +206,7 @@ fn bench_main(args: BenchArgs) -> ExitCode {
     opts.duration = std::time::Duration::from_secs_f64(args.duration);
     opts.window = args.window;
     opts.sessions = args.sessions;
+    opts.routed = args.routed;
     match bench::run_blocking(&opts) {
         Ok(report) => {
             println!("{}", report.to_json());

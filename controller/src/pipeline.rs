@@ -15,12 +15,14 @@
 //! (paths and sessions that crossed a link that went away), shared by
 //! LLDP in the pipeline and by the control plane's port and switch events.
 
-use crate::forwarding::{Flooded, Forwarding};
+use crate::forwarding::{CarriedPath, Flooded, Forwarding, PathKey};
 use crate::frame::{Frame, is_group};
 use crate::plan::{Execute, Plan, Release};
+use crate::routing::{Decision, Router};
 use crate::sessions::{Admission, Pending, SessionPacket, Sessions};
 use crate::stats::Stats;
 use crate::topology::{Change, Hop, PortRef, Topology};
+use crate::vlan::{self, ROUTER_MAC, Tag, Vid};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
@@ -33,6 +35,7 @@ pub struct Ctx<'a> {
     pub topology: &'a Mutex<Topology>,
     pub forwarding: &'a Forwarding,
     pub sessions: &'a Sessions,
+    pub router: &'a Router,
     pub stats: &'a Stats,
     /// What this controller's probes are signed with.
     pub lldp_key: &'a crate::lldp::Key,
@@ -64,6 +67,11 @@ pub fn packet_in(
     if f.is_lldp() {
         lldp_in(ctx, (dpid, in_port), data);
         return None;
+    }
+    // VLANs configured: the same stages, per VLAN (the one check a
+    // network without VLANs pays).
+    if ctx.sessions.vlans_active() {
+        return vlan_packet_in(ctx, (dpid, in_port), msg, &f, data, now);
     }
     let here: PortRef = (dpid, in_port);
     // Session classification is pure (the CRM's services, no topology):
@@ -144,8 +152,10 @@ pub fn packet_in(
             on_link,
             frame: &f,
             data: owned.clone(),
+            delivered: owned.clone(),
             dst_at: Some(dst_at),
             route,
+            carry: None,
         };
         match ctx.sessions.packet(ctx.exec, ctx.topology, &pkt, class) {
             Admission::NotSession => {}
@@ -216,6 +226,312 @@ pub fn packet_in(
     );
     if done == crate::forwarding::Setup::Refused {
         ctx.stats.paths_refused.inc();
+    }
+    None
+}
+
+/// Where a frame goes, as the VLAN pipeline found it.
+#[derive(Debug, Clone, Copy)]
+struct Dest {
+    vlan: Vid,
+    mac: openflow::MacAddr,
+    at: PortRef,
+    /// Sent to the router, for a host of another subnet.
+    routed: bool,
+}
+
+/// The pipeline where VLANs are configured: the same stages in the same
+/// order, per VLAN. The frame is classified into a VLAN at its ingress
+/// port (or dropped and counted), its source learnt in that VLAN, and its
+/// destination found in it (flooded to the VLAN's edge ports when
+/// unknown); a frame sent to the router is answered, forwarded to a host
+/// of another routed subnet, or waits for the router's ARP. Paths and
+/// sessions are carried: their flows match port and VLAN, retag, and
+/// route at the first switch.
+fn vlan_packet_in(
+    ctx: &Ctx<'_>,
+    here: PortRef,
+    msg: &Bytes,
+    f: &Frame<'_>,
+    data: &[u8],
+    now: Instant,
+) -> Option<Box<Pending>> {
+    let net = ctx.sessions.net();
+    let class = f.tcp_udp().and_then(|ip| ctx.sessions.classify(ip));
+    let arrive = Tag::of(f.vid);
+    let owned = slice_of(msg, data);
+    let mut topo = ctx.topology.lock();
+    let on_link = topo.is_link_port(here);
+    // 1. Classify: the frame's VLAN.
+    let vlan = if on_link {
+        vlan::Plan::classify_link(f.vid)
+    } else {
+        match net.classify(here, f.vid) {
+            Some(v) => v,
+            None => {
+                drop(topo);
+                ctx.stats.vlan_dropped.inc();
+                return None;
+            }
+        }
+    };
+    // 2. Learning, in that VLAN (never the router's own address).
+    let to_router = f.dst == ROUTER_MAC;
+    let unknown_dst = is_group(&f.dst) || (!to_router && topo.host_in(vlan, &f.dst).is_none());
+    let copy = !on_link && unknown_dst && ctx.forwarding.is_flood_copy(data, now);
+    let learns = !on_link && !copy && !is_group(&f.src) && f.src != ROUTER_MAC;
+    if learns && !topo.can_learn_in(vlan, &f.src, here) {
+        drop(topo);
+        ctx.stats.hosts_refused.inc();
+        return None;
+    }
+    let new_host = learns && topo.host_in(vlan, &f.src).is_none();
+    let moved = learns
+        && topo
+            .learn_host_in(vlan, f.src, here, f.sender_ip, now)
+            .is_some();
+    // An address the router was asking for: what waited for it goes on.
+    let resolved = match (learns, f.sender_ip) {
+        (true, Some(std::net::IpAddr::V4(ip))) => ctx.router.resolved(vlan, ip),
+        _ => SmallVec::new(),
+    };
+    // 3. Where it goes.
+    let dest = if to_router {
+        if on_link {
+            None
+        } else {
+            match ctx
+                .router
+                .decide(&net, &topo, here, (vlan, arrive), f, &owned, now)
+            {
+                Decision::Answer(plan) => {
+                    ctx.exec.execute(plan);
+                    ctx.stats.router_answered.inc();
+                    None
+                }
+                Decision::Forward(t) => Some(Dest {
+                    vlan: t.vlan,
+                    mac: t.mac,
+                    at: t.at,
+                    routed: true,
+                }),
+                Decision::Wait(ask) => {
+                    if let Some(plan) = ask {
+                        ctx.exec.execute(plan);
+                        ctx.stats.router_arp_sent.inc();
+                    }
+                    ctx.stats.routed_waited.inc();
+                    None
+                }
+                Decision::Consumed => None,
+                Decision::Drop(why) => {
+                    debug!("router dropped {} -> {}: {why:?}", f.src, f.dst);
+                    ctx.stats.routed_dropped.inc();
+                    None
+                }
+            }
+        }
+    } else if let Some(h) = (!is_group(&f.dst))
+        .then(|| topo.host_in(vlan, &f.dst))
+        .flatten()
+    {
+        Some(Dest {
+            vlan,
+            mac: f.dst,
+            at: h.at,
+            routed: false,
+        })
+    } else {
+        // A broadcast or an unknown destination: an ARP for a gateway is
+        // the router's to answer; the rest is flooded in its VLAN.
+        if let Some(plan) = f
+            .arp
+            .filter(|_| !on_link && !copy)
+            .and_then(|a| Router::arp_for_gateway(&net, here, (vlan, arrive), &a))
+        {
+            ctx.exec.execute(plan);
+            ctx.stats.router_answered.inc();
+        } else if !on_link && !copy {
+            match ctx
+                .forwarding
+                .flood_vlan(ctx.exec, &topo, &net, here, (vlan, arrive), data, now)
+            {
+                Flooded::Sent => ctx.stats.floods.inc(),
+                Flooded::Suppressed => ctx.stats.floods_suppressed.inc(),
+            }
+        } else if copy {
+            ctx.stats.floods_suppressed.inc();
+        }
+        None
+    };
+    // 4. The route and how it carries the frame.
+    let planned = dest.and_then(|d| {
+        let route = topo.route(here, d.at)?;
+        let carry = vlan::carry(
+            &net,
+            &crate::routing::triples(&route),
+            (
+                vlan::End { vlan, mac: f.src },
+                vlan::End {
+                    vlan: d.vlan,
+                    mac: d.mac,
+                },
+            ),
+            d.routed.then_some(ROUTER_MAC),
+            |p| topo.is_link_port(p),
+        );
+        if carry.is_none() {
+            ctx.stats.vlan_dropped.inc();
+        }
+        Some((d, route, carry?))
+    });
+    drop(topo);
+    if let Some(mac) = moved.then_some(f.src) {
+        ctx.forwarding.host_gone(ctx.exec, mac);
+    }
+    if new_host {
+        ctx.sessions.retry_requested(ctx.exec, ctx.topology);
+    }
+    let pending = planned.and_then(|(d, route, carry)| {
+        let at = (here, on_link);
+        vlan_forward(
+            ctx,
+            at,
+            f,
+            (vlan, arrive),
+            &owned,
+            (d, route, carry),
+            class,
+            now,
+        )
+    });
+    // Packets that waited for this host go on now.
+    for p in resolved {
+        if let Some(left) = packet_in(ctx, p.dpid, p.in_port, &p.data, &p.data, now) {
+            ctx.sessions.abandon(&left);
+            ctx.stats.admissions_shed.inc();
+        }
+    }
+    pending
+}
+
+/// Sessions, then plain forwarding, of a frame of `vlan` (arrived tagged
+/// `arrive`) whose destination and route are known.
+#[allow(clippy::too_many_arguments)]
+fn vlan_forward(
+    ctx: &Ctx<'_>,
+    (here, on_link): (PortRef, bool),
+    f: &Frame<'_>,
+    (vlan, arrive): (Vid, Tag),
+    owned: &Bytes,
+    (d, route, carry): (Dest, crate::topology::Route, vlan::Carry),
+    class: Option<crate::sessions::detect::Class>,
+    now: Instant,
+) -> Option<Box<Pending>> {
+    let (dpid, in_port) = here;
+    // 5. Sessions.
+    if let Some(class) = class {
+        let net = ctx.sessions.net();
+        // The frame as the destination's port gets it (what a relay sends).
+        let leave = net.edge_tag(d.at, d.vlan).unwrap_or(Tag::Untagged);
+        let relay = vlan::HopCarry {
+            in_port,
+            arrive,
+            leave,
+            l3: d.routed.then_some(vlan::Rewrite {
+                eth_src: ROUTER_MAC,
+                eth_dst: d.mac,
+            }),
+        };
+        // A routed frame whose TTL runs out here dies here.
+        let delivered = vlan::rewrite_frame(owned, &relay).map(Bytes::from)?;
+        let wants_route = !on_link
+            && matches!(
+                &class,
+                crate::sessions::detect::Class::Request { .. }
+                    | crate::sessions::detect::Class::Sip {
+                        to_server: true,
+                        ..
+                    }
+            );
+        let pkt = SessionPacket {
+            dpid,
+            in_port,
+            on_link,
+            frame: f,
+            data: owned.clone(),
+            delivered,
+            dst_at: Some(d.at),
+            route: wants_route.then(|| route.clone()),
+            carry: Some(Box::new(carry.clone())),
+        };
+        match ctx.sessions.packet(ctx.exec, ctx.topology, &pkt, class) {
+            Admission::NotSession => {}
+            Admission::Done => return None,
+            Admission::Lookup(p) => return Some(p),
+            Admission::Flood => return None,
+        }
+    }
+    // 6. Plain forwarding.
+    let routed_transit = on_link && f.src == ROUTER_MAC;
+    let ips = f.ip4.as_ref().map(|ip| (ip.src, ip.dst));
+    let keys = match (d.routed || routed_transit, ips) {
+        (true, Some((s, t))) => (
+            PathKey::L3 { src: s, dst: t },
+            PathKey::L3 { src: t, dst: s },
+        ),
+        (true, None) => return None,
+        (false, _) => (
+            PathKey::L2 {
+                vlan,
+                src: f.src,
+                dst: f.dst,
+            },
+            PathKey::L2 {
+                vlan: d.vlan,
+                src: f.dst,
+                dst: f.src,
+            },
+        ),
+    };
+    let release = Release {
+        dpid,
+        in_port,
+        out_port: openflow::PortNo::Table.value(),
+        data: owned.clone(),
+    };
+    if on_link {
+        // In transit on a path we installed (the datapath's cache lags):
+        // along that path. A routed frame cannot be routed again here.
+        if ctx.forwarding.transit(ctx.exec, keys.0, release.clone()) {
+            ctx.stats.transit_forwarded.inc();
+            return None;
+        }
+        if routed_transit {
+            return None;
+        }
+    }
+    let (fwd_hops, rev_hops) = crate::routing::path_hops(&route, &carry)?;
+    let fwd = CarriedPath {
+        key: keys.0,
+        ends: (f.src, d.mac),
+        vlans: (vlan, d.vlan),
+        hops: &fwd_hops,
+    };
+    let rev = CarriedPath {
+        key: keys.1,
+        ends: (d.mac, f.src),
+        vlans: (d.vlan, vlan),
+        hops: &rev_hops,
+    };
+    // From a link port only the way on is known.
+    let done =
+        ctx.forwarding
+            .setup_carried(ctx.exec, &fwd, (!on_link).then_some(&rev), release, now);
+    if done == crate::forwarding::Setup::Refused {
+        ctx.stats.paths_refused.inc();
+    } else if d.routed {
+        ctx.stats.routed_paths.add(if on_link { 1 } else { 2 });
     }
     None
 }
@@ -306,6 +622,7 @@ mod tests {
         topo: Mutex<Topology>,
         fwd: Forwarding,
         sessions: Sessions,
+        router: Router,
         stats: Arc<Stats>,
         key: crate::lldp::Key,
     }
@@ -347,6 +664,7 @@ mod tests {
                 topo: Mutex::new(t),
                 fwd: Forwarding::new(60),
                 sessions: Sessions::new(crm, "US".into(), 30, stats.clone()).with_limits(limits),
+                router: Router::default(),
                 stats,
                 key: crate::lldp::Key::from_bytes([9; 32]),
             };
@@ -363,6 +681,7 @@ mod tests {
                 topology: &self.topo,
                 forwarding: &self.fwd,
                 sessions: &self.sessions,
+                router: &self.router,
                 stats: &self.stats,
                 lldp_key: &self.key,
                 lldp_max_age_ms: 3500,
@@ -746,6 +1065,389 @@ mod tests {
             net.sessions.list(None, None, None).len(),
             1,
             "not a session"
+        );
+    }
+}
+
+#[cfg(test)]
+mod vlan_tests {
+    //! The pipeline where VLANs are configured: s1 port 10 to s2 port 11;
+    //! VLAN 10 native on s1:1 and s2:2, VLAN 20 native on s1:3 and s2:4;
+    //! s2:5 a trunk (VLAN 10 tagged, VLAN 20 native).
+    use super::*;
+    use crate::config::CrmMode;
+    use crate::crm::{Replica, Snapshot, Store, StoreOptions};
+    use crate::plan::Recorder;
+    use crate::sessions::Crm;
+    use etherparse::PacketBuilder;
+    use openflow::MacAddr;
+    use std::sync::Arc;
+
+    const H1: [u8; 6] = [0, 0, 0, 0, 0, 1];
+    const H2: [u8; 6] = [0, 0, 0, 0, 0, 2];
+    const H3: [u8; 6] = [0, 0, 0, 0, 0, 3];
+
+    struct Net {
+        rec: Recorder,
+        topo: Mutex<Topology>,
+        fwd: Forwarding,
+        sessions: Sessions,
+        router: Router,
+        stats: Arc<Stats>,
+        key: crate::lldp::Key,
+    }
+
+    async fn net(crm: &str) -> Net {
+        let file: tierflow_api::model::CrmFile = serde_json::from_str(crm).expect("crm");
+        let stats = Arc::new(Stats::default());
+        let store = Store::connect_with(
+            "redis://127.0.0.1:1",
+            &StoreOptions {
+                lazy: true,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .expect("lazy store");
+        let crm = Crm {
+            mode: CrmMode::Replica,
+            replica: Replica::fixed(Snapshot::from_file(&file)),
+            store,
+        };
+        let mut t = Topology::default();
+        let now = Instant::now();
+        t.link_seen((1, 10), (2, 11), now);
+        t.link_seen((2, 11), (1, 10), now);
+        t.set_ports(1, [1, 3, 10]);
+        t.set_ports(2, [2, 4, 5, 11]);
+        let n = Net {
+            rec: Recorder::default(),
+            topo: Mutex::new(t),
+            fwd: Forwarding::new(60),
+            sessions: Sessions::new(crm, "US".into(), 30, stats.clone()),
+            router: Router::default(),
+            stats,
+            key: crate::lldp::Key::from_bytes([9; 32]),
+        };
+        for dpid in [1, 2] {
+            n.sessions.switch_ready(&n.rec, dpid, 100);
+        }
+        n.rec.take();
+        n
+    }
+
+    impl Net {
+        fn packet_in(&self, dpid: u64, port: u32, frame: &[u8]) -> Vec<String> {
+            let ctx = Ctx {
+                exec: &self.rec,
+                topology: &self.topo,
+                forwarding: &self.fwd,
+                sessions: &self.sessions,
+                router: &self.router,
+                stats: &self.stats,
+                lldp_key: &self.key,
+                lldp_max_age_ms: 3500,
+            };
+            let msg = Bytes::copy_from_slice(frame);
+            assert!(packet_in(&ctx, dpid, port, &msg, &msg, Instant::now()).is_none());
+            self.rec.take()
+        }
+    }
+
+    const BRIDGED: &str = r#"{
+        "vlans": [{"vid": 10}, {"vid": 20}],
+        "ports": [
+            {"dpid": "1", "port": 1, "native_vlan": 10},
+            {"dpid": "2", "port": 2, "native_vlan": 10},
+            {"dpid": "1", "port": 3, "native_vlan": 20},
+            {"dpid": "2", "port": 4, "native_vlan": 20},
+            {"dpid": "2", "port": 5, "native_vlan": 20, "tagged_vlans": [10]}
+        ]
+    }"#;
+
+    fn eth(src: [u8; 6], dst: [u8; 6], vid: Option<u16>) -> Vec<u8> {
+        let mut v = Vec::new();
+        match vid {
+            Some(vid) => PacketBuilder::ethernet2(src, dst)
+                .single_vlan(etherparse::VlanId::try_new(vid).expect("vid"))
+                .ipv4([10, 0, 0, src[5]], [10, 0, 0, dst[5]], 64)
+                .udp(1000, 2000)
+                .write(&mut v, b"x"),
+            None => PacketBuilder::ethernet2(src, dst)
+                .ipv4([10, 0, 0, src[5]], [10, 0, 0, dst[5]], 64)
+                .udp(1000, 2000)
+                .write(&mut v, b"x"),
+        }
+        .expect("frame");
+        v
+    }
+
+    #[tokio::test]
+    async fn floods_stay_in_their_vlan_with_each_ports_tag() {
+        let n = net(BRIDGED).await;
+        // h1 (VLAN 10 on s1:1) to an unknown h2: VLAN 10's edge ports
+        // only: s2:2 untagged, s2:5 tagged; never VLAN 20's s1:3, s2:4.
+        let d = n.packet_in(1, 1, &eth(H1, H2, None));
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(d[0].starts_with("0000000000000002"), "{d:?}");
+        assert!(
+            d[0].contains(r#""actions":[{"type":"OUTPUT","port":2,"max_len":0},{"type":"PUSH_VLAN","ethertype":33024},{"type":"SET_FIELD","field":{"field":"vlan_vid","value":4106}},{"type":"OUTPUT","port":5,"max_len":0}]"#),
+            "{d:?}"
+        );
+        assert_eq!(
+            n.topo.lock().host_in(10, &MacAddr(H1)).map(|h| h.at),
+            Some((1, 1))
+        );
+        assert!(n.topo.lock().host_in(1, &MacAddr(H1)).is_none());
+        // h3 in VLAN 20 sends to h1's address: h1 is not in VLAN 20, so
+        // it is flooded there (s2:4, s2:5 untagged), never to h1.
+        let d = n.packet_in(1, 3, &eth(H3, H1, None));
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(
+            d[0].contains(r#""actions":[{"type":"OUTPUT","port":4,"max_len":0},{"type":"OUTPUT","port":5,"max_len":0}]"#),
+            "{d:?}"
+        );
+        // A tag the port does not carry, or a tagged frame on an access
+        // port: dropped and counted.
+        assert!(n.packet_in(2, 5, &eth(H2, H1, Some(20))).is_empty());
+        assert!(n.packet_in(1, 1, &eth(H1, H2, Some(10))).is_empty());
+        assert_eq!(n.stats.vlan_dropped.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_bridged_path_pushes_at_the_access_port_and_pops_at_the_other() {
+        let n = net(BRIDGED).await;
+        n.packet_in(1, 1, &eth(H1, H2, None));
+        // h2 (VLAN 10, s2:2) answers: both ways, egress first, released
+        // through the table.
+        let d = n.packet_in(2, 2, &eth(H2, H1, None));
+        let shape: Vec<String> = d
+            .iter()
+            .map(|l| {
+                let (dpid, rest) = l.split_at(16);
+                let what = if rest.contains("FLOW_MOD") {
+                    "flow"
+                } else {
+                    rest.trim().split(' ').next().unwrap_or("")
+                };
+                format!("{} {what}", dpid.trim_start_matches('0'))
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                "1 flow",
+                "1 flow",
+                "1 BARRIER",
+                "2 flow",
+                "2 flow",
+                "2 BARRIER",
+                "2 release"
+            ],
+            "{d:#?}"
+        );
+        // s2, h2 -> h1: in from s2:2 untagged, out to the link tagged 10.
+        let s2_fwd = &d[3];
+        for want in [
+            r#"{"field":"in_port","value":2},{"field":"vlan_vid","value":0}"#,
+            r#"{"type":"PUSH_VLAN","ethertype":33024},{"type":"SET_FIELD","field":{"field":"vlan_vid","value":4106}},{"type":"OUTPUT","port":11"#,
+        ] {
+            assert!(s2_fwd.contains(want), "{want} missing from {s2_fwd}");
+        }
+        // s1, h2 -> h1: in from the link tagged 10, popped out to s1:1.
+        let s1_fwd = &d[0];
+        for want in [
+            r#"{"field":"in_port","value":10},{"field":"vlan_vid","value":4106}"#,
+            r#"{"type":"POP_VLAN"},{"type":"OUTPUT","port":1"#,
+        ] {
+            assert!(s1_fwd.contains(want), "{want} missing from {s1_fwd}");
+        }
+        assert!(
+            d[6].contains("out_port=4294967289"),
+            "released through the table: {}",
+            d[6]
+        );
+        // A trunk host (s2:5) tagged 10 reaches h1 tagged all the way.
+        n.packet_in(2, 5, &eth(H3, H1, Some(10)));
+        assert_eq!(
+            n.topo.lock().host_in(10, &MacAddr(H3)).map(|h| h.at),
+            Some((2, 5))
+        );
+    }
+
+    const ROUTED: &str = r#"{
+        "tiers": [
+            {"name": "gold", "min_benefit": 1000.0, "rate_kbps": 50000, "burst_kbits": 5000,
+             "dscp": 46, "queue_id": 1, "queue_min_kbps": 0, "hold_rate_kbps": 64},
+            {"name": "best-effort", "min_benefit": 0.0, "rate_kbps": 2000, "burst_kbits": 200,
+             "dscp": 0, "queue_id": 0, "queue_min_kbps": 0, "hold_rate_kbps": 32}
+        ],
+        "customers": [
+            {"id": "c-1", "name": "Acme", "phones": [], "ips": ["10.20.0.5"],
+             "lifetime_value": 0.0, "annual_revenue": 100000.0, "margin_pct": 10.0,
+             "open_opportunity_value": 0.0, "win_probability": 0.0, "churn_risk": 0.0,
+             "segment": "enterprise"}
+        ],
+        "services": [{"name": "iperf", "ip": "10.30.0.7", "proto": "tcp", "port": 5201, "kind": "web"}],
+        "vlans": [
+            {"vid": 20, "gateways": ["10.20.0.1/24"]},
+            {"vid": 30, "gateways": ["10.30.0.1/24"]},
+            {"vid": 40}
+        ],
+        "ports": [
+            {"dpid": "1", "port": 1, "native_vlan": 20},
+            {"dpid": "2", "port": 2, "native_vlan": 30},
+            {"dpid": "1", "port": 3, "native_vlan": 40}
+        ]
+    }"#;
+
+    fn arp(op: u16, from: ([u8; 6], [u8; 4]), to: ([u8; 6], [u8; 4])) -> Vec<u8> {
+        crate::routing::arp_frame(
+            op,
+            (MacAddr(from.0), from.1.into()),
+            (MacAddr(to.0), to.1.into()),
+        )
+    }
+
+    fn tcp(src: [u8; 6], dst: [u8; 6], ips: ([u8; 4], [u8; 4]), dport: u16) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(src, dst)
+            .ipv4(ips.0, ips.1, 64)
+            .tcp(40000, dport, 1, 1000)
+            .write(&mut v, b"")
+            .expect("frame");
+        v
+    }
+
+    #[tokio::test]
+    async fn the_router_answers_for_its_gateway_asks_for_the_next_hop_and_routes() {
+        let n = net(ROUTED).await;
+        let r = ROUTER_MAC.0;
+        // h1 (10.20.0.5, VLAN 20) asks for its gateway: answered, not flooded.
+        let d = n.packet_in(
+            1,
+            1,
+            &arp(1, (H1, [10, 20, 0, 5]), ([0; 6], [10, 20, 0, 1])),
+        );
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(
+            d[0].starts_with("0000000000000001") && d[0].contains(r#""port":1,"#),
+            "{d:?}"
+        );
+        assert_eq!(n.stats.router_answered.get(), 1);
+        // The gateway of another VLAN is not answered here (flooded in 20:
+        // no other port carries it, so nothing).
+        let d = n.packet_in(
+            1,
+            1,
+            &arp(1, (H1, [10, 20, 0, 5]), ([0; 6], [10, 30, 0, 1])),
+        );
+        assert!(d.is_empty(), "{d:#?}");
+        // h1 sends to h2 (10.30.0.7) through the router: h2 unknown, the
+        // router asks VLAN 30 for it (s2:2 only) and the packet waits.
+        let web = tcp(H1, r, ([10, 20, 0, 5], [10, 30, 0, 7]), 80);
+        let d = n.packet_in(1, 1, &web);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(d[0].starts_with("0000000000000002"), "{d:?}");
+        assert_eq!(n.router.waiting(), 1);
+        // h2 answers the router: the waiting packet is routed at once,
+        // both ways.
+        let d = n.packet_in(2, 2, &arp(2, (H2, [10, 30, 0, 7]), (r, [10, 30, 0, 1])));
+        assert_eq!(n.router.waiting(), 0);
+        assert_eq!(n.stats.routed_paths.get(), 2, "{d:#?}");
+        let first = d
+            .iter()
+            .find(|l| {
+                l.starts_with("0000000000000001") && l.contains(r#""ipv4_dst","value":"10.30.0.7""#)
+            })
+            .expect("s1 routes h1 -> h2");
+        for want in [
+            r#"{"field":"in_port","value":1},{"field":"vlan_vid","value":0},{"field":"eth_dst","value":"0e:74:66:00:00:01"}"#,
+            r#"{"type":"SET_FIELD","field":{"field":"eth_dst","value":"00:00:00:00:00:02"}},{"type":"DEC_NW_TTL"},{"type":"PUSH_VLAN","ethertype":33024},{"type":"SET_FIELD","field":{"field":"vlan_vid","value":4126}},{"type":"OUTPUT","port":10,"max_len":0}"#,
+        ] {
+            assert!(first.contains(want), "{want} missing from {first}");
+        }
+        let back = d
+            .iter()
+            .find(|l| {
+                l.starts_with("0000000000000002") && l.contains(r#""ipv4_dst","value":"10.20.0.5""#)
+            })
+            .expect("s2 routes h2 -> h1");
+        assert!(
+            back.contains("DEC_NW_TTL") && back.contains("4116"),
+            "{back}"
+        );
+        assert!(d.last().is_some_and(|l| l.contains("release")), "{d:#?}");
+        // Echo to a gateway is answered; a bridged VLAN (40) is never routed.
+        let mut ping = Vec::new();
+        PacketBuilder::ethernet2(H1, r)
+            .ipv4([10, 20, 0, 5], [10, 30, 0, 1], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut ping, b"hi")
+            .expect("ping");
+        assert_eq!(n.packet_in(1, 1, &ping).len(), 1);
+        let d = n.packet_in(1, 3, &tcp(H3, r, ([10, 40, 0, 9], [10, 30, 0, 7]), 80));
+        assert!(d.is_empty(), "{d:#?}");
+        assert!(n.stats.routed_dropped.get() >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_session_across_subnets_gets_its_tier_on_the_routed_path() {
+        let n = net(ROUTED).await;
+        let r = ROUTER_MAC.0;
+        // Both hosts located (h2 by an ARP of its own).
+        n.packet_in(
+            2,
+            2,
+            &arp(1, (H2, [10, 30, 0, 7]), ([0; 6], [10, 30, 0, 1])),
+        );
+        n.packet_in(
+            1,
+            1,
+            &arp(1, (H1, [10, 20, 0, 5]), ([0; 6], [10, 20, 0, 1])),
+        );
+        let req = tcp(H1, r, ([10, 20, 0, 5], [10, 30, 0, 7]), 5201);
+        let d = n.packet_in(1, 1, &req);
+        let live = n.sessions.list(None, None, None);
+        assert_eq!(live.len(), 1, "{d:#?}");
+        assert_eq!(live[0].tier, "gold");
+        assert_eq!(live[0].path, vec!["0000000000000001", "0000000000000002"]);
+        let tier_flows: Vec<&String> = d
+            .iter()
+            .filter(|l| l.contains(r#""priority":30000"#))
+            .collect();
+        assert_eq!(tier_flows.len(), 4, "{d:#?}");
+        // At the client's switch the forward flow routes, meters and marks.
+        let s1_fwd = tier_flows
+            .iter()
+            .find(|l| {
+                l.starts_with("0000000000000001") && l.contains(r#""ipv4_src","value":"10.20.0.5""#)
+            })
+            .expect("s1 forward");
+        for want in [
+            r#"{"field":"in_port","value":1},{"field":"vlan_vid","value":0}"#,
+            r#"{"type":"METER","meter_id""#,
+            r#"{"type":"SET_FIELD","field":{"field":"eth_src","value":"0e:74:66:00:00:01"}},{"type":"SET_FIELD","field":{"field":"eth_dst","value":"00:00:00:00:00:02"}},{"type":"DEC_NW_TTL"},{"type":"PUSH_VLAN""#,
+            r#"{"type":"SET_FIELD","field":{"field":"ip_dscp","value":46}}"#,
+        ] {
+            assert!(s1_fwd.contains(want), "{want} missing from {s1_fwd}");
+        }
+        // At the server's switch the reverse flow routes back to h1.
+        let s2_rev = tier_flows
+            .iter()
+            .find(|l| {
+                l.starts_with("0000000000000002") && l.contains(r#""ipv4_src","value":"10.30.0.7""#)
+            })
+            .expect("s2 reverse");
+        assert!(
+            s2_rev.contains(
+                r#"{"field":"eth_dst","value":"00:00:00:00:00:01"}},{"type":"DEC_NW_TTL"}"#
+            ),
+            "{s2_rev}"
+        );
+        assert!(
+            d.last()
+                .is_some_and(|l| l.contains("release") && l.contains("out_port=4294967289"))
         );
     }
 }

@@ -197,4 +197,20 @@ pub struct Stats {
     pub lldp_ignored: Counter,
     pub links_added: Counter,
     pub links_removed: Counter,
+    /// Frames dropped at their ingress port: untagged where the port has
+    /// no native VLAN, or tagged with a VLAN the port does not carry.
+    pub vlan_dropped: Counter,
+    /// ARP requests for a gateway and ICMP echo requests to one that the
+    /// router answered.
+    pub router_answered: Counter,
+    /// ARP requests the router sent to resolve a next hop.
+    pub router_arp_sent: Counter,
+    /// Packets that waited for their next hop's ARP answer.
+    pub routed_waited: Counter,
+    /// Packets sent to the router that it did not forward: no routed
+    /// subnet holds the destination, the source's VLAN is not routed, the
+    /// next hop never answered, or too many wait already.
+    pub routed_dropped: Counter,
+    /// Routed paths set up (each direction counts).
+    pub routed_paths: Counter,
 }

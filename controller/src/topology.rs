@@ -1,6 +1,7 @@
 //! What the controller knows of the network: the live ports of every
 //! switch, links found by LLDP (they expire when probes stop arriving),
-//! where hosts attach (learned from packet-ins on edge ports), and
+//! where hosts attach, per VLAN (learned from packet-ins on edge ports: a
+//! host on a trunk is learnt once per VLAN it sends in), and
 //! shortest paths between switches over a `petgraph` graph rebuilt when
 //! links change. Updates return a [`Change`] for the caller to act on;
 //! this module sends nothing and knows nothing of OpenFlow connections.
@@ -44,10 +45,15 @@ pub type Route = SmallVec<[PortHop; 4]>;
 /// Addresses remembered per host (the most recent).
 const MAX_HOST_IPS: usize = 8;
 
+/// The VLAN of everything learnt where no VLAN is configured.
+pub const VLAN1: u16 = 1;
+
 /// Where a host attaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
     pub mac: MacAddr,
+    /// The VLAN it was learnt in.
+    pub vlan: u16,
     pub at: PortRef,
     pub ips: Vec<IpAddr>,
     pub last_seen: Instant,
@@ -66,9 +72,10 @@ pub struct Topology {
     ports: HashMap<u64, SmallVec<[u32; 8]>>,
     /// Directed: the probe left `key` and arrived at `peer`.
     links: HashMap<PortRef, LinkEnd>,
-    hosts: HashMap<MacAddr, Host>,
+    /// By (VLAN, address).
+    hosts: HashMap<(u16, MacAddr), Host>,
     /// Which host last sent from each address.
-    by_ip: HashMap<IpAddr, MacAddr>,
+    by_ip: HashMap<IpAddr, (u16, MacAddr)>,
     /// How many hosts live at each port.
     hosts_at: HashMap<PortRef, u32>,
     limits: HostLimits,
@@ -144,27 +151,40 @@ impl Topology {
         }
     }
 
-    /// Whether `mac` at `at` may be learnt: known already, or room at its
-    /// port and in all.
+    /// Whether `mac` at `at` may be learnt (in VLAN 1): known already, or
+    /// room at its port and in all.
     pub fn can_learn(&self, mac: &MacAddr, at: PortRef) -> bool {
-        self.hosts.contains_key(mac)
+        self.can_learn_in(VLAN1, mac, at)
+    }
+
+    /// Whether `mac` at `at` may be learnt in `vlan`.
+    pub fn can_learn_in(&self, vlan: u16, mac: &MacAddr, at: PortRef) -> bool {
+        self.hosts.contains_key(&(vlan, *mac))
             || (self.hosts_at.get(&at).copied().unwrap_or(0) < self.limits.per_port
                 && self.hosts.len() < self.limits.total)
     }
 
     /// Forgets hosts not heard from for `idle` (their paths go).
     pub fn expire_hosts(&mut self, now: Instant, idle: Duration) -> Change {
-        let gone: Vec<MacAddr> = self
+        let gone: Vec<(u16, MacAddr)> = self
             .hosts
             .values()
             .filter(|h| now.saturating_duration_since(h.last_seen) > idle)
-            .map(|h| h.mac)
+            .map(|h| (h.vlan, h.mac))
             .collect();
         let mut change = Change::default();
-        for mac in gone {
-            self.forget_host(&mac);
-            change.hosts_removed.push(mac);
+        for key in gone {
+            self.forget_host(&key);
+            change.hosts_removed.push(key.1);
         }
+        change
+    }
+
+    /// Forgets every host learnt at `port` (its VLANs changed: they are
+    /// learnt again in their new VLAN by their next frame).
+    pub fn forget_port(&mut self, port: PortRef) -> Change {
+        let mut change = Change::default();
+        self.remove_hosts_at(port, &mut change);
         change
     }
 
@@ -258,15 +278,15 @@ impl Topology {
     pub fn switch_gone(&mut self, dpid: u64) -> Change {
         self.ports.remove(&dpid);
         let mut change = self.remove_links(|from, to| from.0 == dpid || to.0 == dpid);
-        let gone: Vec<MacAddr> = self
+        let gone: Vec<(u16, MacAddr)> = self
             .hosts
             .values()
             .filter(|h| h.at.0 == dpid)
-            .map(|h| h.mac)
+            .map(|h| (h.vlan, h.mac))
             .collect();
-        for mac in gone {
-            self.forget_host(&mac);
-            change.hosts_removed.push(mac);
+        for key in gone {
+            self.forget_host(&key);
+            change.hosts_removed.push(key.1);
         }
         self.graph.remove_node(dpid);
         change
@@ -288,23 +308,23 @@ impl Topology {
     }
 
     fn remove_hosts_at(&mut self, at: PortRef, change: &mut Change) {
-        let gone: Vec<MacAddr> = self
+        let gone: Vec<(u16, MacAddr)> = self
             .hosts
             .values()
             .filter(|h| h.at == at)
-            .map(|h| h.mac)
+            .map(|h| (h.vlan, h.mac))
             .collect();
-        for mac in gone {
-            self.forget_host(&mac);
-            change.hosts_removed.push(mac);
+        for key in gone {
+            self.forget_host(&key);
+            change.hosts_removed.push(key.1);
         }
     }
 
-    fn forget_host(&mut self, mac: &MacAddr) {
-        if let Some(h) = self.hosts.remove(mac) {
+    fn forget_host(&mut self, key: &(u16, MacAddr)) {
+        if let Some(h) = self.hosts.remove(key) {
             self.count_out(h.at);
             for ip in h.ips {
-                if self.by_ip.get(&ip) == Some(mac) {
+                if self.by_ip.get(&ip) == Some(key) {
                     self.by_ip.remove(&ip);
                 }
             }
@@ -346,8 +366,9 @@ impl Topology {
             .map(|p| p.1)
     }
 
-    /// Learns (or refreshes) a host. Returns the previous attachment when the
-    /// host moved, so the caller can tear down paths towards the old place.
+    /// Learns (or refreshes) a host in VLAN 1. Returns the previous
+    /// attachment when the host moved, so the caller can tear down paths
+    /// towards the old place.
     pub fn learn_host(
         &mut self,
         mac: MacAddr,
@@ -355,10 +376,23 @@ impl Topology {
         ip: Option<IpAddr>,
         now: Instant,
     ) -> Option<PortRef> {
+        self.learn_host_in(VLAN1, mac, at, ip, now)
+    }
+
+    /// Learns (or refreshes) a host in `vlan`; see `learn_host`.
+    pub fn learn_host_in(
+        &mut self,
+        vlan: u16,
+        mac: MacAddr,
+        at: PortRef,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Option<PortRef> {
+        let key = (vlan, mac);
         if let Some(ip) = ip {
-            self.by_ip.insert(ip, mac);
+            self.by_ip.insert(ip, key);
         }
-        let moved_from = match self.hosts.get(&mac) {
+        let moved_from = match self.hosts.get(&key) {
             Some(h) if h.at != at => Some(h.at),
             Some(_) => None,
             None => {
@@ -370,7 +404,7 @@ impl Topology {
             self.count_out(old);
             *self.hosts_at.entry(at).or_default() += 1;
         }
-        match self.hosts.get_mut(&mac) {
+        match self.hosts.get_mut(&key) {
             Some(h) => {
                 h.last_seen = now;
                 if let Some(ip) = ip.filter(|ip| !h.ips.contains(ip)) {
@@ -378,7 +412,7 @@ impl Topology {
                     // (spoofing, a load tool) must not grow this forever.
                     if h.ips.len() >= MAX_HOST_IPS {
                         let old = h.ips.remove(0);
-                        if self.by_ip.get(&old) == Some(&mac) {
+                        if self.by_ip.get(&old) == Some(&key) {
                             self.by_ip.remove(&old);
                         }
                     }
@@ -388,9 +422,10 @@ impl Topology {
             }
             None => {
                 self.hosts.insert(
-                    mac,
+                    key,
                     Host {
                         mac,
+                        vlan,
                         at,
                         ips: ip.into_iter().collect(),
                         last_seen: now,
@@ -401,8 +436,14 @@ impl Topology {
         }
     }
 
+    /// A host of VLAN 1.
     pub fn host(&self, mac: &MacAddr) -> Option<&Host> {
-        self.hosts.get(mac)
+        self.host_in(VLAN1, mac)
+    }
+
+    /// A host of `vlan`.
+    pub fn host_in(&self, vlan: u16, mac: &MacAddr) -> Option<&Host> {
+        self.hosts.get(&(vlan, *mac))
     }
 
     fn count_out(&mut self, at: PortRef) {

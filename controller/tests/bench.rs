@@ -4,6 +4,9 @@
 //! without errors, and every setup shows the FLOW_MODs and barriers of its
 //! whole path. Nothing here asserts a speed: that is what the tool measures.
 
+#[allow(dead_code)]
+mod support;
+
 use std::time::Duration;
 use tierflow::bench::{self, BenchError, Mode, Options, Report};
 use tierflow::config::Config;
@@ -100,5 +103,41 @@ async fn no_controller_and_bad_options_are_clear_errors() -> anyhow::Result<()> 
     opts.hops = 2;
     let err = bench::run(&opts).await.expect_err("3 is no multiple of 2");
     assert!(err.to_string().contains("multiple of --hops"), "{err}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_mode_on_a_chain_of_two() -> anyhow::Result<()> {
+    // The controller routes between the bench's two subnets: VLAN 1 with
+    // a gateway in each (crm/bench-routed.json), in a Redis of its own.
+    let redis = support::redis::RedisServer::start();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../crm/bench-routed.json");
+    tierflow::crm::load_file(&redis.url(), std::path::Path::new(file)).await?;
+    let mut config = Config {
+        openflow: "127.0.0.1:0".parse()?,
+        api: "127.0.0.1:0".parse()?,
+        redis: redis.url(),
+        ..Default::default()
+    };
+    config.timers.lldp_interval = 0.2;
+    config.limits.packet_ins_per_port = 0;
+    config.ovsdb = Vec::new();
+    let running = tierflow::app::start(config).await?;
+    let mut opts = Options::new(running.openflow_addr.to_string());
+    opts.switches = 2;
+    opts.hops = 2;
+    opts.routed = true;
+    opts.duration = Duration::from_secs(2);
+    let result = bench::run(&opts).await;
+    let ctl = running.ctl.clone();
+    running.stop().await;
+    let report = result?;
+    eprintln!("{}", report.to_json());
+    eprintln!("controller: {}", ctl.stats_json());
+    assert!(report.routed && report.setups > 0, "{report:?}");
+    assert_eq!(report.errors, 0, "{report:?}");
+    // Routed, both ways, on both switches of each path.
+    assert!(ctl.stats().routed_paths.get() >= 2, "{}", ctl.stats_json());
+    assert!(report.barriers >= 2 * report.setups, "{report:?}");
     Ok(())
 }

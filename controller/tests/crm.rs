@@ -19,8 +19,8 @@ use tierflow::crm::{
     ReplicaScope, Snapshot, Store, StoreOptions, Write, load_file,
 };
 use tierflow_api::model::{
-    ClientData, CrmFile, Customer, Explanation, Policy, Promotion, Proto, Reason, Service,
-    ServiceKind, Session, SessionState, Terms, Tier, Weights,
+    ClientData, CrmFile, Customer, Explanation, Policy, PortConfig, Promotion, Proto, Reason,
+    Service, ServiceKind, Session, SessionState, Terms, Tier, Vlan, Weights,
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -644,6 +644,8 @@ async fn sample_file_loads_and_matches_the_documented_tiers() {
             promotions: 3,
             services: 4,
             policy: true,
+            vlans: 0,
+            ports: 0,
         }
     );
     let s = store(&r).await;
@@ -1425,4 +1427,176 @@ async fn an_update_of_a_missing_record_writes_nothing() {
     .await
     .expect("update");
     assert_eq!(s.get_tier("gold").await.expect("get").dscp, 7);
+}
+
+fn vlan(vid: u16, gateways: &[&str]) -> Vlan {
+    Vlan {
+        vid,
+        name: format!("v{vid}"),
+        gateways: gateways.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn port_cfg(dpid: &str, port: u32, native: Option<u16>, tagged: &[u16]) -> PortConfig {
+    PortConfig {
+        dpid: dpid.into(),
+        port,
+        native_vlan: native,
+        tagged_vlans: tagged.to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlans_and_ports_round_trip_with_their_rules_checked_in_the_write() {
+    let r = RedisServer::start();
+    let s = store(&r).await;
+    let create = s.writing(Write::Create);
+    create
+        .put_vlan(&vlan(20, &["10.20.0.1/24"]))
+        .await
+        .expect("vlan 20");
+    assert!(matches!(
+        create.put_vlan(&vlan(20, &[])).await,
+        Err(CrmError::Conflict(_))
+    ));
+    // Overlapping another VLAN's subnet: invalid, naming the gateway, and
+    // nothing written.
+    let keys_before = dbsize(&r).await;
+    match create
+        .put_vlan(&vlan(30, &["10.30.0.1/24", "10.20.0.130/25"]))
+        .await
+    {
+        Err(CrmError::Invalid(f)) => {
+            assert_eq!(f.field, "gateways[1]");
+            assert!(f.reason.contains("VLAN 20"), "{f}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dbsize(&r).await, keys_before);
+    create
+        .put_vlan(&vlan(30, &["10.30.0.1/24"]))
+        .await
+        .expect("vlan 30");
+    // A VLAN's own old subnets do not count against it.
+    s.writing(Write::Update)
+        .put_vlan(&vlan(30, &["10.30.0.254/24", "10.31.0.1/24"]))
+        .await
+        .expect("vlan 30 replaced");
+    assert!(matches!(
+        s.writing(Write::Update).put_vlan(&vlan(40, &[])).await,
+        Err(CrmError::NotFound { kind: "vlan", .. })
+    ));
+    let vids: Vec<u16> = s
+        .list_vlans()
+        .await
+        .expect("list")
+        .iter()
+        .map(|v| v.vid)
+        .collect();
+    assert_eq!(vids, [20, 30]);
+    assert_eq!(
+        s.get_vlan(30).await.expect("get").gateways,
+        ["10.30.0.254/24", "10.31.0.1/24"]
+    );
+
+    // Ports name existing VLANs only (1 always exists).
+    match s.put_port(&port_cfg("0x101", 3, Some(20), &[40])).await {
+        Err(CrmError::Invalid(f)) => assert_eq!(f.field, "tagged_vlans[0]"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        s.put_port(&port_cfg("0x101", 3, Some(20), &[30]))
+            .await
+            .expect("created")
+    );
+    assert!(
+        !s.put_port(&port_cfg("257", 3, None, &[20, 30]))
+            .await
+            .expect("replaced")
+    );
+    assert!(
+        s.put_port(&port_cfg("0000000000000102", 1, Some(1), &[20]))
+            .await
+            .expect("vlan 1 native")
+    );
+    let p = s.get_port(0x101, 3).await.expect("get port");
+    assert_eq!(p, port_cfg("0000000000000101", 3, None, &[20, 30]));
+    assert_eq!(s.list_ports().await.expect("ports").len(), 2);
+    // A VLAN a port carries stays; VLAN 1's record may always go.
+    match s.delete_vlan(30).await {
+        Err(CrmError::Conflict(m)) => assert!(m.contains("0000000000000101:3"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    s.put_vlan(&vlan(1, &["192.168.1.1/24"]))
+        .await
+        .expect("vlan 1");
+    assert!(s.delete_vlan(1).await.expect("vlan 1 goes"));
+    assert!(s.delete_port(0x101, 3).await.expect("port goes"));
+    assert!(!s.delete_port(0x101, 3).await.expect("already gone"));
+    assert!(s.delete_vlan(30).await.expect("vlan 30 goes"));
+    // Its subnets are free again.
+    create
+        .put_vlan(&vlan(40, &["10.31.0.2/24"]))
+        .await
+        .expect("vlan 40 takes 30's old subnet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlans_and_ports_load_from_a_file_and_the_replica_compiles_them() {
+    let r = RedisServer::start();
+    let s = store(&r).await;
+    let mut file = CrmFile {
+        vlans: vec![vlan(20, &["10.20.0.1/24"]), vlan(30, &["10.20.0.2/16"])],
+        ports: vec![port_cfg("0x1", 1, Some(20), &[99])],
+        ..CrmFile::default()
+    };
+    // Overlap between two VLANs of the file: invalid, nothing written.
+    match s.load(&file).await {
+        Err(CrmError::Invalid(f)) => assert_eq!(f.field, "vlans[1].gateways[0]"),
+        other => panic!("{other:?}"),
+    }
+    file.vlans[1] = vlan(30, &["10.30.0.1/24"]);
+    match s.load(&file).await {
+        Err(CrmError::Invalid(f)) => assert_eq!(f.field, "ports[0].tagged_vlans[0]"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dbsize(&r).await, 0);
+    file.ports[0].tagged_vlans = vec![30];
+    file.ports.push(port_cfg("2", 4, None, &[20]));
+    let summary = s.load(&file).await.expect("loads");
+    assert_eq!((summary.vlans, summary.ports), (2, 2));
+    let stop = CancellationToken::new();
+    let rep = Replica::start_with(&r.url(), ReplicaScope::ConfigOnly, quick(), stop.clone())
+        .await
+        .expect("replica");
+    let snap = rep.snapshot();
+    assert!(rep.vlans_active() && snap.vlans_active());
+    assert_eq!(snap.net.classify((1, 1), None), Some(20));
+    assert_eq!(snap.net.classify((2, 4), Some(20)), Some(20));
+    assert_eq!(
+        snap.net
+            .subnet_of("10.30.0.9".parse().expect("ip"))
+            .map(|s| s.vid),
+        Some(30)
+    );
+    // A port change reaches the replica as its own change.
+    let mut changes = rep.subscribe_changes();
+    s.put_port(&port_cfg("0x1", 1, Some(30), &[]))
+        .await
+        .expect("moved");
+    expect_change(
+        &mut changes,
+        Change {
+            kind: ChangeKind::Port,
+            name: "0000000000000001:1".into(),
+        },
+    )
+    .await;
+    assert_eq!(rep.net().classify((1, 1), None), Some(30));
+    s.delete_port(1, 1).await.expect("gone");
+    s.delete_port(2, 4).await.expect("gone");
+    s.delete_vlan(20).await.expect("gone");
+    s.delete_vlan(30).await.expect("gone");
+    eventually("no VLAN configured", || !rep.vlans_active()).await;
+    stop.cancel();
 }

@@ -18,12 +18,14 @@ pub mod alarms;
 pub mod customers;
 pub mod health;
 pub mod policy;
+pub mod ports;
 pub mod promotions;
 pub mod services;
 pub mod sessions;
 pub mod switches;
 pub mod tiers;
 pub mod topology;
+pub mod vlans;
 
 /// The base path of the resources.
 pub const BASE: &str = "/api/v1";
@@ -54,6 +56,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(services::router())
         .merge(policy::router())
         .merge(sessions::router())
+        .merge(vlans::router())
+        .merge(ports::router())
 }
 
 /// A `{dpid}` path parameter.

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tierflow_api::model::{
-    ClientData, Customer, Explanation, Measured, Policy, Promotion, Reason, Service, Session,
-    SessionState, Terms, Tier, parse_net,
+    ClientData, Customer, DEFAULT_VLAN, Explanation, Measured, Policy, PortConfig, Promotion,
+    Reason, Service, Session, SessionState, Terms, Tier, Vlan, parse_net,
 };
 use tierflow_api::views::{
     Alarm, AlarmKind, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView,
@@ -64,6 +64,8 @@ struct State {
     /// Links and hosts set by `set_topology` (none by default).
     links: Vec<LinkView>,
     hosts: Option<Vec<HostView>>,
+    vlans: BTreeMap<u16, Vlan>,
+    ports: BTreeMap<(u64, u32), PortConfig>,
 }
 
 /// The reference backend.
@@ -93,6 +95,8 @@ impl Default for Memory {
                 switches: BTreeMap::new(),
                 links: Vec::new(),
                 hosts: None,
+                vlans: BTreeMap::new(),
+                ports: BTreeMap::new(),
             }),
         }
     }
@@ -445,6 +449,14 @@ impl State {
         Ok(s)
     }
 
+    /// A VLAN's subnets against every other VLAN's.
+    fn check_overlaps(&self, v: &Vlan) -> R<()> {
+        for other in self.vlans.values().filter(|o| o.vid != v.vid) {
+            v.check_overlap(other).map_err(BackendError::Invalid)?;
+        }
+        Ok(())
+    }
+
     fn check_tier_ref(&self, field: &str, tier: &str) -> R<()> {
         if self.tiers.contains_key(tier) {
             Ok(())
@@ -520,6 +532,7 @@ impl Backend for Memory {
                     ip: Some("10.0.0.1".into()),
                     dpid: format_dpid(*d),
                     port: 1,
+                    vlan: 1,
                 })
                 .take(1)
                 .collect(),
@@ -747,6 +760,84 @@ impl Backend for Memory {
         st.check_tier_ref("default_tier", &p.default_tier)?;
         st.policy = p.clone();
         Ok(p)
+    }
+
+    async fn list_vlans(&self) -> R<Vec<Vlan>> {
+        Ok(self.store()?.vlans.values().cloned().collect())
+    }
+
+    async fn get_vlan(&self, vid: u16) -> R<Vlan> {
+        self.store()?
+            .vlans
+            .get(&vid)
+            .cloned()
+            .ok_or_else(|| BackendError::not_found("vlan", vid.to_string()))
+    }
+
+    async fn create_vlan(&self, v: Vlan) -> R<Vlan> {
+        let mut st = self.store()?;
+        if st.vlans.contains_key(&v.vid) {
+            return Err(BackendError::Conflict(format!("VLAN {} exists", v.vid)));
+        }
+        st.check_overlaps(&v)?;
+        st.vlans.insert(v.vid, v.clone());
+        Ok(v)
+    }
+
+    async fn update_vlan(&self, vid: u16, v: Vlan) -> R<Vlan> {
+        let mut st = self.store()?;
+        if !st.vlans.contains_key(&vid) {
+            return Err(BackendError::not_found("vlan", vid.to_string()));
+        }
+        st.check_overlaps(&v)?;
+        st.vlans.insert(vid, v.clone());
+        Ok(v)
+    }
+
+    async fn delete_vlan(&self, vid: u16) -> R<()> {
+        let mut st = self.store()?;
+        if !st.vlans.contains_key(&vid) {
+            return Err(BackendError::not_found("vlan", vid.to_string()));
+        }
+        if vid != DEFAULT_VLAN
+            && let Some(p) = st.ports.values().find(|p| p.carries(vid))
+        {
+            return Err(BackendError::Conflict(format!(
+                "VLAN {vid} is carried by port {}:{}",
+                p.dpid, p.port
+            )));
+        }
+        st.vlans.remove(&vid);
+        Ok(())
+    }
+
+    async fn list_ports(&self) -> R<Vec<PortConfig>> {
+        Ok(self.store()?.ports.values().cloned().collect())
+    }
+
+    async fn get_port(&self, dpid: u64, port: u32) -> R<PortConfig> {
+        self.store()?
+            .ports
+            .get(&(dpid, port))
+            .cloned()
+            .ok_or_else(|| BackendError::not_found("port", format!("{}:{port}", format_dpid(dpid))))
+    }
+
+    async fn put_port(&self, p: PortConfig) -> R<(PortConfig, bool)> {
+        let mut st = self.store()?;
+        p.check_refs(|v| st.vlans.contains_key(&v))
+            .map_err(BackendError::Invalid)?;
+        let key = (p.dpid_value().unwrap_or_default(), p.port);
+        let made = st.ports.insert(key, p.clone()).is_none();
+        Ok((p, made))
+    }
+
+    async fn delete_port(&self, dpid: u64, port: u32) -> R<()> {
+        self.store()?
+            .ports
+            .remove(&(dpid, port))
+            .map(|_| ())
+            .ok_or_else(|| BackendError::not_found("port", format!("{}:{port}", format_dpid(dpid))))
     }
 
     async fn list_sessions(&self, f: SessionFilter) -> R<Page<Session>> {

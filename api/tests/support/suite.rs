@@ -74,6 +74,9 @@ macro_rules! tierflow_api_suite {
             session_actions,
             session_errors,
             session_requests,
+            vlans_crud,
+            vlan_validation_changes_nothing,
+            ports_crud_validation_and_conflicts,
             auth_guards_every_mutation,
             read_token_guards_customer_data,
             no_token_configured_allows_mutations,
@@ -331,6 +334,16 @@ pub async fn seed(c: &Client) {
     c.post(&url("/customers"), &small())
         .await
         .expect(StatusCode::CREATED);
+}
+
+/// A VLAN with one gateway (none when `gateway` is empty).
+pub fn vlan(vid: u16, gateway: &str) -> Value {
+    let gateways: Vec<&str> = [gateway].into_iter().filter(|g| !g.is_empty()).collect();
+    json!({"vid": vid, "name": format!("v{vid}"), "gateways": gateways})
+}
+
+pub fn port(dpid: u64, port: u32, native: Option<u16>, tagged: &[u16]) -> Value {
+    json!({"dpid": format!("{dpid:016x}"), "port": port, "native_vlan": native, "tagged_vlans": tagged})
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -1574,6 +1587,19 @@ fn mutations(session: &str) -> Vec<(Method, String, Option<Value>)> {
             url("/sessions"),
             Some(request("auth-call", "10.0.0.7", "10.0.0.100")),
         ),
+        (Method::POST, url("/vlans"), Some(vlan(30, "10.30.0.1/24"))),
+        (
+            Method::PUT,
+            url("/vlans/20"),
+            Some(vlan(20, "10.21.0.1/24")),
+        ),
+        (
+            Method::PUT,
+            url("/ports/0000000000000101/3"),
+            Some(port(0x101, 3, Some(20), &[])),
+        ),
+        (Method::DELETE, url("/ports/0000000000000101/4"), None),
+        (Method::DELETE, url("/vlans/40"), None),
     ]
 }
 
@@ -1587,6 +1613,8 @@ async fn snapshot(c: &Client) -> Value {
         "/services",
         "/policy",
         "/sessions",
+        "/vlans",
+        "/ports",
     ] {
         let mut v = c.get(&url(p)).await.expect(StatusCode::OK);
         if p == "/sessions" {
@@ -1604,6 +1632,302 @@ async fn snapshot(c: &Client) -> Value {
     Value::Object(out)
 }
 
+pub async fn vlans_crud(fx: &dyn Fixture) {
+    let c = client(fx);
+    assert_eq!(
+        c.get(&url("/vlans")).await.expect(StatusCode::OK),
+        json!([])
+    );
+    let voice = json!({"vid": 20, "name": "voice", "gateways": ["10.20.0.1/24"]});
+    let r = c.post(&url("/vlans"), &voice).await;
+    assert_eq!(r.expect(StatusCode::CREATED), voice);
+    assert_eq!(
+        r.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok()),
+        Some("/api/v1/vlans/20")
+    );
+    // Name and gateways may be left out: a bridged VLAN.
+    let bridged = c
+        .post(&url("/vlans"), &json!({"vid": 10}))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(bridged, json!({"vid": 10, "name": "", "gateways": []}));
+    c.post(&url("/vlans"), &voice)
+        .await
+        .expect_error(StatusCode::CONFLICT, None);
+    assert_eq!(c.get(&url("/vlans/20")).await.expect(StatusCode::OK), voice);
+    let list = c.get(&url("/vlans")).await.expect(StatusCode::OK);
+    let vids: Vec<u64> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|v| v["vid"].as_u64())
+        .collect();
+    assert_eq!(vids, vec![10, 20]);
+    // Replace: a second subnet.
+    let two = json!({"vid": 20, "name": "voice", "gateways": ["10.20.0.1/24", "10.22.0.254/23"]});
+    assert_eq!(
+        c.put(&url("/vlans/20"), &two).await.expect(StatusCode::OK),
+        two
+    );
+    assert_eq!(c.get(&url("/vlans/20")).await.expect(StatusCode::OK), two);
+    // VLAN 1 may get a record (and gateways) too.
+    c.post(&url("/vlans"), &vlan(1, "192.168.1.1/24"))
+        .await
+        .expect(StatusCode::CREATED);
+    c.delete(&url("/vlans/1"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    // Unknown ones.
+    for path in ["/vlans/30", "/vlans/0", "/vlans/5000"] {
+        c.get(&url(path))
+            .await
+            .expect_error(StatusCode::NOT_FOUND, None);
+    }
+    c.put(&url("/vlans/30"), &vlan(30, ""))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, None);
+    c.delete(&url("/vlans/30"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, None);
+    c.get(&url("/vlans/voice"))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, None);
+    c.delete(&url("/vlans/10"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    c.delete(&url("/vlans/10"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, None);
+    assert_eq!(
+        c.get(&url("/vlans")).await.expect(StatusCode::OK),
+        json!([two])
+    );
+}
+
+pub async fn vlan_validation_changes_nothing(fx: &dyn Fixture) {
+    let c = client(fx);
+    c.post(&url("/vlans"), &vlan(20, "10.20.0.1/24"))
+        .await
+        .expect(StatusCode::CREATED);
+    let before = c.get(&url("/vlans")).await.expect(StatusCode::OK);
+    let with = |k: &str, v: Value| {
+        let mut x = vlan(30, "10.30.0.1/24");
+        x[k] = v;
+        x
+    };
+    for (body, field) in [
+        (with("vid", json!(0)), "vid"),
+        (with("vid", json!(4095)), "vid"),
+        (with("name", json!("no spaces")), "name"),
+        (with("gateways", json!(["10.30.0.0/24"])), "gateways[0]"),
+        (with("gateways", json!(["10.30.0.255/24"])), "gateways[0]"),
+        (with("gateways", json!(["10.30.0.1"])), "gateways[0]"),
+        (with("gateways", json!(["10.30.0.1/32"])), "gateways[0]"),
+        (with("gateways", json!(["2001:db8::1/64"])), "gateways[0]"),
+        (
+            with("gateways", json!(["10.30.0.1/24", "10.30.0.129/25"])),
+            "gateways[1]",
+        ),
+        // Overlapping another VLAN's subnet.
+        (with("gateways", json!(["10.20.0.2/16"])), "gateways[0]"),
+        (
+            with("gateways", json!(["10.31.0.1/24", "10.20.0.9/24"])),
+            "gateways[1]",
+        ),
+    ] {
+        c.post(&url("/vlans"), &body)
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    c.post(&url("/vlans"), &with("colour", json!("red")))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("colour"));
+    c.post(&url("/vlans"), &with("vid", json!(70000)))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("vid"));
+    c.post(&url("/vlans"), &with("gateways", json!("10.30.0.1/24")))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("gateways"));
+    // PUT: the same rules, and the body names the path's VLAN.
+    c.post(&url("/vlans"), &vlan(30, "10.30.0.1/24"))
+        .await
+        .expect(StatusCode::CREATED);
+    let before = {
+        let mut b = before.as_array().cloned().unwrap_or_default();
+        b.push(vlan(30, "10.30.0.1/24"));
+        Value::Array(b)
+    };
+    c.put(&url("/vlans/30"), &vlan(20, "10.30.0.1/24"))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some("vid"));
+    c.put(&url("/vlans/30"), &vlan(30, "10.20.0.77/24"))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some("gateways[0]"));
+    c.put(&url("/vlans/30"), &vlan(30, "10.30.0.0/24"))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some("gateways[0]"));
+    assert_eq!(c.get(&url("/vlans")).await.expect(StatusCode::OK), before);
+    // Its own old subnet does not count against it.
+    c.put(&url("/vlans/30"), &vlan(30, "10.30.0.254/24"))
+        .await
+        .expect(StatusCode::OK);
+}
+
+pub async fn ports_crud_validation_and_conflicts(fx: &dyn Fixture) {
+    let c = client(fx);
+    assert_eq!(
+        c.get(&url("/ports")).await.expect(StatusCode::OK),
+        json!([])
+    );
+    let p3 = port(0x101, 3, Some(20), &[30]);
+    // Its VLANs do not exist yet.
+    c.put(&url("/ports/0000000000000101/3"), &p3)
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some("native_vlan"));
+    c.post(&url("/vlans"), &vlan(20, "10.20.0.1/24"))
+        .await
+        .expect(StatusCode::CREATED);
+    c.put(&url("/ports/0000000000000101/3"), &p3)
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some("tagged_vlans[0]"));
+    assert_eq!(
+        c.get(&url("/ports")).await.expect(StatusCode::OK),
+        json!([])
+    );
+    c.post(&url("/vlans"), &vlan(30, ""))
+        .await
+        .expect(StatusCode::CREATED);
+    // Created, then replaced; the path's dpid may be written any way.
+    assert_eq!(
+        c.put(&url("/ports/0x101/3"), &p3)
+            .await
+            .expect(StatusCode::CREATED),
+        p3
+    );
+    let trunk = port(0x101, 3, None, &[20, 30]);
+    assert_eq!(
+        c.put(&url("/ports/0000000000000101/3"), &trunk)
+            .await
+            .expect(StatusCode::OK),
+        trunk
+    );
+    // A body's dpid in another form is answered canonical.
+    let mut short = port(0x101, 4, Some(1), &[20]);
+    short["dpid"] = json!("257");
+    assert_eq!(
+        c.put(&url("/ports/257/4"), &short)
+            .await
+            .expect(StatusCode::CREATED),
+        port(0x101, 4, Some(1), &[20])
+    );
+    assert_eq!(
+        c.get(&url("/ports/257/3")).await.expect(StatusCode::OK),
+        trunk
+    );
+    // native_vlan left out: VLAN 1.
+    let defaulted = c
+        .put(
+            &url("/ports/0000000000000102/1"),
+            &json!({"dpid": "0000000000000102", "port": 1, "tagged_vlans": [30]}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(defaulted["native_vlan"], 1, "{defaulted}");
+    let list = c.get(&url("/ports")).await.expect(StatusCode::OK);
+    let keys: Vec<(String, u64)> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|p| {
+            (
+                p["dpid"].as_str().unwrap_or_default().to_string(),
+                p["port"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("0000000000000101".to_string(), 3),
+            ("0000000000000101".to_string(), 4),
+            ("0000000000000102".to_string(), 1),
+        ]
+    );
+    let before = list;
+    // Validation: each rule names its field; nothing changes.
+    let with = |k: &str, v: Value| {
+        let mut x = port(0x101, 3, Some(20), &[30]);
+        x[k] = v;
+        x
+    };
+    for (body, field) in [
+        (with("native_vlan", json!(0)), "native_vlan"),
+        (with("native_vlan", json!(4095)), "native_vlan"),
+        (with("native_vlan", json!(30)), "native_vlan"),
+        (with("tagged_vlans", json!([30, 4095])), "tagged_vlans[1]"),
+        (with("tagged_vlans", json!([30, 30])), "tagged_vlans[1]"),
+        (with("tagged_vlans", json!([30, 99])), "tagged_vlans[1]"),
+        (with("native_vlan", json!(99)), "native_vlan"),
+        (with("dpid", json!("0000000000000102")), "dpid"),
+        (with("dpid", json!("switch-1")), "dpid"),
+        (with("port", json!(4)), "port"),
+    ] {
+        c.put(&url("/ports/0000000000000101/3"), &body)
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    c.put(&url("/ports/0000000000000101/3"), &with("colour", json!(1)))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("colour"));
+    c.put(&url("/ports/0000000000000101/3"), &with("port", json!(-1)))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("port"));
+    c.put(&url("/ports/nodpid/3"), &p3)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("dpid"));
+    c.get(&url("/ports/0000000000000101/x"))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, None);
+    assert_eq!(c.get(&url("/ports")).await.expect(StatusCode::OK), before);
+    // A VLAN a port carries cannot go; once no port does, it can.
+    let e = c
+        .delete(&url("/vlans/30"))
+        .await
+        .expect_error(StatusCode::CONFLICT, None);
+    assert!(e.contains("30"), "{e}");
+    c.get(&url("/vlans/30")).await.expect(StatusCode::OK);
+    c.put(
+        &url("/ports/0000000000000101/3"),
+        &port(0x101, 3, Some(20), &[]),
+    )
+    .await
+    .expect(StatusCode::OK);
+    c.delete(&url("/vlans/30"))
+        .await
+        .expect_error(StatusCode::CONFLICT, None);
+    c.delete(&url("/ports/0000000000000102/1"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    c.delete(&url("/vlans/30"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    c.get(&url("/ports/0000000000000102/1"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, None);
+    c.delete(&url("/ports/0000000000000102/1"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, None);
+    // VLAN 1 exists without a record: a port may carry it.
+    c.put(
+        &url("/ports/0000000000000102/2"),
+        &port(0x102, 2, Some(1), &[20]),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+}
+
 pub async fn auth_guards_every_mutation(fx: &dyn Fixture) {
     let c = client(fx);
     seed(&c).await;
@@ -1614,6 +1938,15 @@ pub async fn auth_guards_every_mutation(fx: &dyn Fixture) {
     .await
     .expect(StatusCode::CREATED);
     let session = fx.start_session(ip("10.0.0.1"), "sip").await;
+    for v in [vlan(20, "10.20.0.1/24"), vlan(40, "10.40.0.1/24")] {
+        c.post(&url("/vlans"), &v).await.expect(StatusCode::CREATED);
+    }
+    c.put(
+        &url("/ports/0000000000000101/4"),
+        &port(0x101, 4, Some(20), &[]),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     let before = snapshot(&c).await;
     let wrong = format!("Bearer {TOKEN}x");
     let short = format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]);
@@ -1653,6 +1986,8 @@ pub async fn auth_guards_every_mutation(fx: &dyn Fixture) {
         "/policy",
         "/topology",
         "/switches",
+        "/vlans",
+        "/ports",
     ] {
         c.get(&url(p)).await.expect(StatusCode::OK);
     }
@@ -1846,6 +2181,8 @@ pub async fn store_outage_is_503(fx: &dyn Fixture) {
         "/services",
         "/policy",
         "/sessions",
+        "/vlans",
+        "/ports",
     ] {
         // Reads may be served from the control plane's cache, or refused
         // with 503; never anything else.
@@ -1862,6 +2199,12 @@ pub async fn store_outage_is_503(fx: &dyn Fixture) {
         .await
         .expect_error(StatusCode::SERVICE_UNAVAILABLE, None);
     c.put(&url("/tiers/gold"), &tier("gold", 2.0, 200))
+        .await
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, None);
+    c.post(&url("/vlans"), &vlan(20, "10.20.0.1/24"))
+        .await
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, None);
+    c.put(&url("/ports/1/1"), &port(1, 1, Some(1), &[]))
         .await
         .expect_error(StatusCode::SERVICE_UNAVAILABLE, None);
     c.delete(&url("/tiers/gold"))

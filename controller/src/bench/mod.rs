@@ -83,6 +83,11 @@ pub struct Options {
     /// admission (decision, meters, tier flows, barriers) instead of path
     /// setup.
     pub sessions: bool,
+    /// Routed paths: each chain's two hosts in two subnets (10.1.0.0/16
+    /// and 10.2.0.0/16), every new flow sent to the router. The
+    /// controller must route them: VLAN 1 with gateways 10.1.0.1/16 and
+    /// 10.2.0.1/16 (crm/bench-routed.json).
+    pub routed: bool,
 }
 
 impl Options {
@@ -99,6 +104,7 @@ impl Options {
             reveal_timeout: Duration::from_secs(10),
             setup_timeout: Duration::from_secs(3),
             sessions: false,
+            routed: false,
         }
     }
 }
@@ -107,6 +113,8 @@ impl Options {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub mode: Mode,
+    /// Routed paths (hosts in two subnets) rather than bridged ones.
+    pub routed: bool,
     pub switches: usize,
     pub hops: usize,
     /// Outstanding packet-ins per sending switch (1 across the run in latency mode).
@@ -194,6 +202,8 @@ struct SwitchPlan {
     flows: Vec<(u32, Host, Host)>,
     /// Vary the source address per packet (`Options::sessions`).
     sessions: bool,
+    /// Send new flows through the router (`Options::routed`).
+    routed: bool,
 }
 
 fn plan(o: &Options) -> Result<Vec<SwitchPlan>, BenchError> {
@@ -221,8 +231,17 @@ fn plan(o: &Options) -> Result<Vec<SwitchPlan>, BenchError> {
     for i in 0..o.switches {
         let dpid = DPID_BASE | (i as u64 + 1);
         let (chain, pos) = (i / k, i % k);
-        let a = Host::numbered(2 * chain as u32);
-        let b = Host::numbered(2 * chain as u32 + 1);
+        let (a, b) = if o.routed {
+            (
+                Host::in_subnet(2 * chain as u32, 1),
+                Host::in_subnet(2 * chain as u32 + 1, 2),
+            )
+        } else {
+            (
+                Host::numbered(2 * chain as u32),
+                Host::numbered(2 * chain as u32 + 1),
+            )
+        };
         let mut sw = SwitchPlan {
             index: i,
             dpid,
@@ -231,6 +250,7 @@ fn plan(o: &Options) -> Result<Vec<SwitchPlan>, BenchError> {
             hosts: Vec::new(),
             flows: Vec::new(),
             sessions: o.sessions,
+            routed: o.routed,
         };
         if k == 1 {
             sw.hosts = vec![(1, a), (2, b)];
@@ -525,6 +545,7 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
     let fold = |f: fn(f64, f64) -> f64, init| per_second.iter().copied().fold(init, f);
     Ok(Report {
         mode: opts.mode,
+        routed: opts.routed,
         switches: n,
         hops: opts.hops,
         window: if opts.mode == Mode::Latency {

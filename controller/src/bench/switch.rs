@@ -240,12 +240,13 @@ impl Emu {
             .flows
             .iter()
             .map(|(in_port, src, dst)| {
-                PacketInTemplate::new(
-                    *in_port,
-                    &wire::udp_frame(src, dst, index as u32),
-                    plan.sessions,
-                )
-                .map_err(|e| format!("cannot encode a PACKET_IN: {e}"))
+                let frame = if plan.routed {
+                    wire::routed_udp_frame(src, dst, index as u32)
+                } else {
+                    wire::udp_frame(src, dst, index as u32)
+                };
+                PacketInTemplate::new(*in_port, &frame, plan.sessions)
+                    .map_err(|e| format!("cannot encode a PACKET_IN: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let expect = plan.flows.iter().map(|f| (f.2.mac, false)).collect();

@@ -62,16 +62,41 @@ impl Host {
             ip: Ipv4Addr::from(ip),
         }
     }
+
+    /// Host number `n` in subnet 10.`subnet`.0.0/16 (routed mode: 10.1/16
+    /// and 10.2/16, whose gateways are .0.1): the same MAC as
+    /// `numbered(n)`, an address from 10.`subnet`.0.2 on.
+    pub fn in_subnet(n: u32, subnet: u8) -> Host {
+        let base = u32::from(Ipv4Addr::new(10, subnet, 0, 0));
+        Host {
+            ip: Ipv4Addr::from(base + (n & 0xffff) % 0xfffd + 2),
+            ..Host::numbered(n)
+        }
+    }
 }
+
+/// The router's address (the controller's `vlan::ROUTER_MAC`): routed
+/// mode's frames are sent to it.
+pub const ROUTER_MAC: [u8; 6] = [0x0e, 0x74, 0x66, 0x00, 0x00, 0x01];
 
 /// A new-flow frame from `src` to `dst`; `switch` and the sequence number
 /// (zero here, patched per packet) identify it when it comes back.
 pub fn udp_frame(src: &Host, dst: &Host, switch: u32) -> [u8; FRAME_LEN] {
+    frame_via(src, dst, dst.mac, switch)
+}
+
+/// The same frame sent to the router (routed mode): to its Ethernet
+/// address, for `dst`'s IPv4 address.
+pub fn routed_udp_frame(src: &Host, dst: &Host, switch: u32) -> [u8; FRAME_LEN] {
+    frame_via(src, dst, ROUTER_MAC, switch)
+}
+
+fn frame_via(src: &Host, dst: &Host, next: [u8; 6], switch: u32) -> [u8; FRAME_LEN] {
     let mut payload = [0u8; PAYLOAD_LEN];
     payload[..4].copy_from_slice(&MAGIC);
     payload[4..8].copy_from_slice(&switch.to_be_bytes());
     let mut frame = [0u8; FRAME_LEN];
-    let built = etherparse::PacketBuilder::ethernet2(src.mac, dst.mac)
+    let built = etherparse::PacketBuilder::ethernet2(src.mac, next)
         .ipv4(src.ip.octets(), dst.ip.octets(), 64)
         .udp(BENCH_UDP_PORT, BENCH_UDP_PORT)
         .write_to_slice(&mut frame, &payload);

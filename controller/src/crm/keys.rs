@@ -18,12 +18,18 @@
 //! | `tf:service:{name}` | string | JSON [`Service`](tierflow_api::model::Service) | `Store::put_service`, `load` |
 //! | `tf:services` | set | service names | same |
 //! | `tf:policy` | string | JSON [`Policy`](tierflow_api::model::Policy); absent means the default policy | `Store::put_policy`, `load` |
+//! | `tf:vlan:{vid}` | string | JSON [`Vlan`](tierflow_api::model::Vlan) | `Store::put_vlan`, `load` |
+//! | `tf:vlans` | set | vids | same |
+//! | `tf:vlan-nets` | hash | vid → its gateways' subnets as `first-last` address numbers, comma separated (the overlap check's index) | same |
+//! | `tf:port:{dpid}:{port}` | string | JSON [`PortConfig`](tierflow_api::model::PortConfig) (dpid as 16 hex digits) | `Store::put_port`, `load` |
+//! | `tf:ports` | set | `{dpid}:{port}` of every configured port | same |
 //! | `tf:session:{id}` | string | JSON [`Session`](tierflow_api::model::Session); expires 1 h after the session ends | the control plane |
 //! | `tf:sessions` | set | ids of live sessions | the control plane |
 //! | `tf:events` | pub/sub channel | `"<kind> <name>"` after every CRM write | every CRM write |
 //!
-//! Event kinds: `tier`, `customer`, `promotion`, `service`, `policy` (name
-//! `-`) and `reload` (name `-`, after a bulk load: re-read everything).
+//! Event kinds: `tier`, `customer`, `promotion`, `service`, `vlan` (name:
+//! the vid), `port` (name: `{dpid}:{port}`), `policy` (name `-`) and
+//! `reload` (name `-`, after a bulk load: re-read everything).
 //!
 //! Why a per-customer `customer-idx` hash: the index keys are built from the
 //! canonical form of the customer's addresses, which Lua cannot compute, so
@@ -46,6 +52,9 @@ pub const SERVICES: &str = "tf:services";
 pub const POLICY: &str = "tf:policy";
 pub const IP_LENS: &str = "tf:idx:ip-lens";
 pub const SESSIONS: &str = "tf:sessions";
+pub const VLANS: &str = "tf:vlans";
+pub const VLAN_NETS: &str = "tf:vlan-nets";
+pub const PORTS: &str = "tf:ports";
 /// The pub/sub channel of change events.
 pub const EVENTS: &str = "tf:events";
 
@@ -68,6 +77,35 @@ pub fn promo(code: &str) -> String {
 
 pub fn service(name: &str) -> String {
     format!("tf:service:{name}")
+}
+
+/// A VLAN's record; `vid` as the decimal number.
+pub fn vlan(vid: &str) -> String {
+    format!("tf:vlan:{vid}")
+}
+
+/// A port's name in `tf:ports` and in events: `{dpid}:{port}`, the dpid
+/// as 16 hex digits.
+pub fn port_name(dpid: u64, port: u32) -> String {
+    format!("{dpid:016x}:{port}")
+}
+
+/// A port's record, by its name (`port_name`).
+pub fn port(name: &str) -> String {
+    format!("tf:port:{name}")
+}
+
+/// The subnets of a VLAN's gateways for `tf:vlan-nets`: `first-last` as
+/// address numbers, comma separated.
+pub fn vlan_ranges(v: &tierflow_api::model::Vlan) -> String {
+    v.gateways()
+        .iter()
+        .map(|g| {
+            let (a, b) = g.range();
+            format!("{a}-{b}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn session(id: &str) -> String {

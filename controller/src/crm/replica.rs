@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tierflow_api::model::{CrmFile, Customer, Policy, Promotion, Service, Tier};
+use tierflow_api::model::{CrmFile, Customer, Policy, PortConfig, Promotion, Service, Tier, Vlan};
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -94,6 +94,10 @@ pub enum ChangeKind {
     Customer,
     Promotion,
     Service,
+    /// `name` is the vid.
+    Vlan,
+    /// `name` is `{dpid}:{port}` (16 hex digits).
+    Port,
     /// `name` is `-`.
     Policy,
     /// Too much changed (or may have, unseen) to list: re-evaluate
@@ -280,6 +284,12 @@ pub struct Snapshot {
     pub policy: Policy,
     /// Sorted by name.
     pub services: Vec<Service>,
+    /// Sorted by vid.
+    pub vlans: Vec<Vlan>,
+    /// Sorted by datapath id and port.
+    pub ports: Vec<PortConfig>,
+    /// `vlans` and `ports` compiled for the data plane.
+    pub net: Arc<crate::vlan::Plan>,
     /// When this snapshot was made.
     pub loaded_at: DateTime<Utc>,
     pub scope: ReplicaScope,
@@ -294,6 +304,9 @@ impl Snapshot {
             tiers: Vec::new(),
             policy: Policy::default(),
             services: Vec::new(),
+            vlans: Vec::new(),
+            ports: Vec::new(),
+            net: Arc::default(),
             loaded_at: Utc::now(),
             scope,
             people: Arc::default(),
@@ -311,6 +324,8 @@ impl Snapshot {
                 policy: f.policy.clone(),
                 customers: f.customers.clone(),
                 promotions: f.promotions.clone(),
+                vlans: f.vlans.clone(),
+                ports: f.ports.iter().cloned().map(PortConfig::canonical).collect(),
                 corrupt: Vec::new(),
             },
             ReplicaScope::Full,
@@ -324,6 +339,9 @@ impl Snapshot {
         s.services = d.services;
         s.services.sort_by(|a, b| a.name.cmp(&b.name));
         s.policy = d.policy.unwrap_or_default();
+        s.vlans = d.vlans;
+        s.ports = d.ports;
+        s.compile_net();
         if scope == ReplicaScope::Full {
             let mut people = People::default();
             let mut customers = d.customers;
@@ -417,6 +435,51 @@ impl Snapshot {
         changed
     }
 
+    /// Sorts VLANs and ports and compiles them into `net`.
+    fn compile_net(&mut self) {
+        self.vlans.sort_by_key(|v| v.vid);
+        self.ports.sort_by_key(|p| (p.dpid_value(), p.port));
+        self.net = Arc::new(crate::vlan::Plan::new(&self.vlans, &self.ports));
+    }
+
+    /// Whether VLANs or ports are configured (then flows match VLANs).
+    pub fn vlans_active(&self) -> bool {
+        self.net.is_active()
+    }
+
+    fn set_vlan(&mut self, vid: &str, v: Option<Vlan>) -> bool {
+        let at = self.vlans.iter().position(|x| x.vid.to_string() == vid);
+        let changed = at.map(|i| &self.vlans[i]) != v.as_ref();
+        if changed {
+            if let Some(i) = at {
+                self.vlans.remove(i);
+            }
+            if let Some(v) = v {
+                self.vlans.push(v);
+            }
+            self.compile_net();
+        }
+        changed
+    }
+
+    fn set_port(&mut self, name: &str, p: Option<PortConfig>) -> bool {
+        let at = self
+            .ports
+            .iter()
+            .position(|x| keys::port_name(x.dpid_value().unwrap_or_default(), x.port) == name);
+        let changed = at.map(|i| &self.ports[i]) != p.as_ref();
+        if changed {
+            if let Some(i) = at {
+                self.ports.remove(i);
+            }
+            if let Some(p) = p {
+                self.ports.push(p);
+            }
+            self.compile_net();
+        }
+        changed
+    }
+
     fn set_promotion(&mut self, code: &str, p: Option<Promotion>) -> bool {
         if self.promotions.get(code).map(|x| &**x) == p.as_ref() {
             return false;
@@ -449,6 +512,16 @@ impl Snapshot {
         if old.policy != self.policy {
             out.push(Change::new(ChangeKind::Policy, "-"));
         }
+        let vid = |v: &Vlan| v.vid.to_string();
+        let old_vlans: Vec<(String, &Vlan)> = old.vlans.iter().map(|v| (vid(v), v)).collect();
+        let new_vlans: Vec<(String, &Vlan)> = self.vlans.iter().map(|v| (vid(v), v)).collect();
+        diff_pairs(&old_vlans, &new_vlans, ChangeKind::Vlan, &mut out);
+        let pname = |p: &PortConfig| keys::port_name(p.dpid_value().unwrap_or_default(), p.port);
+        let old_ports: Vec<(String, &PortConfig)> =
+            old.ports.iter().map(|p| (pname(p), p)).collect();
+        let new_ports: Vec<(String, &PortConfig)> =
+            self.ports.iter().map(|p| (pname(p), p)).collect();
+        diff_pairs(&old_ports, &new_ports, ChangeKind::Port, &mut out);
         if !Arc::ptr_eq(&old.people, &self.people) {
             diff_maps(
                 &old.people.customers,
@@ -499,6 +572,24 @@ fn diff_named<T: PartialEq>(
     }
 }
 
+fn diff_pairs<T: PartialEq>(
+    old: &[(String, &T)],
+    new: &[(String, &T)],
+    kind: ChangeKind,
+    out: &mut Vec<Change>,
+) {
+    let o: HashMap<&String, &T> = old.iter().map(|(k, v)| (k, *v)).collect();
+    let n: HashMap<&String, &T> = new.iter().map(|(k, v)| (k, *v)).collect();
+    let mut names: Vec<&String> = o.keys().chain(n.keys()).copied().collect();
+    names.sort();
+    names.dedup();
+    for k in names {
+        if o.get(k) != n.get(k) {
+            out.push(Change::new(kind, k.as_str()));
+        }
+    }
+}
+
 fn diff_maps<T: PartialEq>(
     old: &Map<String, Arc<T>>,
     new: &Map<String, Arc<T>>,
@@ -524,6 +615,9 @@ fn diff_maps<T: PartialEq>(
 #[derive(Debug)]
 pub struct Replica {
     current: RwLock<Arc<Snapshot>>,
+    /// The current snapshot's `vlans_active`, readable without the lock:
+    /// the packet-in path of a network without VLANs checks only this.
+    vlans_active: AtomicBool,
     scope: ReplicaScope,
     healthy: AtomicBool,
     resyncs: AtomicU64,
@@ -544,6 +638,7 @@ impl Replica {
         let (changes, _) = broadcast::channel(1);
         Arc::new(Replica {
             scope: snapshot.scope,
+            vlans_active: AtomicBool::new(snapshot.vlans_active()),
             current: RwLock::new(Arc::new(snapshot)),
             healthy: AtomicBool::new(true),
             resyncs: AtomicU64::new(0),
@@ -584,8 +679,10 @@ impl Replica {
         let dump = store.dump(scope == ReplicaScope::Full).await?;
         warn_corrupt(&dump);
         let (changes, _) = broadcast::channel(opts.changes_capacity.max(1));
+        let first = Snapshot::build(dump, scope);
         let r = Arc::new(Replica {
-            current: RwLock::new(Arc::new(Snapshot::build(dump, scope))),
+            vlans_active: AtomicBool::new(first.vlans_active()),
+            current: RwLock::new(Arc::new(first)),
             scope,
             healthy: AtomicBool::new(true),
             resyncs: AtomicU64::new(0),
@@ -632,6 +729,7 @@ impl Replica {
         let client = super::tls::client(url, opts.tls.as_ref())?;
         let (changes, _) = broadcast::channel(opts.changes_capacity.max(1));
         let r = Arc::new(Replica {
+            vlans_active: AtomicBool::new(false),
             current: RwLock::new(Arc::new(Snapshot::empty(scope))),
             scope,
             healthy: AtomicBool::new(false),
@@ -680,8 +778,20 @@ impl Replica {
         self.changes.subscribe()
     }
 
+    /// Whether VLANs or ports are configured now (one atomic load).
+    pub fn vlans_active(&self) -> bool {
+        self.vlans_active.load(Ordering::Relaxed)
+    }
+
+    /// The current VLAN plan.
+    pub fn net(&self) -> Arc<crate::vlan::Plan> {
+        self.current.read().net.clone()
+    }
+
     fn publish(&self, next: Snapshot, changes: Vec<Change>) {
+        let active = next.vlans_active();
         *self.current.write() = Arc::new(next);
+        self.vlans_active.store(active, Ordering::Relaxed);
         for c in changes {
             // No receiver is not an error: nobody is listening yet.
             let _ = self.changes.send(c);
@@ -723,6 +833,8 @@ impl Replica {
                 "customer" => ChangeKind::Customer,
                 "promotion" => ChangeKind::Promotion,
                 "service" => ChangeKind::Service,
+                "vlan" => ChangeKind::Vlan,
+                "port" => ChangeKind::Port,
                 "policy" => ChangeKind::Policy,
                 _ => {
                     debug!(event = %p, "ignoring unknown CRM event");
@@ -737,7 +849,11 @@ impl Replica {
             self.scope == ReplicaScope::Full
                 || matches!(
                     k,
-                    ChangeKind::Tier | ChangeKind::Service | ChangeKind::Policy
+                    ChangeKind::Tier
+                        | ChangeKind::Service
+                        | ChangeKind::Policy
+                        | ChangeKind::Vlan
+                        | ChangeKind::Port
                 )
         };
         let reads: Vec<String> = todo
@@ -748,6 +864,8 @@ impl Replica {
                 ChangeKind::Customer => keys::customer(n),
                 ChangeKind::Promotion => keys::promo(n),
                 ChangeKind::Service => keys::service(n),
+                ChangeKind::Vlan => keys::vlan(n),
+                ChangeKind::Port => keys::port(n),
                 ChangeKind::Policy | ChangeKind::Everything => keys::POLICY.to_owned(),
             })
             .collect();
@@ -770,6 +888,8 @@ impl Replica {
                 ChangeKind::Promotion => {
                     read(json, &keys::promo(&name)).map(|p| next.set_promotion(&name, p))
                 }
+                ChangeKind::Vlan => read(json, &keys::vlan(&name)).map(|v| next.set_vlan(&name, v)),
+                ChangeKind::Port => read(json, &keys::port(&name)).map(|p| next.set_port(&name, p)),
                 ChangeKind::Customer => read(json, &keys::customer(&name))
                     .map(|c| Arc::make_mut(&mut next.people).set(&name, c)),
                 ChangeKind::Policy | ChangeKind::Everything => read::<Policy>(json, keys::POLICY)

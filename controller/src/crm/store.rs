@@ -17,13 +17,15 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult, Script};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 use tierflow_api::model::{
-    CrmFile, Customer, FieldError, Policy, Promotion, Service, Session, SessionState, Tier,
+    CrmFile, Customer, DEFAULT_VLAN, FieldError, Policy, PortConfig, Promotion, Service, Session,
+    SessionState, Tier, Vlan,
 };
 use tokio::sync::mpsc;
 
@@ -38,6 +40,8 @@ static DELETE_CUSTOMER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_customer.lua")));
 static DELETE_RECORD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_record.lua")));
+static DELETE_VLAN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/delete_vlan.lua")));
 
 /// How a [`Store`] talks to Redis.
 #[derive(Debug, Clone)]
@@ -87,6 +91,8 @@ pub struct LoadSummary {
     pub promotions: usize,
     pub services: usize,
     pub policy: bool,
+    pub vlans: usize,
+    pub ports: usize,
 }
 
 /// A record kept as JSON under a key of its own and listed in a set.
@@ -95,7 +101,7 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     const KIND: &'static str;
     const SET: &'static str;
     fn key(name: &str) -> String;
-    fn ident(&self) -> &str;
+    fn ident(&self) -> Cow<'_, str>;
     fn check(&self) -> Result<(), FieldError>;
 }
 
@@ -105,8 +111,8 @@ impl Record for Tier {
     fn key(name: &str) -> String {
         keys::tier(name)
     }
-    fn ident(&self) -> &str {
-        &self.name
+    fn ident(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.name)
     }
     fn check(&self) -> Result<(), FieldError> {
         self.validate()
@@ -119,8 +125,8 @@ impl Record for Customer {
     fn key(name: &str) -> String {
         keys::customer(name)
     }
-    fn ident(&self) -> &str {
-        &self.id
+    fn ident(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.id)
     }
     fn check(&self) -> Result<(), FieldError> {
         self.validate()
@@ -133,8 +139,8 @@ impl Record for Promotion {
     fn key(name: &str) -> String {
         keys::promo(name)
     }
-    fn ident(&self) -> &str {
-        &self.code
+    fn ident(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.code)
     }
     fn check(&self) -> Result<(), FieldError> {
         self.validate()
@@ -147,8 +153,39 @@ impl Record for Service {
     fn key(name: &str) -> String {
         keys::service(name)
     }
-    fn ident(&self) -> &str {
-        &self.name
+    fn ident(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.name)
+    }
+    fn check(&self) -> Result<(), FieldError> {
+        self.validate()
+    }
+}
+
+impl Record for Vlan {
+    const KIND: &'static str = "vlan";
+    const SET: &'static str = keys::VLANS;
+    fn key(name: &str) -> String {
+        keys::vlan(name)
+    }
+    fn ident(&self) -> Cow<'_, str> {
+        Cow::Owned(self.vid.to_string())
+    }
+    fn check(&self) -> Result<(), FieldError> {
+        self.validate()
+    }
+}
+
+impl Record for PortConfig {
+    const KIND: &'static str = "port";
+    const SET: &'static str = keys::PORTS;
+    fn key(name: &str) -> String {
+        keys::port(name)
+    }
+    fn ident(&self) -> Cow<'_, str> {
+        Cow::Owned(keys::port_name(
+            self.dpid_value().unwrap_or_default(),
+            self.port,
+        ))
     }
     fn check(&self) -> Result<(), FieldError> {
         self.validate()
@@ -186,6 +223,21 @@ struct Batch {
     /// `[key, must exist, kind, id]`: checked before anything is written,
     /// so create-if-absent and update-if-present are atomic.
     must: Vec<(String, bool, &'static str, String)>,
+    /// `[field, VLAN key, vid]`: VLANs that must exist.
+    vlan_needs: Vec<(String, String, u16)>,
+    /// VLANs written: their subnets are checked against every other's.
+    vlan_nets: Vec<VlanNets>,
+}
+
+#[derive(Debug, Serialize)]
+struct VlanNets {
+    vid: String,
+    /// Prefix of the field names in errors (`vlans[2].`).
+    field: String,
+    /// What `tf:vlan-nets` keeps.
+    ranges: String,
+    /// `[first, last, subnet, gateway index]`.
+    nets: Vec<(u32, u32, String, usize)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -202,9 +254,40 @@ struct CustomerOp {
 
 impl Batch {
     fn put<T: Record>(&mut self, r: &T) -> Result<()> {
+        let id = r.ident();
         self.puts
-            .push((T::key(r.ident()), T::SET, r.ident().to_owned(), to_json(r)?));
+            .push((T::key(&id), T::SET, id.into_owned(), to_json(r)?));
         Ok(())
+    }
+
+    /// A VLAN written: its subnets join the overlap check.
+    fn vlan_nets(&mut self, v: &Vlan, field: String) {
+        let nets = v
+            .gateways
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                let gw = tierflow_api::model::Gateway::parse(g).ok()?;
+                let (a, b) = gw.range();
+                Some((a, b, gw.net.to_string(), i))
+            })
+            .collect();
+        self.vlan_nets.push(VlanNets {
+            vid: v.vid.to_string(),
+            field,
+            ranges: keys::vlan_ranges(v),
+            nets,
+        });
+    }
+
+    /// The VLANs a port names must exist (VLAN 1 always does).
+    fn port_needs(&mut self, p: &PortConfig, field: &str) {
+        for (f, vid) in p.vlan_refs() {
+            if vid != DEFAULT_VLAN {
+                self.vlan_needs
+                    .push((format!("{field}{f}"), keys::vlan(&vid.to_string()), vid));
+            }
+        }
     }
 
     fn need_tier(&mut self, field: String, tier: &str) {
@@ -440,17 +523,19 @@ impl Store {
         Ok(out)
     }
 
-    async fn apply(&self, batch: &Batch) -> Result<()> {
+    /// Applies a batch; returns how many of its plain records were new.
+    async fn apply(&self, batch: &Batch) -> Result<usize> {
         let json = to_json(batch)?;
         let mut con = self.con();
         let mut inv = APPLY.prepare_invoke();
         inv.arg(json)
             .arg(keys::CUSTOMERS)
             .arg(keys::IP_LENS)
-            .arg(keys::EVENTS);
+            .arg(keys::EVENTS)
+            .arg(keys::VLAN_NETS);
         let reply: Vec<String> = self.run(inv.invoke_async(&mut con)).await?;
         match reply.as_slice() {
-            [ok] if ok == "ok" => Ok(()),
+            [ok, fresh] if ok == "ok" => Ok(fresh.parse().unwrap_or(0)),
             [c, msg] if c == "conflict" => Err(CrmError::Conflict(msg.clone())),
             [m, kind, id] if m == "missing" => Err(CrmError::NotFound {
                 kind: batch
@@ -470,13 +555,14 @@ impl Store {
     async fn put<T: Record>(&self, r: &T, needs: Option<(&str, &str)>) -> Result<()> {
         r.check()?;
         let mut b = Batch::default();
-        self.must(&mut b, T::key(r.ident()), T::KIND, r.ident());
+        let id = r.ident();
+        self.must(&mut b, T::key(&id), T::KIND, &id);
         b.put(r)?;
         if let Some((field, tier)) = needs {
             b.need_tier(field.to_owned(), tier);
         }
-        b.events.push(keys::event(T::KIND, r.ident()));
-        self.apply(&b).await
+        b.events.push(keys::event(T::KIND, &id));
+        self.apply(&b).await.map(drop)
     }
 
     /// Deletes a tier, promotion or service; `tier_refs` makes the script
@@ -575,7 +661,7 @@ impl Store {
         self.must(&mut b, keys::customer(&c.id), "customer", &c.id);
         b.customer(c, String::new())?;
         b.events.push(keys::event("customer", &c.id));
-        self.apply(&b).await
+        self.apply(&b).await.map(drop)
     }
 
     /// Deletes a customer and its index entries.
@@ -652,7 +738,86 @@ impl Store {
             .push((keys::POLICY.into(), "", String::new(), to_json(p)?));
         b.need_tier("default_tier".into(), &p.default_tier);
         b.events.push(keys::event("policy", "-"));
-        self.apply(&b).await
+        self.apply(&b).await.map(drop)
+    }
+
+    // ---- VLANs and ports ----
+
+    /// Every VLAN with a record, by vid.
+    pub async fn list_vlans(&self) -> Result<Vec<Vlan>> {
+        let mut v: Vec<Vlan> = self.list().await?;
+        v.sort_by_key(|x| x.vid);
+        Ok(v)
+    }
+
+    pub async fn get_vlan(&self, vid: u16) -> Result<Vlan> {
+        self.get(&vid.to_string()).await
+    }
+
+    /// Creates or replaces a VLAN; `Invalid` naming the gateway when its
+    /// subnet overlaps another VLAN's.
+    pub async fn put_vlan(&self, v: &Vlan) -> Result<()> {
+        v.validate()?;
+        let mut b = Batch::default();
+        let id = v.vid.to_string();
+        self.must(&mut b, keys::vlan(&id), "vlan", &id);
+        b.put(v)?;
+        b.vlan_nets(v, String::new());
+        b.events.push(keys::event("vlan", &id));
+        self.apply(&b).await.map(drop)
+    }
+
+    /// `Conflict` while a port carries it (never for VLAN 1, which
+    /// exists without its record).
+    pub async fn delete_vlan(&self, vid: u16) -> Result<bool> {
+        let id = vid.to_string();
+        let mut con = self.con();
+        let mut inv = DELETE_VLAN.prepare_invoke();
+        inv.arg(keys::vlan(&id))
+            .arg(keys::VLANS)
+            .arg(&id)
+            .arg(keys::EVENTS)
+            .arg(keys::event("vlan", &id))
+            .arg(keys::PORTS)
+            .arg(keys::port(""))
+            .arg(keys::VLAN_NETS)
+            .arg(if vid == DEFAULT_VLAN { "0" } else { "1" });
+        let reply: (String, String) = self.run(inv.invoke_async(&mut con)).await?;
+        match (reply.0.as_str(), reply.1.as_str()) {
+            ("ok", n) => Ok(n == "1"),
+            ("conflict", msg) => Err(CrmError::Conflict(msg.to_owned())),
+            (a, b) => Err(unexpected(&[a.to_owned(), b.to_owned()])),
+        }
+    }
+
+    /// Every configured port, by datapath id and port.
+    pub async fn list_ports(&self) -> Result<Vec<PortConfig>> {
+        let mut v: Vec<PortConfig> = self.list().await?;
+        v.sort_by_key(|p| (p.dpid_value(), p.port));
+        Ok(v)
+    }
+
+    pub async fn get_port(&self, dpid: u64, port: u32) -> Result<PortConfig> {
+        self.get(&keys::port_name(dpid, port)).await
+    }
+
+    /// Creates or replaces a port's VLANs (its dpid made canonical); every
+    /// VLAN it names must exist. `true`: the port had no record.
+    pub async fn put_port(&self, p: &PortConfig) -> Result<bool> {
+        p.validate()?;
+        let p = p.clone().canonical();
+        let mut b = Batch::default();
+        let id = p.ident();
+        self.must(&mut b, keys::port(&id), "port", &id);
+        b.put(&p)?;
+        b.port_needs(&p, "");
+        b.events.push(keys::event("port", &id));
+        Ok(self.apply(&b).await? == 1)
+    }
+
+    pub async fn delete_port(&self, dpid: u64, port: u32) -> Result<bool> {
+        self.delete::<PortConfig>(&keys::port_name(dpid, port), false)
+            .await
     }
 
     // ---- bulk load ----
@@ -686,6 +851,15 @@ impl Store {
         for (i, c) in file.customers.iter().enumerate() {
             b.customer(c, format!("customers[{i}]."))?;
         }
+        for (i, v) in file.vlans.iter().enumerate() {
+            b.put(v)?;
+            b.vlan_nets(v, format!("vlans[{i}]."));
+        }
+        for (i, p) in file.ports.iter().enumerate() {
+            let p = p.clone().canonical();
+            b.put(&p)?;
+            b.port_needs(&p, &format!("ports[{i}]."));
+        }
         b.events.push(keys::event("reload", "-"));
         self.apply(&b).await?;
         Ok(LoadSummary {
@@ -694,6 +868,8 @@ impl Store {
             promotions: file.promotions.len(),
             services: file.services.len(),
             policy: file.policy.is_some(),
+            vlans: file.vlans.len(),
+            ports: file.ports.len(),
         })
     }
 
@@ -793,7 +969,7 @@ impl Store {
     /// one bad record cannot stop a replica from loading.
     pub(crate) async fn dump(&self, full: bool) -> Result<Dump> {
         let mut con = self.con();
-        let (tiers, services, policy, customers, promos): DumpNames = self
+        let (tiers, services, policy, customers, promos, vlans, ports): DumpNames = self
             .run(
                 redis::pipe()
                     .cmd("SMEMBERS")
@@ -808,6 +984,10 @@ impl Store {
                     .arg(if full { keys::CUSTOMERS } else { "" })
                     .cmd("SMEMBERS")
                     .arg(if full { keys::PROMOS } else { "" })
+                    .cmd("SMEMBERS")
+                    .arg(keys::VLANS)
+                    .cmd("SMEMBERS")
+                    .arg(keys::PORTS)
                     .query_async(&mut con),
             )
             .await?;
@@ -816,6 +996,8 @@ impl Store {
         d.services = self.records_lenient(&services, &mut d.corrupt).await?;
         d.customers = self.records_lenient(&customers, &mut d.corrupt).await?;
         d.promotions = self.records_lenient(&promos, &mut d.corrupt).await?;
+        d.vlans = self.records_lenient(&vlans, &mut d.corrupt).await?;
+        d.ports = self.records_lenient(&ports, &mut d.corrupt).await?;
         d.policy = match policy.map(|j| parse::<Policy>(keys::POLICY, &j)) {
             Some(Ok(p)) => Some(p),
             Some(Err(_)) => {
@@ -853,6 +1035,8 @@ type DumpNames = (
     Option<String>,
     Vec<String>,
     Vec<String>,
+    Vec<String>,
+    Vec<String>,
 );
 
 /// The records a replica loads.
@@ -863,6 +1047,8 @@ pub(crate) struct Dump {
     pub policy: Option<Policy>,
     pub customers: Vec<Customer>,
     pub promotions: Vec<Promotion>,
+    pub vlans: Vec<Vlan>,
+    pub ports: Vec<PortConfig>,
     /// Keys skipped because their record did not parse.
     pub corrupt: Vec<String>,
 }
@@ -905,5 +1091,13 @@ fn check_duplicates(f: &CrmFile) -> Result<(), FieldError> {
         "services",
         "name",
         f.services.iter().map(|s| s.name.as_str()),
-    )
+    )?;
+    let vids: Vec<String> = f.vlans.iter().map(|v| v.vid.to_string()).collect();
+    dups("vlans", "vid", vids.iter().map(String::as_str))?;
+    let ports: Vec<String> = f
+        .ports
+        .iter()
+        .map(|p| keys::port_name(p.dpid_value().unwrap_or_default(), p.port))
+        .collect();
+    dups("ports", "port", ports.iter().map(String::as_str))
 }

@@ -2,7 +2,8 @@
 //! functions: the cookie namespace, every flow priority, the
 //! infrastructure flows put on a switch when it connects, the service
 //! catch flows, plain path flows, a tier's meters and flows, and the
-//! packet-outs. Deciding modules (forwarding, sessions) call these and put
+//! packet-outs, and what VLANs and routing do to all of them (`vlan`:
+//! tags pushed, popped and changed, the routing rewrite). Deciding modules (forwarding, sessions) call these and put
 //! what they return into a [`Plan`](crate::plan::Plan); the installer
 //! sends plans. Nothing here knows which switch a message goes to, when,
 //! or why; nothing here sends.
@@ -15,6 +16,7 @@ mod infra;
 mod packet;
 mod path;
 mod tier;
+mod vlan;
 
 pub use infra::{
     controller_meter, delete_ours, lldp_to_controller, service_flows, set_config, table_miss,
@@ -24,6 +26,10 @@ pub use path::{PATH_FLOW_LEN, delete_path, path_flow};
 pub use tier::{
     Dir, FlowSpec, SessionKey, delete_media, delete_meter, delete_session, media_flow, meter,
     session_flow, untiered_flow,
+};
+pub use vlan::{
+    carried_packet_out, carry, hop_actions, routed_path_flow, tag_actions, vlan_flood_out,
+    vlan_path_flow,
 };
 
 /// Every flow priority Tierflow uses, highest first. One table, so the

@@ -37,11 +37,18 @@ pub struct SessionPacket<'a> {
     pub frame: &'a Frame<'a>,
     /// The whole frame, owned (zero-copy from the PACKET_IN).
     pub data: Bytes,
+    /// The frame as its destination's port gets it (what the controller
+    /// relays there): `data` itself, unless VLANs retag it or the router
+    /// rewrites it on the way.
+    pub delivered: Bytes,
     /// Where the destination attaches, if known.
     pub dst_at: Option<PortRef>,
     /// The route from the packet's port to `dst_at`, when both are known
     /// and the packet is at its edge.
     pub route: Option<Route>,
+    /// How the route carries the packet's frames where VLANs are
+    /// configured (`None` where none are).
+    pub carry: Option<Box<crate::vlan::Carry>>,
 }
 
 /// What became of a session packet.
@@ -79,6 +86,7 @@ pub struct Pending {
     key: SessionKey,
     service: super::record::Name,
     route: Route,
+    carry: Option<Box<crate::vlan::Carry>>,
     pub inputs: Inputs,
     release: Option<Release>,
     /// Told whether every switch of the path confirmed (a session an
@@ -182,13 +190,22 @@ impl Sessions {
         };
         // Which direction: the forward one enters each switch at in_port.
         let fwd = pkt.in_port == hop.in_port || (!pkt.on_link && rec.hops.first() == Some(&hop));
+        // A carried session's frames are retagged (or routed) by its
+        // flows: released through the table once they are in again.
+        let carried = rec.carry.is_some();
         let release = Release {
             dpid: pkt.dpid,
             in_port: pkt.in_port,
-            out_port: if fwd { hop.out_port } else { hop.in_port },
+            out_port: if carried {
+                PortNo::Table.value()
+            } else if fwd {
+                hop.out_port
+            } else {
+                hop.in_port
+            },
             data: pkt.data.clone(),
         };
-        if pkt.on_link {
+        if pkt.on_link && !carried {
             let mut plan = Plan::new();
             plan.packet_out(release);
             exec.execute(plan);
@@ -220,7 +237,7 @@ impl Sessions {
             return false;
         }
         // The topology before the table (the lock order).
-        let Some(route) = super::request::locate(topo, key) else {
+        let Some((route, carry)) = super::request::locate(topo, &self.net(), key) else {
             return false;
         };
         let snap = self.snapshot();
@@ -244,10 +261,17 @@ impl Sessions {
             Release {
                 dpid: pkt.dpid,
                 in_port: pkt.in_port,
-                out_port: if fwd { h.out_port } else { h.in_port },
+                out_port: if carry.is_some() {
+                    PortNo::Table.value()
+                } else if fwd {
+                    h.out_port
+                } else {
+                    h.in_port
+                },
                 data: pkt.data.clone(),
             }
         });
+        rec.carry = carry;
         let mut plan = program::install(&rec, &tier, self.idle_timeout, release.is_some());
         if let Some(r) = release {
             plan.release(r);
@@ -347,19 +371,25 @@ impl Sessions {
         }
         let release = match relay_to {
             Some((dpid, port)) => Release {
-                in_port: if dpid == pkt.dpid {
+                // A frame the controller retagged or rewrote did not come
+                // in on any port as it is.
+                in_port: if dpid == pkt.dpid && pkt.carry.is_none() {
                     pkt.in_port
                 } else {
                     PortNo::Controller.value()
                 },
                 dpid,
                 out_port: port,
-                data: pkt.data.clone(),
+                data: pkt.delivered.clone(),
             },
             None => Release {
                 dpid: pkt.dpid,
                 in_port: pkt.in_port,
-                out_port: route.first().map_or(0, |h| h.out_port),
+                out_port: if pkt.carry.is_some() {
+                    PortNo::Table.value()
+                } else {
+                    route.first().map_or(0, |h| h.out_port)
+                },
                 data: pkt.data.clone(),
             },
         };
@@ -367,6 +397,7 @@ impl Sessions {
             key,
             service: svc.name,
             route,
+            carry: pkt.carry.clone(),
             inputs,
             release: Some(release),
             confirmed: None,
@@ -448,7 +479,8 @@ impl Sessions {
                     meter_rev: 0,
                 })
                 .collect();
-            let mut plan = program::untiered(id.0, &p.key, &hops, self.idle_timeout);
+            let mut plan =
+                program::untiered(id.0, &p.key, &hops, p.carry.as_deref(), self.idle_timeout);
             if let Some(r) = p.release {
                 for h in hops.iter().rev() {
                     plan.gate(h.dpid);
@@ -546,6 +578,7 @@ impl Sessions {
             id,
             key: p.key,
             hops,
+            carry: p.carry,
             service: p.service,
             tier,
             override_tier,
@@ -851,6 +884,39 @@ impl Sessions {
                 self.add_leg(exec, topo, id, &key, g.streams);
             }
         }
+    }
+
+    /// The live sessions `doomed` picks (a VLAN or port change made their
+    /// flows wrong) leave their switches and are parked: their next
+    /// packet re-admits them as the network is now (a requested session
+    /// goes back by itself once its hosts are located again).
+    pub fn park_where(&self, exec: &dyn Execute, doomed: impl Fn(&Record) -> bool) -> usize {
+        let mut t = self.table.lock();
+        let ids: Vec<SessionId> = t
+            .by_id
+            .values()
+            .filter(|r| doomed(r))
+            .map(|r| r.id)
+            .collect();
+        for id in &ids {
+            if let Some(rec) = t.remove(*id) {
+                exec.execute(program::remove(&rec));
+                self.free_meters(&rec);
+                self.persist(*id);
+                if rec.requested.is_some() {
+                    self.waiting
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                t.park(rec);
+            }
+        }
+        if !ids.is_empty() {
+            info!(
+                "{} sessions left their flows after a VLAN change; re-admitted on their next packet",
+                ids.len()
+            );
+        }
+        ids.len()
     }
 
     /// Sessions Redis remembers from before a restart: parked, so their

@@ -186,7 +186,7 @@ impl Sessions {
                 PortNo::Controller.value()
             },
             out_port: port,
-            data: pkt.data.clone(),
+            data: pkt.delivered.clone(),
         });
         exec.execute(plan);
         Admission::Done
@@ -357,20 +357,20 @@ impl Sessions {
         let Some(&(a, z)) = streams.first() else {
             return;
         };
-        let route = {
-            let mut topo = topo.lock();
+        {
+            let topo = topo.lock();
             let at = |topo: &Topology, ip: Ipv4Addr| topo.host_by_ip(IpAddr::V4(ip)).map(|h| h.at);
             let ends = (at(&topo, *a.ip()), at(&topo, *z.ip()));
-            let (Some(a_at), Some(z_at)) = ends else {
+            if ends.0.is_none() || ends.1.is_none() {
                 info!(
                     "{id}: media {a} <-> {z} not tiered: where {} attaches is not known yet",
                     if ends.0.is_none() { a.ip() } else { z.ip() }
                 );
                 return;
-            };
-            topo.route(a_at, z_at)
-        };
-        let Some(route) = route else {
+            }
+        }
+        let Some((route, carry)) = super::request::locate_ips(topo, &self.net(), *a.ip(), *z.ip())
+        else {
             info!("{id}: media {a} <-> {z} not tiered: no path");
             return;
         };
@@ -390,7 +390,11 @@ impl Sessions {
             warn!("{id}: media {a} <-> {z} not tiered: no meter left on its path");
             return;
         };
-        let leg = MediaLeg { streams, hops };
+        let leg = MediaLeg {
+            streams,
+            hops,
+            carry,
+        };
         exec.execute(program::install_leg(rec, &leg, &tier, self.idle_timeout));
         info!(
             "session {id}: media leg {a} <-> {z} on {} switches, tier {}",

@@ -162,6 +162,17 @@ impl Sessions {
         rec.view(&self.names, parked, snap.tier(&self.names.get(rec.tier)))
     }
 
+    /// Whether VLANs or ports are configured (one atomic load: the
+    /// packet-in path of a network without them checks only this).
+    pub fn vlans_active(&self) -> bool {
+        self.crm.replica.vlans_active()
+    }
+
+    /// The VLAN plan in force.
+    pub fn net(&self) -> Arc<crate::vlan::Plan> {
+        self.crm.replica.net()
+    }
+
     /// The compiled services of `snap`.
     pub fn services(&self, snap: &Arc<Snapshot>) -> Arc<[Svc]> {
         {

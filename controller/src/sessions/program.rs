@@ -37,6 +37,7 @@ pub fn push_hop(plan: &mut Plan, rec: &Record, i: usize, tier: &Tier, mode: Mode
         (Dir::Fwd, hop.meter_fwd, hop.out_port, i == 0, i == 0),
         (Dir::Rev, hop.meter_rev, hop.in_port, i == last, false),
     ] {
+        let carried = rec.carry.as_deref().and_then(|c| carried(c, i, hop, dir));
         let f = messages::session_flow(&FlowSpec {
             session: rec.id.0,
             key: &rec.key,
@@ -52,7 +53,30 @@ pub fn push_hop(plan: &mut Plan, rec: &Record, i: usize, tier: &Tier, mode: Mode
             idle_timeout: idle,
             command: command(mode),
         });
-        plan.push(hop.dpid, &f);
+        plan.push(hop.dpid, &with_carry(f, carried));
+    }
+}
+
+/// How direction `dir` goes through hop `i` of a carried path.
+fn carried(
+    c: &crate::vlan::Carry,
+    i: usize,
+    hop: &super::record::SessionHop,
+    dir: Dir,
+) -> Option<crate::vlan::HopCarry> {
+    match dir {
+        Dir::Fwd => c.fwd(i, hop.in_port),
+        Dir::Rev => c.rev(i, hop.out_port),
+    }
+}
+
+fn with_carry(
+    f: openflow::FlowMod<'static>,
+    c: Option<crate::vlan::HopCarry>,
+) -> openflow::FlowMod<'static> {
+    match c {
+        Some(c) => messages::carry(f, &c),
+        None => f,
     }
 }
 
@@ -84,6 +108,7 @@ pub fn push_leg_hop(
             (Dir::Fwd, hop.meter_fwd, hop.out_port, i == 0, a, z),
             (Dir::Rev, hop.meter_rev, hop.in_port, i == last, z, a),
         ] {
+            let c = leg.carry.as_deref().and_then(|c| carried(c, i, hop, dir));
             let f = messages::media_flow(
                 &FlowSpec {
                     session: rec.id.0,
@@ -102,7 +127,7 @@ pub fn push_leg_hop(
                 *src,
                 *dst,
             );
-            plan.push(hop.dpid, &f);
+            plan.push(hop.dpid, &with_carry(f, c));
         }
     }
 }
@@ -233,18 +258,16 @@ pub fn untiered(
     id: u64,
     key: &crate::messages::SessionKey,
     hops: &[super::record::SessionHop],
+    carry: Option<&crate::vlan::Carry>,
     idle: u16,
 ) -> Plan {
     let mut plan = Plan::new();
-    for h in hops.iter().rev() {
-        plan.push(
-            h.dpid,
-            &messages::untiered_flow(id, key, Dir::Fwd, h.out_port, idle),
-        );
-        plan.push(
-            h.dpid,
-            &messages::untiered_flow(id, key, Dir::Rev, h.in_port, idle),
-        );
+    for (i, h) in hops.iter().enumerate().rev() {
+        for (dir, out) in [(Dir::Fwd, h.out_port), (Dir::Rev, h.in_port)] {
+            let f = messages::untiered_flow(id, key, dir, out, idle);
+            let c = carry.and_then(|c| carried(c, i, h, dir));
+            plan.push(h.dpid, &with_carry(f, c));
+        }
     }
     plan
 }

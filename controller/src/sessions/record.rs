@@ -430,6 +430,9 @@ pub struct MediaLeg {
     pub streams: Streams,
     /// From the caller's side's switch to the far side's.
     pub hops: Hops,
+    /// How its frames are carried (VLANs configured), caller's side as
+    /// the client.
+    pub carry: Option<Box<crate::vlan::Carry>>,
 }
 
 /// Calls one voice session carries at most (the caller and the server may
@@ -472,6 +475,10 @@ pub struct Record {
     pub key: SessionKey,
     /// Empty while parked.
     pub hops: Hops,
+    /// How its frames are carried on `hops` where VLANs are configured
+    /// (the tags per switch, and the routing rewrite of a session across
+    /// subnets); `None` where none are, and while parked.
+    pub carry: Option<Box<crate::vlan::Carry>>,
     pub service: Name,
     /// The tier in force (the override's when there is one).
     pub tier: Name,

@@ -16,9 +16,10 @@ use crate::messages::SessionKey;
 use crate::plan::{Confirmed, Execute};
 use crate::policy;
 use crate::topology::{Route, Topology};
+use crate::vlan::{self, Carry};
 use chrono::Utc;
 use parking_lot::Mutex;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use tierflow_api::model::{Session, SessionState};
 use tierflow_api::views::RequestKind;
 use tracing::info;
@@ -70,12 +71,52 @@ fn kind_name(k: RequestKind) -> &'static str {
     }
 }
 
-/// The route between two hosts' attachment points, if both are located.
-pub(super) fn locate(topo: &Mutex<Topology>, key: &SessionKey) -> Option<Route> {
+/// The route between a session's two hosts' attachment points, if both
+/// are located (and, where VLANs are configured, can reach each other:
+/// in one VLAN, or in two routed subnets), with how it carries them.
+pub(super) fn locate(
+    topo: &Mutex<Topology>,
+    net: &crate::vlan::Plan,
+    key: &SessionKey,
+) -> Option<(Route, Option<Box<Carry>>)> {
+    locate_ips(topo, net, key.client, key.server)
+}
+
+/// The route from the host at address `a` to the one at `z`; see
+/// `locate`.
+pub(super) fn locate_ips(
+    topo: &Mutex<Topology>,
+    net: &crate::vlan::Plan,
+    a: Ipv4Addr,
+    z: Ipv4Addr,
+) -> Option<(Route, Option<Box<Carry>>)> {
     let mut t = topo.lock();
-    let a = t.host_by_ip(IpAddr::V4(key.client))?.at;
-    let z = t.host_by_ip(IpAddr::V4(key.server))?.at;
-    t.route(a, z)
+    let ha = t.host_by_ip(IpAddr::V4(a))?;
+    let ha = (ha.at, ha.vlan, ha.mac);
+    let hz = t.host_by_ip(IpAddr::V4(z))?;
+    let hz = (hz.at, hz.vlan, hz.mac);
+    let route = t.route(ha.0, hz.0)?;
+    if !net.is_active() {
+        return Some((route, None));
+    }
+    let routed = vlan::reach(net, (ha.1, a), (hz.1, z))?;
+    let carry = vlan::carry(
+        net,
+        &crate::routing::triples(&route),
+        (
+            vlan::End {
+                vlan: ha.1,
+                mac: ha.2,
+            },
+            vlan::End {
+                vlan: hz.1,
+                mac: hz.2,
+            },
+        ),
+        routed,
+        |p| t.is_link_port(p),
+    )?;
+    Some((route, Some(Box::new(carry))))
 }
 
 impl Sessions {
@@ -136,7 +177,11 @@ impl Sessions {
         .ok_or(Refused::NoTier)?;
         let decision = Decision::from_choice(&choice, &self.names);
         // The topology before the table (the lock order).
-        let route = locate(topo, &req.key);
+        let located = locate(topo, &self.net(), &req.key);
+        let (route, carry) = match located {
+            Some((r, c)) => (Some(r), c),
+            None => (None, None),
+        };
         let mut t = self.table.lock();
         if let Some(id) = t.by_external.get(req.external_id.as_str()).copied()
             && let Some(r) = t.live(id).or_else(|| t.parked(id))
@@ -174,6 +219,7 @@ impl Sessions {
             id,
             key: req.key,
             hops: Hops::new(),
+            carry: None,
             service: self.names.intern(kind_name(req.kind)),
             tier: decision.tier,
             override_tier: None,
@@ -211,6 +257,7 @@ impl Sessions {
             return Err(Refused::NoMeters);
         };
         rec.hops = hops;
+        rec.carry = carry;
         info!(
             "session {id} requested: {} -> {} {} tier {}: {}",
             rec.key.client,
@@ -249,14 +296,15 @@ impl Sessions {
                 .store(false, std::sync::atomic::Ordering::Relaxed);
             return 0;
         }
-        let routes: Vec<(SessionId, SessionKey, Route)> = waiting
+        let net = self.net();
+        let routes: Vec<(SessionId, SessionKey, Route, Option<Box<Carry>>)> = waiting
             .into_iter()
-            .filter_map(|(id, key)| locate(topo, &key).map(|r| (id, key, r)))
+            .filter_map(|(id, key)| locate(topo, &net, &key).map(|(r, c)| (id, key, r, c)))
             .collect();
         let snap = self.snapshot();
         let mut n = 0;
         let mut t = self.table.lock();
-        for (id, key, route) in routes {
+        for (id, key, route, carry) in routes {
             if t.by_key.contains_key(&key) || t.parked(id).is_none() {
                 continue;
             }
@@ -273,6 +321,7 @@ impl Sessions {
                 continue;
             };
             rec.hops = hops;
+            rec.carry = carry;
             rec.updated_at = Utc::now();
             info!(
                 "session {id} on the network: both hosts located, tier {}",

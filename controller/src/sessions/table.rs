@@ -8,7 +8,8 @@
 //! 2. the session table ([`Table`]);
 //! 3. the meter pools;
 //! 4. the ended ring, the writer's dirty set, the measured rates;
-//! 5. the forwarding path table;
+//! 5. the forwarding path table, the flood filter, the router's wait
+//!    queue (each taken alone, never two at once);
 //! 6. the installer's setups, then a switch's output buffer.
 //!
 //! A lock may be taken while holding one above it in this list, never
@@ -124,6 +125,7 @@ impl Table {
 
     pub fn park(&mut self, mut rec: Box<Record>) {
         rec.hops.clear();
+        rec.carry = None;
         // A call keeps which calls it carries (a BYE after it is back
         // still names one); its media legs and pending offer go.
         if let Some(c) = rec.call.as_mut() {

@@ -142,6 +142,7 @@ impl Stored {
             id: SessionId::parse(&v.id)?,
             key,
             hops: Default::default(),
+            carry: None,
             service: names.intern(&v.service),
             tier: names.intern(&v.tier),
             override_tier: v.override_tier.as_deref().map(|o| names.intern(o)),

@@ -5,12 +5,16 @@
 --   customers [{id, key, owned, field, json, idx = [[key, class, field, value], ...]}]
 --   events    ["tier gold", ...]
 --   must      [[key, must_exist, kind, id], ...]  create/update preconditions
--- ARGV[2]: customers set, ARGV[3]: ip-lens hash, ARGV[4]: events channel.
--- Returns {'ok'}, {'conflict', message}, {'missing', kind, id} or
--- {'invalid', field, reason};
+--   vlan_needs [[field, vlan_key, vid], ...]      VLANs that must exist afterwards
+--   vlan_nets [{vid, field, ranges, nets = [[first, last, text, index], ...]}, ...]
+--             VLANs written: their subnets may not overlap another VLAN's
+-- ARGV[2]: customers set, ARGV[3]: ip-lens hash, ARGV[4]: events channel,
+-- ARGV[5]: the VLAN subnets hash.
+-- Returns {'ok', fresh} (fresh: how many plain records did not exist),
+-- {'conflict', message}, {'missing', kind, id} or {'invalid', field, reason};
 -- on anything but 'ok' nothing has been written.
 local b = cjson.decode(ARGV[1])
-local customers_set, lens, channel = ARGV[2], ARGV[3], ARGV[4]
+local customers_set, lens, channel, vlan_nets = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 for _, m in ipairs(b.must) do
   local exists = redis.call('EXISTS', m[1]) == 1
@@ -50,9 +54,54 @@ for _, n in ipairs(b.needs) do
   end
 end
 
+for _, n in ipairs(b.vlan_needs or {}) do
+  if not putkeys[n[2]] and redis.call('EXISTS', n[2]) == 0 then
+    return {'invalid', n[1], 'no VLAN ' .. n[3]}
+  end
+end
+
+local written = b.vlan_nets or {}
+if #written > 0 then
+  local in_batch = {}
+  for _, v in ipairs(written) do in_batch[v.vid] = true end
+  local others = {}
+  local all = redis.call('HGETALL', vlan_nets)
+  for i = 1, #all, 2 do
+    if not in_batch[all[i]] then
+      for first, last in string.gmatch(all[i + 1], '(%d+)-(%d+)') do
+        table.insert(others, {all[i], tonumber(first), tonumber(last)})
+      end
+    end
+  end
+  for _, v in ipairs(written) do
+    for _, n in ipairs(v.nets) do table.insert(others, {v.vid, n[1], n[2]}) end
+  end
+  for _, v in ipairs(written) do
+    for _, n in ipairs(v.nets) do
+      for _, o in ipairs(others) do
+        if o[1] ~= v.vid and n[1] <= o[3] and o[2] <= n[2] then
+          return {'invalid', v.field .. 'gateways[' .. n[4] .. ']',
+            'subnet ' .. n[3] .. ' overlaps a subnet of VLAN ' .. o[1]}
+        end
+      end
+    end
+  end
+end
+
+local fresh = 0
+for _, p in ipairs(b.puts) do
+  if redis.call('EXISTS', p[1]) == 0 then fresh = fresh + 1 end
+end
 for _, p in ipairs(b.puts) do
   redis.call('SET', p[1], p[4])
   if p[2] ~= '' then redis.call('SADD', p[2], p[3]) end
+end
+for _, v in ipairs(written) do
+  if v.ranges ~= '' then
+    redis.call('HSET', vlan_nets, v.vid, v.ranges)
+  else
+    redis.call('HDEL', vlan_nets, v.vid)
+  end
 end
 
 -- Drop every old entry of every rewritten customer before adding new ones,
@@ -78,4 +127,4 @@ for _, c in ipairs(b.customers) do
 end
 
 for _, ev in ipairs(b.events) do redis.call('PUBLISH', channel, ev) end
-return {'ok'}
+return {'ok', tostring(fresh)}
