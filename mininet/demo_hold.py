@@ -1,10 +1,12 @@
-"""The demo's held call (issue 6): a real SIP call (sipp) from a gold
-customer to the contact center's SIP server, with RTP, that the caller's
-phone puts on hold with a re-INVITE (a=sendonly) and resumes (a=sendrecv).
-Bandwidth through the call's tier flows is measured before, during and
-after the hold with iperf3 between the same two hosts (the call's flows
-match the caller and server addresses, so this traffic crosses the call's
-meters), and the meters on every switch of the call's path are read back.
+"""The demo's held call (issues 6 and 10): a real SIP call (sipp) from a
+gold customer to the contact center's SIP server, with RTP both ways, that
+the contact center puts on hold with a re-INVITE (a=sendonly: it keeps
+sending, music on hold) and resumes (a=sendrecv). Bandwidth through the
+call's tier flows is measured before, during and after the hold with
+iperf3 from the caller to the server (the call's flows match the caller
+and server addresses, so this traffic crosses the call's meters, in the
+direction the hold slows); the meters on every switch of the call's path
+are read back, and the music's packets counted where the caller gets them.
 
 Also holds `rtp_pcap`, the G.711 RTP capture sipp plays (Debian ships
 none), shared with tests/e2e/test_hold.py.
@@ -130,38 +132,67 @@ def _meter_rates(net, session):
 
 
 def _iperf(client, server_ip, port, secs):
-    """Mbit/s received by `client` from server_ip:port (iperf3 -R, TCP)."""
-    out = client.cmd(['iperf3', '-c', server_ip, '-p', str(port), '-R', '-t', str(secs),
-                      '-J'])
+    """Mbit/s `client` sends to server_ip:port, as received (iperf3, TCP)."""
+    out = client.cmd(['iperf3', '-c', server_ip, '-p', str(port), '-t', str(secs), '-J'])
     try:
         return json.loads(out)['end']['sum_received']['bits_per_second'] / 1e6
     except (ValueError, KeyError):
         return float('nan')
 
 
+def rtp_rate(path, src, start, end):
+    """RTP packets a second from `src` in a `tcpdump -tt -n` text file,
+    between the epoch times start and end."""
+    n = 0
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        try:
+            t = float(parts[0])
+        except (IndexError, ValueError):
+            continue
+        if len(parts) > 2 and parts[2].startswith(src + '.') and start <= t < end:
+            n += 1
+    return n / max(end - start, 1e-9)
+
+
 def held_call(net, api='http://127.0.0.1:8080', token=None, caller='cust1', server='sip',
-              iperf_port=5202, measure_secs=3):
+              iperf_port=5202, measure_secs=5):
     """Runs the held-and-resumed call on `net` (a started ContactCenterTopo
     against the controller whose REST API is `api`, `http://host:port` or
-    `host:port`; `token` defaults to $TIERFLOW_API_TOKEN) and prints bandwidth
-    and meters before, during and after the hold. Returns
-    (session id, [Mbit/s active, hold, resumed])."""
+    `host:port`; `token` defaults to $TIERFLOW_API_TOKEN): the contact
+    center's side (sipp) holds the caller with a=sendonly and plays music
+    on hold, then resumes. Prints the bandwidth and the meters before,
+    during and after the hold, and the music's packet rate at the caller.
+    Returns (session id, [Mbit/s active, hold, resumed], music packets/s
+    during the hold)."""
     token = token or os.environ.get('TIERFLOW_API_TOKEN')
     if '://' not in api:
         api = 'http://' + api
     cl, sv = net.get(caller, server)
     work = Path(tempfile.mkdtemp(prefix='tierflow-hold-'))
-    talk_ms = (measure_secs + 4) * 1000
-    pcap = rtp_pcap(work / 'rtp.pcap', talk_ms / 1000 - 0.5, src=cl.IP(), dst=sv.IP())
-    uac_xml = fill_scenario('uac_hold.xml', work, PCAP=pcap, TALK_MS=talk_ms,
-                            HOLD_MS=talk_ms)
+    phase_ms = (measure_secs + 4) * 1000
+    call_secs = 3 * phase_ms / 1000 + 5
+    uac_xml = fill_scenario('uac_moh.xml', work,
+                            PCAP=rtp_pcap(work / 'voice.pcap', call_secs, src=cl.IP(),
+                                          dst=sv.IP()),
+                            AFTER_MS=phase_ms)
+    uas_dir = work / 'uas'
+    uas_dir.mkdir()
+    uas_xml = fill_scenario('uas_moh.xml', uas_dir,
+                            PCAP=rtp_pcap(work / 'music.pcap', call_secs, src=sv.IP(),
+                                          dst=cl.IP()),
+                            TALK_MS=phase_ms, HOLD_MS=phase_ms)
+    heard = work / 'at-caller.txt'
     procs = []
     try:
         procs.append(sv.popen(['iperf3', '-s', '-p', str(iperf_port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(sv.popen(['sipp', '-sf', str(SIPP_DIR / 'uas_hold.xml'), '-i', sv.IP(),
-                               '-mi', sv.IP(), '-p', '5060', '-rtp_echo', '-m', '1',
-                               '-nostdin'],
+        with open(heard, 'w') as out:
+            procs.append(cl.popen(['tcpdump', '-tt', '-n', '-l', '-i', str(cl.defaultIntf()),
+                                   'udp and src %s and dst port 6000' % sv.IP()],
+                                  stdout=out, stderr=subprocess.DEVNULL))
+        procs.append(sv.popen(['sipp', '-sf', str(uas_xml), '-i', sv.IP(), '-mi', sv.IP(),
+                               '-p', '5060', '-m', '1', '-nostdin'],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1)
         uac = cl.popen(['sipp', '%s:5060' % sv.IP(), '-sf', str(uac_xml), '-i', cl.IP(),
@@ -174,11 +205,11 @@ def held_call(net, api='http://127.0.0.1:8080', token=None, caller='cust1', serv
         print('  call %s: %s -> %s, tier %s (%s), path %s'
               % (sid, cl.IP(), sv.IP(), s['tier'], s['explanation']['reason'],
                  ' '.join(s['path'])))
-        phases = []
+        phases, held_at = [], None
         for label, state in (('active', 'active'), ('hold', 'hold'), ('resumed', 'active')):
             if label == 'resumed':
                 # The hold is over when the resume re-INVITE lands.
-                deadline = time.monotonic() + talk_ms / 1000 + 10
+                deadline = time.monotonic() + phase_ms / 1000 + 10
                 while time.monotonic() < deadline:
                     s = _api(api, 'GET', '/sessions/' + sid, token)
                     if s['state'] == 'active':
@@ -187,18 +218,31 @@ def held_call(net, api='http://127.0.0.1:8080', token=None, caller='cust1', serv
             else:
                 s = _wait_state(api, sid, state, token)
             time.sleep(0.3)
+            if label == 'hold':
+                held_at = time.time()
             rates = _meter_rates(net, s)
+            # The caller sends: on hold, its direction is the held one.
             mbps = _iperf(cl, sv.IP(), iperf_port, measure_secs)
             phases.append(mbps)
-            print('    %-8s %8.2f Mbit/s  state %-6s (%s)  meters (kbit/s): %s'
+            m = s.get('meters') or {}
+            print('    %-8s %8.2f Mbit/s  state %-6s (%s)  meters (kbit/s, bucket kbit): '
+                  'to server %s/%s, to caller %s/%s; on the switches: %s'
                   % (label, mbps, s['state'], s['state_reason'] or 'admitted',
+                     m.get('to_server', {}).get('rate_kbps'),
+                     m.get('to_server', {}).get('bucket_kbits'),
+                     m.get('to_client', {}).get('rate_kbps'),
+                     m.get('to_client', {}).get('bucket_kbits'),
                      '  '.join('%s %s' % (n, '/'.join(map(str, r))) for n, r in rates.items())))
-        print('  call %s: active %.1f Mbit/s -> hold %.2f Mbit/s -> resumed %.1f Mbit/s'
-              % (sid, phases[0], phases[1], phases[2]))
+            if label == 'hold':
+                held_until = time.time()
+        music = rtp_rate(heard, sv.IP(), held_at, held_until) if held_at else 0.0
+        print('  call %s: active %.1f Mbit/s -> hold %.2f Mbit/s -> resumed %.1f Mbit/s; '
+              'music on hold reached the caller at %.0f packets/s (G.711 at 20 ms: 50)'
+              % (sid, phases[0], phases[1], phases[2], music))
         rc = uac.wait(timeout=60)
         if rc != 0:
             print('  (sipp caller exited %s: %s)' % (rc, uac.stderr.read()[-300:]))
-        return sid, phases
+        return sid, phases, music
     finally:
         for p in procs:
             if p.poll() is None:

@@ -226,6 +226,20 @@ impl ControlPlane {
         self.installer.switches()
     }
 
+    /// How full the bounded tables are: `(name, entries)` for learned
+    /// hosts, path records, live and parked sessions, and frames waiting
+    /// for a next hop's ARP answer.
+    pub fn table_sizes(&self) -> [(&'static str, usize); 5] {
+        let hosts = self.topology.lock().host_count();
+        [
+            ("hosts", hosts),
+            ("paths", self.forwarding.path_count()),
+            ("sessions", self.sessions.live_count()),
+            ("parked_sessions", self.sessions.parked_count()),
+            ("routing_waiting", self.router.waiting()),
+        ]
+    }
+
     /// Links (one entry per direction seen) and hosts, as the topology
     /// knows them now.
     pub fn topology_view(&self) -> (Vec<(PortRef, PortRef)>, Vec<Host>) {

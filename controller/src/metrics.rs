@@ -129,6 +129,18 @@ impl Collector for Collect {
         }
         {
             let mut e = enc.encode_descriptor(
+                "tierflow_table_entries",
+                "Entries in the controller's bounded tables (hosts, paths, sessions, parked sessions, frames waiting for ARP).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, n) in ctl.table_sizes() {
+                let labels = [("table", name)];
+                ConstGauge::new(n as i64).encode(e.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut e = enc.encode_descriptor(
                 "tierflow_limit",
                 "The limits in force ([limits] in the configuration).",
                 None,

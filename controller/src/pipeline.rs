@@ -544,25 +544,33 @@ fn flood(ctx: &Ctx<'_>, topo: &Topology, from: PortRef, data: &[u8], now: Instan
 }
 
 /// An LLDP probe arrived at `to`. Only this controller's probes, fresh
-/// and correctly signed, between two ports where no host lives, make a
-/// link: nothing a host sends changes the topology.
+/// and correctly signed, make a link: nothing a host sends changes the
+/// topology. Where hosts were learnt at either port (frames that crossed
+/// the link before it was discovered, or a host sending probes back), the
+/// link needs the probes of both ways; then both ways are made at once.
 fn lldp_in(ctx: &Ctx<'_>, to: PortRef, frame: &[u8]) {
     let Some(p) = crate::lldp::parse_probe(frame) else {
         return;
     };
     let from = (p.dpid, p.port);
+    let now = Instant::now();
     let mut topo = ctx.topology.lock();
-    let trusted = p.verify(ctx.lldp_key, crate::lldp::now_ms(), ctx.lldp_max_age_ms)
+    let valid = p.verify(ctx.lldp_key, crate::lldp::now_ms(), ctx.lldp_max_age_ms)
         && from != to
-        && ctx.exec.connected(from.0)
-        && !topo.has_hosts_at(to)
-        && !topo.has_hosts_at(from);
-    if !trusted {
+        && ctx.exec.connected(from.0);
+    let hosts = valid && (topo.has_hosts_at(to) || topo.has_hosts_at(from));
+    if !valid || (hosts && !topo.confirmed_both_ways(from, to, now)) {
         drop(topo);
         ctx.stats.lldp_ignored.inc();
         return;
     }
-    let change = topo.link_seen(from, to, Instant::now());
+    let mut change = topo.link_seen(from, to, now);
+    if hosts {
+        let back = topo.link_seen(to, from, now);
+        change.links_added.extend(back.links_added);
+        change.links_removed.extend(back.links_removed);
+        change.hosts_removed.extend(back.hosts_removed);
+    }
     drop(topo);
     if !change.is_empty() {
         topology_changed(ctx, &change);
@@ -944,6 +952,39 @@ mod tests {
         net.packet_in(1, 10, &probe(&net.key, (3, 5), now));
         assert_eq!(links(&net), 1);
         assert_eq!(net.stats.lldp_ignored.get(), 4);
+        // The host at 3:1 keeps sending its own port's probes back in
+        // (the one probe it receives): never a link.
+        for _ in 0..3 {
+            net.packet_in(3, 1, &probe(&net.key, (3, 1), now));
+        }
+        assert_eq!(links(&net), 1);
+        assert!(net.topo.lock().has_hosts_at((3, 1)));
+    }
+
+    #[tokio::test]
+    async fn a_link_where_frames_were_learnt_before_discovery_is_made_by_probes_both_ways() {
+        let net = Net::new("{}").await;
+        let mut t = Topology::default();
+        t.set_ports(1, [1, 10]);
+        t.set_ports(3, [1, 5]);
+        *net.topo.lock() = t;
+        let now = crate::lldp::now_ms();
+        let probe = |from: (u64, u32)| {
+            crate::lldp::probe(&net.key, from.0, from.1, MacAddr([2, 0, 0, 0, 0, 9]), now)
+        };
+        // Before discovery, a broadcast crossed 3:5 -> 1:10 and one the
+        // other way: each end learnt a host there.
+        net.packet_in(1, 10, &tcp(H1, H2, ([10, 0, 0, 1], [10, 0, 0, 2]), 80));
+        net.packet_in(3, 5, &tcp(H2, H1, ([10, 0, 0, 2], [10, 0, 0, 1]), 80));
+        assert!(net.topo.lock().has_hosts_at((1, 10)));
+        // One way's probe alone: held back.
+        net.packet_in(1, 10, &probe((3, 5)));
+        assert_eq!(net.topo.lock().links().count(), 0);
+        // The other way's: the link, both ways, and no host at its ends.
+        net.packet_in(3, 5, &probe((1, 10)));
+        let t = net.topo.lock();
+        assert_eq!(t.links().count(), 2);
+        assert!(!t.has_hosts_at((1, 10)) && !t.has_hosts_at((3, 5)));
     }
 
     #[tokio::test]

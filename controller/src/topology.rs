@@ -89,7 +89,16 @@ pub struct Topology {
     /// Both ends of every link, rebuilt with the graph: every packet-in asks
     /// whether it arrived on a link, and that must not scan the links.
     link_ends: HashSet<PortRef>,
+    /// Valid probes held back because hosts were learnt at one of their
+    /// ports, by (from, to): a link there needs the probes of both ways.
+    held_probes: HashMap<(PortRef, PortRef), Instant>,
 }
+
+/// How long a held-back probe waits for the other way's (a few probe
+/// rounds).
+const HELD_PROBE_WINDOW: Duration = Duration::from_secs(10);
+/// Most held-back probes remembered (older ones are forgotten first).
+const MAX_HELD_PROBES: usize = 4096;
 
 impl Default for Topology {
     fn default() -> Self {
@@ -104,6 +113,7 @@ impl Default for Topology {
             paths: HashMap::default(),
             here: Arc::from([]),
             link_ends: HashSet::default(),
+            held_probes: HashMap::default(),
         }
     }
 }
@@ -225,6 +235,31 @@ impl Topology {
             .iter()
             .copied()
             .filter(move |p| !self.link_ends.contains(&(dpid, *p)))
+    }
+
+    /// A valid probe from `from` arrived at `to`, where (or at `from`)
+    /// hosts were learnt: whether the other way's probe arrived too within
+    /// the last seconds. Hosts learnt at both ends of a real link are
+    /// frames that crossed it before discovery finished; a host that sends
+    /// probes back (its own port's, which is all it receives) never makes
+    /// the other way, so it never turns its port into a link.
+    pub fn confirmed_both_ways(&mut self, from: PortRef, to: PortRef, now: Instant) -> bool {
+        if self
+            .held_probes
+            .get(&(to, from))
+            .is_some_and(|t| now.saturating_duration_since(*t) <= HELD_PROBE_WINDOW)
+        {
+            self.held_probes.remove(&(to, from));
+            return true;
+        }
+        if self.held_probes.len() >= MAX_HELD_PROBES {
+            self.held_probes
+                .retain(|_, t| now.saturating_duration_since(*t) <= HELD_PROBE_WINDOW);
+        }
+        if self.held_probes.len() < MAX_HELD_PROBES {
+            self.held_probes.insert((from, to), now);
+        }
+        false
     }
 
     /// An LLDP probe sent from `from` arrived at `to`.

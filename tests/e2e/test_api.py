@@ -174,7 +174,12 @@ def test_api_edits_take_effect_on_a_running_session(
                            ('basic', 'PUT tier', 'override', 'override removed',
                             'promo via client-data'), phases, expected)))
     for got, want in zip(phases, expected):
-        assert 0.9 * want / 1000 <= got <= 1.1 * want / 1000, (phases, expected)
+        # Each phase is a rate change in the middle of one transfer: the
+        # sender adapts to it (after a decrease BBR meets the lower rate in
+        # losses, after an increase it climbs), so 1.5 s after the change
+        # the next 4 s are within 15 % of the new rate. A session's whole
+        # 10 s transfer is held to 90-110 % in test_rates.py.
+        assert 0.85 * want / 1000 <= got <= 1.1 * want / 1000, (phases, expected)
 
     # The session flows stayed in place through every change (MODIFY, not
     # delete and re-add) and now carry premium's DSCP at the edge.

@@ -359,10 +359,12 @@ def test_idle_media_puts_the_call_on_hold_and_media_resumes_it(hold_net, tmp_pat
 def test_demo_held_call(hold_net):
     """mininet/demo_hold.py's held call, as the README's demo runs it."""
     controller, net, api = hold_net()
-    sid, (active, held, resumed) = held_call(
+    sid, (active, held, resumed), music = held_call(
         net, api='http://127.0.0.1:%d' % controller.api_port)
-    figure('  hold: demo call %s: active %.1f Mbit/s -> hold %.3f Mbit/s -> resumed %.1f Mbit/s'
-           % (sid, active, held, resumed))
+    figure('  hold: demo call %s: active %.1f Mbit/s -> hold %.3f Mbit/s -> resumed %.1f Mbit/s;'
+           ' music on hold %.0f packets/s at the caller'
+           % (sid, active, held, resumed, music))
+    assert music >= 45, music
     # A fresh TCP stream per phase through the call's meters: the tier's
     # rate before and after, the hold rate (two orders of magnitude less)
     # between.

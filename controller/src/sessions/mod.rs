@@ -306,6 +306,11 @@ impl Sessions {
         }
     }
 
+    /// Parked sessions (no path now).
+    pub fn parked_count(&self) -> usize {
+        self.table.lock().parked.len()
+    }
+
     /// Live sessions.
     pub fn live_count(&self) -> usize {
         self.table.lock().by_id.len()
