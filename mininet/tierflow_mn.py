@@ -73,7 +73,8 @@ def mac_of(ip):
 class LinearTopo(Topo):
     """k switches in a chain s1 - s2 - ... - sk, n hosts on each.
     Hosts: h1..hk with n=1 (hi on si); h<j>s<i> with n>1 (Mininet's names).
-    IPs 10.0.0.1.. in that order, MACs from mac_of()."""
+    IPs 10.0.0.1.. in the order of the names (Mininet sorts them: with n=2,
+    h1s1 .. h1sk, then h2s1 .. h2sk), MACs from mac_of()."""
 
     def build(self, k=2, n=1):
         last = None

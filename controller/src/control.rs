@@ -320,11 +320,35 @@ impl ControlPlane {
             plan.push(sw.dpid, &messages::controller_meter(pps));
             self.installer.execute(plan);
         }
+        let ports: Vec<u32> = sw.info.read().ports.keys().copied().collect();
+        let mut plan = Plan::new();
+        for port in ports {
+            self.push_guard(&mut plan, &sw, port);
+        }
+        self.installer.execute(plan);
         self.sync_queues(Some(sw.dpid));
         self.installer.execute(self.sessions.service_flows(sw.dpid));
         self.sessions
             .switch_ready(&self.installer, sw.dpid, max_meter(&sw));
         self.probe_switch(&sw);
+    }
+
+    /// A port's guard in the switch's guard table: its packets to the
+    /// controller through its own packet meter (replaced, never added
+    /// twice), or unmetered when the switch has no meters or no per-port
+    /// limit is set. The controller keeps its own count per port too.
+    fn push_guard(&self, plan: &mut Plan, sw: &Switch, port: u32) {
+        if port >= PortNo::Max.value() {
+            return;
+        }
+        let pps = self.config.limits.packet_ins_per_port;
+        let metered = sw.info.read().meter_features.is_some();
+        let meter = messages::guard_meter_id(port).filter(|_| pps > 0 && metered);
+        if let Some(id) = meter {
+            plan.push(sw.dpid, &Message::MeterMod(messages::delete_meter(id)));
+            plan.push(sw.dpid, &messages::port_meter(id, pps));
+        }
+        plan.push(sw.dpid, &messages::guard_port(port, meter));
     }
 
     /// Sends one LLDP probe out of every live port of every switch,
@@ -848,16 +872,8 @@ impl ControlPlane {
                         continue;
                     }
                 };
-                for p in parts {
-                    if let MultipartReplyBody::Meter(v) = p.body {
-                        for m in v {
-                            let dropped: u64 = m.band_stats.iter().map(|b| b.byte_band_count).sum();
-                            passed.insert(
-                                (*dpid, m.meter_id),
-                                m.byte_in_count.saturating_sub(dropped),
-                            );
-                        }
-                    }
+                for p in &parts {
+                    crate::sessions::measure::add_passed(*dpid, &p.body, &mut passed);
                 }
             }
             let r = rates.poll(&targets, &passed, Instant::now());
@@ -1033,6 +1049,7 @@ impl Events for ControlPlane {
         plan.push(sw.dpid, &messages::set_config());
         plan.push(sw.dpid, &messages::delete_ours());
         plan.push(sw.dpid, &messages::table_miss());
+        plan.push(sw.dpid, &messages::guard_miss());
         plan.push(sw.dpid, &messages::lldp_to_controller());
         self.installer.execute(plan);
         Ok(())
@@ -1122,6 +1139,18 @@ impl Events for ControlPlane {
             if up { "up" } else { "down" },
             ps.reason
         );
+        if ps.reason == PortReason::Add {
+            let mut plan = Plan::new();
+            self.push_guard(&mut plan, sw, port);
+            self.installer.execute(plan);
+        } else if ps.reason == PortReason::Delete && port < PortNo::Max.value() {
+            let mut plan = Plan::new();
+            plan.push(sw.dpid, &messages::delete_guard(port));
+            if let Some(id) = messages::guard_meter_id(port) {
+                plan.push(sw.dpid, &Message::MeterMod(messages::delete_meter(id)));
+            }
+            self.installer.execute(plan);
+        }
         if up {
             if port < PortNo::Max.value() {
                 self.topology.lock().port_up((sw.dpid, port));

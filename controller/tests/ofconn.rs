@@ -142,6 +142,12 @@ fn outputs_to_controller(instructions: &Instructions<'_>) -> bool {
     })
 }
 
+fn goes_to_guard(instructions: &Instructions<'_>) -> bool {
+    instructions
+        .iter()
+        .any(|i| matches!(i, Instruction::GotoTable { table_id: 1 }))
+}
+
 /// What a fake switch talks over: TCP, or TLS over TCP.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -417,13 +423,27 @@ async fn handshake_installs_infra_flows_learns_the_switch_and_probes_its_ports()
     assert_eq!(delete.out_group, openflow::GROUP_ANY);
     assert!(delete.match_.fields.is_empty(), "{:?}", delete.match_);
 
+    // Every packet for the controller goes through the guard table (one
+    // metered flow per port), whose own miss outputs to the controller.
     let (i_miss, miss) = *flow_mods
         .iter()
-        .find(|(_, f)| f.command == FlowModCommand::Add && f.match_.fields.is_empty())
+        .find(|(_, f)| {
+            f.command == FlowModCommand::Add && f.match_.fields.is_empty() && f.table_id == 0
+        })
         .with_context(|| format!("no table-miss flow in {types:?}"))?;
     assert_eq!(miss.priority, 0);
     assert_eq!(miss.cookie & COOKIE_NAMESPACE_MASK, COOKIE_NAMESPACE);
-    assert!(outputs_to_controller(&miss.instructions), "{miss:?}");
+    assert!(goes_to_guard(&miss.instructions), "{miss:?}");
+    let (_, guard_miss) = *flow_mods
+        .iter()
+        .find(|(_, f)| {
+            f.command == FlowModCommand::Add && f.match_.fields.is_empty() && f.table_id == 1
+        })
+        .with_context(|| format!("no guard-table miss in {types:?}"))?;
+    assert!(
+        outputs_to_controller(&guard_miss.instructions),
+        "{guard_miss:?}"
+    );
 
     let (i_lldp, lldp) = *flow_mods
         .iter()
@@ -434,7 +454,7 @@ async fn handshake_installs_infra_flows_learns_the_switch_and_probes_its_ports()
         .with_context(|| format!("no LLDP flow in {types:?}"))?;
     assert!(lldp.priority > miss.priority);
     assert_eq!(lldp.cookie & COOKIE_NAMESPACE_MASK, COOKIE_NAMESPACE);
-    assert!(outputs_to_controller(&lldp.instructions), "{lldp:?}");
+    assert!(goes_to_guard(&lldp.instructions), "{lldp:?}");
     // The delete of our namespace must not remove what we just installed.
     assert!(
         i_delete < i_miss && i_delete < i_lldp,

@@ -211,6 +211,18 @@ def test_a_60s_flood_from_one_host_leaves_a_gold_call_and_the_tables_alone(cc_ne
     assert rss_after - rss_before <= 64 * 1024, (rss_before, rss_after)
 
 
+def udp_session(controller, client, server, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        for x in api_get(controller, '/sessions?limit=1000')['items']:
+            if (x['client_ip'], x['server_ip'], x['service']) == (client, server, 'iperf-udp'):
+                return x['id']
+        if time.monotonic() > deadline:
+            raise AssertionError('no iperf-udp session %s -> %s:\n%s'
+                                 % (client, server, controller.tail()))
+        time.sleep(0.2)
+
+
 def corrupt_one_session(redis, sid):
     subprocess.run(['redis-cli', '-p', str(redis.port), 'SET', 'tf:session:%s' % sid,
                     '{"id": "%s", "state": ' % sid], check=True, capture_output=True)
@@ -219,21 +231,22 @@ def corrupt_one_session(redis, sid):
 def test_kill_9_during_admissions_and_a_corrupt_record_every_other_session_comes_back(
         cc_net, redis):
     controller, net = cc_net()
-    cust1, cust2, web = net.get('cust1', 'cust2', 'web')
+    cust1, cust2, web, sip = net.get('cust1', 'cust2', 'web', 'sip')
+    # The sample CRM's iperf-udp service: UDP 5201 on 10.0.0.96/28.
     net.serve(web, ['iperf3', '-s', '-p', '5201'])
-    net.serve(web, ['iperf3', '-s', '-p', '5202'])
+    net.serve(sip, ['iperf3', '-s', '-p', '5201'])
     time.sleep(0.5)
     # Two long sessions: cust1 (gold) overridden to bronze, cust2 (bronze)
     # held by CTI.
     long1 = cust1.popen(['iperf3', '-c', WEB, '-p', '5201', '-t', '60', '-u', '-b', '2M'],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    long2 = cust2.popen(['iperf3', '-c', WEB, '-p', '5202', '-t', '60', '-u', '-b', '2M'],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    long2 = cust2.popen(['iperf3', '-c', SIP_SERVER, '-p', '5201', '-t', '60', '-u', '-b',
+                         '2M'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        s1 = re.search(r'session (s-[0-9a-f]+)',
-                       session_line(controller, '10.0.0.1', WEB)).group(1)
-        s2 = re.search(r'session (s-[0-9a-f]+)',
-                       session_line(controller, '10.0.0.2', WEB)).group(1)
+        # The UDP streams' sessions (iperf3's TCP control connection is a
+        # session of the iperf service too, mostly idle).
+        s1 = udp_session(controller, '10.0.0.1', WEB)
+        s2 = udp_session(controller, '10.0.0.2', SIP_SERVER)
         api_call(controller, 'PUT', '/sessions/%s/tier' % s1, {'tier': 'bronze'})
         api_call(controller, 'PUT', '/sessions/%s/state' % s2, {'state': 'hold'})
         # A third one whose record will be unreadable.

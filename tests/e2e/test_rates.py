@@ -30,9 +30,10 @@ from demo_hold import fill_scenario, rtp_pcap
 from test_qos import load_crm
 from tierflow_mn import LinearTopo
 
-#: LinearTopo(k=4, n=2): h1s1 10.0.0.1, h2s1 .2, ... h1s4 .7, h2s4 .8.
-BULK_CLIENT, BULK_SERVER = '10.0.0.1', '10.0.0.7'
-CALLER, SIP_SERVER = '10.0.0.2', '10.0.0.8'
+#: LinearTopo(k=4, n=2): Mininet numbers hosts in name order, h1s1
+#: 10.0.0.1 ... h1s4 .4, h2s1 .5 ... h2s4 .8.
+BULK_CLIENT, BULK_SERVER = '10.0.0.1', '10.0.0.4'
+CALLER, SIP_SERVER = '10.0.0.5', '10.0.0.8'
 SWITCHES = ['s1', 's2', 's3', 's4']
 
 CRM = {
@@ -173,17 +174,20 @@ class StatePoller:
 
     def __init__(self, api, sid):
         self.api, self.sid = api, sid
-        self.changes, self.stop = [], threading.Event()
+        self.changes, self.stop, self.errors = [], threading.Event(), []
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
         last = None
+        self.errors = []
         while not self.stop.is_set():
             try:
                 s = self.api.call('GET', '/sessions/' + self.sid)
-            except OSError:
-                break
+            except OSError as e:
+                self.errors.append((time.time(), str(e)))
+                time.sleep(0.05)
+                continue
             if s['state'] != last:
                 self.changes.append((time.time(), s['state'], s['state_reason'], s['meters']))
                 last = s['state']
@@ -193,7 +197,8 @@ class StatePoller:
         for t, st, _, _ in self.changes:
             if st == state and t >= after:
                 return t
-        raise AssertionError('never %s after %s: %s' % (state, after, self.changes))
+        raise AssertionError('never %s after %s: %s (API errors: %s)'
+                             % (state, after, self.changes, self.errors[-5:]))
 
     def done(self):
         self.stop.set()

@@ -1,7 +1,7 @@
 //! What every switch gets when it connects, and the service catch flows.
 
 use super::cookie::{self, Kind};
-use super::{prio, to_controller};
+use super::{GUARD_TABLE, prio, to_controller, to_guard};
 use openflow::{FlowMod, Match, Message, Oxm, SwitchConfig};
 
 /// Whole packets to the controller, no buffering on the switch.
@@ -38,7 +38,7 @@ pub fn table_miss() -> FlowMod<'static> {
     FlowMod {
         cookie: cookie::cookie(Kind::Infra, 1),
         priority: prio::MISS,
-        instructions: [to_controller()].into_iter().collect(),
+        instructions: [to_guard()].into_iter().collect(),
         ..FlowMod::default()
     }
 }
@@ -48,9 +48,74 @@ pub fn lldp_to_controller() -> FlowMod<'static> {
         cookie: cookie::cookie(Kind::Infra, 2),
         priority: prio::LLDP,
         match_: Match::new().with(Oxm::EthType(crate::lldp::ETH_TYPE_LLDP, None)),
+        instructions: [to_guard()].into_iter().collect(),
+        ..FlowMod::default()
+    }
+}
+
+/// The guard table's miss: a port without a guard flow yet (it just came
+/// up) reaches the controller unmetered, as every port did before.
+pub fn guard_miss() -> FlowMod<'static> {
+    FlowMod {
+        cookie: cookie::cookie(Kind::Infra, 3),
+        table_id: GUARD_TABLE,
+        priority: prio::MISS,
         instructions: [to_controller()].into_iter().collect(),
         ..FlowMod::default()
     }
+}
+
+/// The meter id of a port's guard: above any session meter's (those count
+/// up from 1 to the switch's `max_meter`); `None` for port numbers beyond
+/// the range (no physical port has one).
+pub fn guard_meter_id(port: u32) -> Option<u32> {
+    (port < 0x0100_0000).then_some(0x7000_0000 | port)
+}
+
+/// A port's guard: its packets to the controller through its meter
+/// (`meter`: none when the switch has no meters or no limit is set).
+pub fn guard_port(port: u32, meter: Option<u32>) -> FlowMod<'static> {
+    let mut instructions: openflow::Instructions<'static> = Default::default();
+    if let Some(meter_id) = meter {
+        instructions.push(openflow::Instruction::Meter { meter_id });
+    }
+    instructions.push(to_controller());
+    FlowMod {
+        cookie: cookie::cookie(Kind::Infra, 4),
+        table_id: GUARD_TABLE,
+        priority: prio::GUARD,
+        match_: Match::new().with(Oxm::InPort(openflow::PortNo::from(port), None)),
+        instructions,
+        ..FlowMod::default()
+    }
+}
+
+/// A port's guard flow leaves (the port was deleted).
+pub fn delete_guard(port: u32) -> FlowMod<'static> {
+    FlowMod {
+        cookie: cookie::cookie(Kind::Infra, 4),
+        table_id: GUARD_TABLE,
+        command: openflow::FlowModCommand::DeleteStrict,
+        priority: prio::GUARD,
+        match_: Match::new().with(Oxm::InPort(openflow::PortNo::from(port), None)),
+        ..FlowMod::default()
+    }
+}
+
+/// A port's packet meter: at most `pps` packets a second (and as many at
+/// once) from that port to the controller.
+pub fn port_meter(meter_id: u32, pps: u32) -> Message<'static> {
+    Message::MeterMod(openflow::MeterMod {
+        command: openflow::MeterModCommand::Add,
+        flags: openflow::consts::meter_flags::PKTPS
+            | openflow::consts::meter_flags::BURST
+            | openflow::consts::meter_flags::STATS,
+        meter_id,
+        bands: vec![openflow::MeterBand::Drop {
+            rate: pps,
+            burst_size: pps,
+        }],
+    })
 }
 
 /// The flows that bring traffic towards service `index` to the
@@ -84,7 +149,7 @@ pub fn service_flows(
         cookie: cookie::cookie(Kind::Service, index),
         priority,
         match_,
-        instructions: [to_controller()].into_iter().collect(),
+        instructions: [to_guard()].into_iter().collect(),
         ..FlowMod::default()
     };
     let mut v = vec![flow(prio::SERVICE, l4(ip(true), true))];
@@ -104,12 +169,26 @@ mod tests {
     }
 
     #[test]
-    fn table_miss_and_lldp_send_whole_packets_to_the_controller() {
+    fn table_miss_and_lldp_go_through_the_guard_table_to_the_controller() {
         let miss = text(&table_miss());
         assert!(miss.contains(r#""priority":0"#), "{miss}");
         assert!(
-            miss.contains(r#"{"type":"OUTPUT","port":"CONTROLLER","max_len":65535}"#),
+            miss.contains(r#"{"type":"GOTO_TABLE","table_id":1}"#),
             "{miss}"
+        );
+        let guard = text(&guard_port(3, guard_meter_id(3)));
+        assert!(
+            guard.contains(r#""table_id":1"#)
+                && guard.contains(r#"{"field":"in_port","value":3}"#)
+                && guard.contains(r#"{"type":"METER","meter_id":1879048195}"#)
+                && guard.contains(r#"{"type":"OUTPUT","port":"CONTROLLER","max_len":65535}"#),
+            "{guard}"
+        );
+        assert_eq!(guard_meter_id(0x0100_0000), None);
+        let open = text(&guard_miss());
+        assert!(
+            open.contains(r#""table_id":1"#) && open.contains(r#""priority":0"#),
+            "{open}"
         );
         let lldp = text(&lldp_to_controller());
         assert!(lldp.contains(r#""priority":65000"#), "{lldp}");

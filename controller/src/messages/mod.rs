@@ -19,7 +19,8 @@ mod tier;
 mod vlan;
 
 pub use infra::{
-    controller_meter, delete_ours, lldp_to_controller, service_flows, set_config, table_miss,
+    controller_meter, delete_guard, delete_ours, guard_meter_id, guard_miss, guard_port,
+    lldp_to_controller, port_meter, service_flows, set_config, table_miss,
 };
 pub use packet::{flood_out, packet_out, probe_out};
 pub use path::{PATH_FLOW_LEN, delete_path, path_flow};
@@ -52,6 +53,22 @@ pub mod prio {
     pub const PATH: u16 = 10;
     /// Table miss: everything else goes to the controller.
     pub const MISS: u16 = 0;
+    /// In the guard table: a port's packets to the controller, through
+    /// that port's meter (above the guard table's own miss).
+    pub const GUARD: u16 = 100;
+}
+
+/// The table every packet bound for the controller goes through: one
+/// flow per switch port, each with the port's own packet meter, so a host
+/// flooding its port spends its port's budget and nothing else (the LLDP
+/// probes on the other ports, the other hosts' session requests).
+pub const GUARD_TABLE: u8 = 1;
+
+/// To the controller through the guard table.
+fn to_guard() -> openflow::Instruction<'static> {
+    openflow::Instruction::GotoTable {
+        table_id: GUARD_TABLE,
+    }
 }
 
 /// Output-to-controller as one instruction (whole packet, unbuffered).

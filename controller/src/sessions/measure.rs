@@ -20,6 +20,21 @@ pub type Targets = Vec<(u64, Vec<(u32, SessionId, bool)>)>;
 /// What one meter let through so far, by `(switch, meter id)`.
 pub type Passed = HashMap<(u64, u32), u64>;
 
+/// Adds what each meter of one meter-statistics reply let through (bytes
+/// in, less what its bands dropped).
+pub fn add_passed(
+    dpid: u64,
+    reply: &openflow::multipart::MultipartReplyBody<'_>,
+    passed: &mut Passed,
+) {
+    if let openflow::multipart::MultipartReplyBody::Meter(v) = reply {
+        for m in v {
+            let dropped: u64 = m.band_stats.iter().map(|b| b.byte_band_count).sum();
+            passed.insert((dpid, m.meter_id), m.byte_in_count.saturating_sub(dropped));
+        }
+    }
+}
+
 /// A meter's counter at the previous poll.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
