@@ -362,12 +362,14 @@ impl From<ClientDataIn> for ClientData {
 }
 
 /// What an application server asks a session for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RequestKind {
     /// A call's media (RTP; its RTCP rides along on the next ports).
     Voice,
     Web,
+    /// Anything else; what a request that names no kind asks for.
+    #[default]
     Other,
 }
 
@@ -397,6 +399,8 @@ pub struct SessionRequest {
     pub proto: crate::model::Proto,
     pub client: Endpoint,
     pub server: Endpoint,
+    /// `other` when left out.
+    #[serde(default)]
     pub kind: RequestKind,
     /// What the application knows of the client. `phone` may be E.164 or
     /// a national number (normalised with the controller's default

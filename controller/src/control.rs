@@ -333,22 +333,38 @@ impl ControlPlane {
         self.probe_switch(&sw);
     }
 
-    /// A port's guard in the switch's guard table: its packets to the
-    /// controller through its own packet meter (replaced, never added
-    /// twice), or unmetered when the switch has no meters or no per-port
-    /// limit is set. The controller keeps its own count per port too.
+    /// A port's guards in the switch's guard table: its LLDP frames and
+    /// its other packets to the controller, each through a packet meter
+    /// of the port's own (replaced, never added twice), or unmetered when
+    /// the switch has no meters or no per-port limit is set. The
+    /// controller keeps its own count per port too.
     fn push_guard(&self, plan: &mut Plan, sw: &Switch, port: u32) {
         if port >= PortNo::Max.value() {
             return;
         }
         let pps = self.config.limits.packet_ins_per_port;
-        let metered = sw.info.read().meter_features.is_some();
-        let meter = messages::guard_meter_id(port).filter(|_| pps > 0 && metered);
-        if let Some(id) = meter {
-            plan.push(sw.dpid, &Message::MeterMod(messages::delete_meter(id)));
-            plan.push(sw.dpid, &messages::port_meter(id, pps));
+        let metered = sw.info.read().meter_features.is_some() && pps > 0;
+        let guards = [
+            (messages::guard_meter_id(port), pps, false),
+            (
+                messages::lldp_guard_meter_id(port),
+                messages::LLDP_PPS_PER_PORT,
+                true,
+            ),
+        ];
+        for (id, rate, lldp) in guards {
+            let meter = id.filter(|_| metered);
+            if let Some(id) = meter {
+                plan.push(sw.dpid, &Message::MeterMod(messages::delete_meter(id)));
+                plan.push(sw.dpid, &messages::port_meter(id, rate));
+            }
+            let flow = if lldp {
+                messages::guard_lldp_port(port, meter)
+            } else {
+                messages::guard_port(port, meter)
+            };
+            plan.push(sw.dpid, &flow);
         }
-        plan.push(sw.dpid, &messages::guard_port(port, meter));
     }
 
     /// Sends one LLDP probe out of every live port of every switch,
@@ -1087,9 +1103,16 @@ impl Events for ControlPlane {
             .is_multiple_of(LATENCY_SAMPLE)
             .then_some(now);
         // A flood from one port costs that port: its packet-ins beyond
-        // the rate are dropped here, before any work.
+        // the rate are dropped here, before any work. Its LLDP frames
+        // count apart (the guard table meters them apart too).
         let limit = self.config.limits.packet_ins_per_port;
-        if limit > 0 && !sw.admit_packet_in(in_port, limit, now) {
+        let lldp = pi.data.get(12..14) == Some(&crate::lldp::ETH_TYPE_LLDP.to_be_bytes()[..]);
+        let rate = if lldp {
+            messages::LLDP_PPS_PER_PORT
+        } else {
+            limit
+        };
+        if limit > 0 && !sw.admit_packet_in(in_port, lldp, rate, now) {
             self.stats.packet_ins_dropped.inc();
             return;
         }
@@ -1145,8 +1168,14 @@ impl Events for ControlPlane {
             self.installer.execute(plan);
         } else if ps.reason == PortReason::Delete && port < PortNo::Max.value() {
             let mut plan = Plan::new();
-            plan.push(sw.dpid, &messages::delete_guard(port));
-            if let Some(id) = messages::guard_meter_id(port) {
+            for flow in messages::delete_guard(port) {
+                plan.push(sw.dpid, &flow);
+            }
+            let ids = [
+                messages::guard_meter_id(port),
+                messages::lldp_guard_meter_id(port),
+            ];
+            for id in ids.into_iter().flatten() {
                 plan.push(sw.dpid, &Message::MeterMod(messages::delete_meter(id)));
             }
             self.installer.execute(plan);

@@ -72,34 +72,71 @@ pub fn guard_meter_id(port: u32) -> Option<u32> {
     (port < 0x0100_0000).then_some(0x7000_0000 | port)
 }
 
+/// The meter id of a port's LLDP guard (next to its guard's).
+pub fn lldp_guard_meter_id(port: u32) -> Option<u32> {
+    (port < 0x0100_0000).then_some(0x7100_0000 | port)
+}
+
+/// At most this many LLDP frames a second from one port reach the
+/// controller: a link carries one probe a second each way, so ten leave
+/// room for a restart's burst and none for a host's LLDP flood.
+pub const LLDP_PPS_PER_PORT: u32 = 10;
+
 /// A port's guard: its packets to the controller through its meter
 /// (`meter`: none when the switch has no meters or no limit is set).
 pub fn guard_port(port: u32, meter: Option<u32>) -> FlowMod<'static> {
+    guard_flow(port, false, meter)
+}
+
+/// A port's LLDP guard: its LLDP frames through a meter of their own, so
+/// a link port flooded with other hosts' traffic keeps its probes (and a
+/// host flooding LLDP spends only its own port's).
+pub fn guard_lldp_port(port: u32, meter: Option<u32>) -> FlowMod<'static> {
+    guard_flow(port, true, meter)
+}
+
+fn guard_match(port: u32, lldp: bool) -> (u16, Match<'static>) {
+    let m = Match::new().with(Oxm::InPort(openflow::PortNo::from(port), None));
+    if lldp {
+        (
+            prio::GUARD_LLDP,
+            m.with(Oxm::EthType(crate::lldp::ETH_TYPE_LLDP, None)),
+        )
+    } else {
+        (prio::GUARD, m)
+    }
+}
+
+fn guard_flow(port: u32, lldp: bool, meter: Option<u32>) -> FlowMod<'static> {
     let mut instructions: openflow::Instructions<'static> = Default::default();
     if let Some(meter_id) = meter {
         instructions.push(openflow::Instruction::Meter { meter_id });
     }
     instructions.push(to_controller());
+    let (priority, match_) = guard_match(port, lldp);
     FlowMod {
         cookie: cookie::cookie(Kind::Infra, 4),
         table_id: GUARD_TABLE,
-        priority: prio::GUARD,
-        match_: Match::new().with(Oxm::InPort(openflow::PortNo::from(port), None)),
+        priority,
+        match_,
         instructions,
         ..FlowMod::default()
     }
 }
 
-/// A port's guard flow leaves (the port was deleted).
-pub fn delete_guard(port: u32) -> FlowMod<'static> {
-    FlowMod {
-        cookie: cookie::cookie(Kind::Infra, 4),
-        table_id: GUARD_TABLE,
-        command: openflow::FlowModCommand::DeleteStrict,
-        priority: prio::GUARD,
-        match_: Match::new().with(Oxm::InPort(openflow::PortNo::from(port), None)),
-        ..FlowMod::default()
-    }
+/// A port's guard flows leave (the port was deleted).
+pub fn delete_guard(port: u32) -> [FlowMod<'static>; 2] {
+    [false, true].map(|lldp| {
+        let (priority, match_) = guard_match(port, lldp);
+        FlowMod {
+            cookie: cookie::cookie(Kind::Infra, 4),
+            table_id: GUARD_TABLE,
+            command: openflow::FlowModCommand::DeleteStrict,
+            priority,
+            match_,
+            ..FlowMod::default()
+        }
+    })
 }
 
 /// A port's packet meter: at most `pps` packets a second (and as many at

@@ -19,8 +19,9 @@ mod tier;
 mod vlan;
 
 pub use infra::{
-    controller_meter, delete_guard, delete_ours, guard_meter_id, guard_miss, guard_port,
-    lldp_to_controller, port_meter, service_flows, set_config, table_miss,
+    LLDP_PPS_PER_PORT, controller_meter, delete_guard, delete_ours, guard_lldp_port,
+    guard_meter_id, guard_miss, guard_port, lldp_guard_meter_id, lldp_to_controller, port_meter,
+    service_flows, set_config, table_miss,
 };
 pub use packet::{flood_out, packet_out, probe_out};
 pub use path::{PATH_FLOW_LEN, delete_path, path_flow};
@@ -56,6 +57,8 @@ pub mod prio {
     /// In the guard table: a port's packets to the controller, through
     /// that port's meter (above the guard table's own miss).
     pub const GUARD: u16 = 100;
+    /// In the guard table: a port's LLDP frames, through their own meter.
+    pub const GUARD_LLDP: u16 = 110;
 }
 
 /// The table every packet bound for the controller goes through: one

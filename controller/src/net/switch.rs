@@ -27,7 +27,7 @@ pub const MAX_PORTS: usize = 4096;
 /// Ports of one switch whose packet-in rate is tracked at most (a switch
 /// claiming more ports gets no more buckets: the rest share none, and are
 /// refused).
-const MAX_PORT_BUCKETS: usize = 4096;
+const MAX_PORT_BUCKETS: usize = 2 * MAX_PORTS;
 
 /// One port's packet-in allowance: a token bucket of `rate` per second,
 /// holding `rate` at most.
@@ -98,7 +98,8 @@ pub struct Switch {
     /// Set when a newer connection of the same datapath took its place.
     replaced: AtomicBool,
     /// Packet-in allowances per port (only this switch's task uses it).
-    buckets: Mutex<HashMap<u32, Bucket>>,
+    /// By port and whether it is the port's LLDP allowance.
+    buckets: Mutex<HashMap<(u32, bool), Bucket>>,
     request_timeout: Duration,
     /// `last_heard_ms` counts from here.
     born: Instant,
@@ -185,15 +186,23 @@ impl Switch {
     }
 
     /// Whether a packet-in from `port` at `now` is within `rate` per
-    /// second (a burst of `rate` allowed); takes one token if so.
-    pub fn admit_packet_in(&self, port: u32, rate: u32, now: std::time::Instant) -> bool {
+    /// second (a burst of `rate` allowed); takes one token if so. A port's
+    /// LLDP frames (`lldp`) have an allowance of their own: a link port
+    /// carrying a flood keeps its probes.
+    pub fn admit_packet_in(
+        &self,
+        port: u32,
+        lldp: bool,
+        rate: u32,
+        now: std::time::Instant,
+    ) -> bool {
         let rate = rate as f32;
         let mut b = self.buckets.lock();
         let full = b.len() >= MAX_PORT_BUCKETS;
-        let bucket = match b.get_mut(&port) {
+        let bucket = match b.get_mut(&(port, lldp)) {
             Some(x) => x,
             None if full => return false,
-            None => b.entry(port).or_insert(Bucket {
+            None => b.entry((port, lldp)).or_insert(Bucket {
                 tokens: rate,
                 at: now,
             }),
@@ -551,20 +560,26 @@ mod tests {
     fn a_port_gets_its_rate_of_packet_ins_and_other_ports_theirs() {
         let sw = switch();
         let t0 = Instant::now();
-        let passed = (0..50).filter(|_| sw.admit_packet_in(1, 10, t0)).count();
+        let passed = (0..50)
+            .filter(|_| sw.admit_packet_in(1, false, 10, t0))
+            .count();
         assert_eq!(passed, 10, "a burst of the rate, then nothing");
         assert!(
-            sw.admit_packet_in(2, 10, t0),
+            sw.admit_packet_in(2, false, 10, t0),
             "another port is not affected"
+        );
+        assert!(
+            sw.admit_packet_in(1, true, 10, t0),
+            "the flooded port's LLDP is not affected"
         );
         // A tenth of a second later: one more token.
         let later = t0 + Duration::from_millis(100);
-        assert!(sw.admit_packet_in(1, 10, later));
-        assert!(!sw.admit_packet_in(1, 10, later));
+        assert!(sw.admit_packet_in(1, false, 10, later));
+        assert!(!sw.admit_packet_in(1, false, 10, later));
         // Buckets are bounded: a switch inventing ports gets no more.
         for p in 10..(10 + MAX_PORT_BUCKETS as u32) {
-            sw.admit_packet_in(p, 10, t0);
+            sw.admit_packet_in(p, false, 10, t0);
         }
-        assert!(!sw.admit_packet_in(u32::MAX - 1, 10, t0));
+        assert!(!sw.admit_packet_in(u32::MAX - 1, false, 10, t0));
     }
 }
