@@ -1,7 +1,10 @@
 //! The rate each session gets, measured from its meters: what a meter let
 //! through is the bytes that came in minus the bytes its band dropped.
-//! The forward direction is read at the session's first switch (where it
-//! enters the network, metered first), the reverse at its last. One meter
+//! Each direction is read at the switch where it leaves the network (the
+//! forward one at the session's last switch, the reverse at its first):
+//! what passed every meter of the path, which is what the receiver gets
+//! (read where it enters, a frame passed there and dropped by a later
+//! meter would count, and its retransmission again). One meter
 //! statistics request per switch per poll, whatever the number of
 //! sessions (the control plane does the reading); this module keeps the
 //! counters between polls and turns them into rates. Pure: the clock is
@@ -90,18 +93,18 @@ impl Rates {
 
 impl Sessions {
     /// The meters to read for every live session: its forward meter on
-    /// its first switch, its reverse meter on its last; grouped by switch.
+    /// its last switch, its reverse meter on its first; grouped by switch.
     pub fn meter_targets(&self) -> Targets {
         let mut by_switch: HashMap<u64, Vec<(u32, SessionId, bool)>> = HashMap::default();
         let t = self.table.lock();
         for r in t.by_id.values() {
-            if let Some(h) = r.hops.first().filter(|h| h.meter_fwd != 0) {
+            if let Some(h) = r.hops.last().filter(|h| h.meter_fwd != 0) {
                 by_switch
                     .entry(h.dpid)
                     .or_default()
                     .push((h.meter_fwd, r.id, true));
             }
-            if let Some(h) = r.hops.last().filter(|h| h.meter_rev != 0) {
+            if let Some(h) = r.hops.first().filter(|h| h.meter_rev != 0) {
                 by_switch
                     .entry(h.dpid)
                     .or_default()
