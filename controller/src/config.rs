@@ -78,6 +78,9 @@ pub struct Limits {
     pub sessions_per_client: usize,
     /// Live sessions entering the network at one switch port at most.
     pub sessions_per_port: usize,
+    /// New sessions a second from one switch port (twice as many at
+    /// once); beyond it requests are plain traffic. 0: no limit.
+    pub admissions_per_port: u32,
 }
 
 impl Default for Limits {
@@ -94,13 +97,17 @@ impl Default for Limits {
             // address or one port: generous, but bounded.
             sessions_per_client: 256,
             sessions_per_port: 8192,
+            // A busy site's SIP proxy sends a few new calls a second
+            // (20 a second is 72,000 an hour); each session costs flows
+            // and meters on every switch of its path.
+            admissions_per_port: 20,
         }
     }
 }
 
 impl Limits {
     /// `(name, value)` of every limit, for `/metrics`.
-    pub fn named(&self) -> [(&'static str, f64); 9] {
+    pub fn named(&self) -> [(&'static str, f64); 10] {
         [
             ("hosts_per_port", f64::from(self.hosts_per_port)),
             ("hosts", self.hosts as f64),
@@ -111,6 +118,7 @@ impl Limits {
             ("switch_packet_ins", f64::from(self.switch_packet_ins)),
             ("sessions_per_client", self.sessions_per_client as f64),
             ("sessions_per_port", self.sessions_per_port as f64),
+            ("admissions_per_port", f64::from(self.admissions_per_port)),
         ]
     }
 }

@@ -147,6 +147,7 @@ impl ControlPlane {
         .with_limits(crate::sessions::SessionLimits {
             per_client: config.limits.sessions_per_client,
             per_port: config.limits.sessions_per_port,
+            admissions_per_port: config.limits.admissions_per_port,
         });
         let ovsdb = Arc::new(OvsdbSet::new(
             config.ovsdb.clone(),

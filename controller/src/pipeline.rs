@@ -156,6 +156,7 @@ pub fn packet_in(
             dst_at: Some(dst_at),
             route,
             carry: None,
+            now,
         };
         match ctx.sessions.packet(ctx.exec, ctx.topology, &pkt, class) {
             Admission::NotSession => {}
@@ -464,6 +465,7 @@ fn vlan_forward(
             dst_at: Some(d.at),
             route: wants_route.then(|| route.clone()),
             carry: Some(Box::new(carry.clone())),
+            now,
         };
         match ctx.sessions.packet(ctx.exec, ctx.topology, &pkt, class) {
             Admission::NotSession => {}
@@ -1051,6 +1053,7 @@ mod tests {
             crate::sessions::SessionLimits {
                 per_client: 1,
                 per_port: 100,
+                admissions_per_port: 0,
             },
         )
         .await;

@@ -129,6 +129,9 @@ pub struct Stats {
     /// Session requests handled as plain traffic: their client address
     /// or port has as many live sessions as the limits allow.
     pub sessions_refused_limit: Counter,
+    /// Session requests handled as plain traffic: their port asked for
+    /// new sessions faster than `limits.admissions_per_port`.
+    pub sessions_refused_rate: Counter,
     /// Plain paths not installed: the path table is full (the packet was
     /// forwarded all the same).
     pub paths_refused: Counter,

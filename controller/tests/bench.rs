@@ -27,6 +27,7 @@ async fn bench_against_controller(
     // send far more packet-ins per port than the per-port limit lets a
     // real host send.
     config.limits.packet_ins_per_port = 0;
+    config.limits.admissions_per_port = 0;
     let running = tierflow::app::start(config).await?;
     let mut opts = Options::new(running.openflow_addr.to_string());
     opts.mode = mode;
@@ -121,6 +122,7 @@ async fn routed_mode_on_a_chain_of_two() -> anyhow::Result<()> {
     };
     config.timers.lldp_interval = 0.2;
     config.limits.packet_ins_per_port = 0;
+    config.limits.admissions_per_port = 0;
     config.ovsdb = Vec::new();
     let running = tierflow::app::start(config).await?;
     let mut opts = Options::new(running.openflow_addr.to_string());

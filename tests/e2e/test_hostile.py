@@ -206,6 +206,7 @@ def test_a_60s_flood_from_one_host_leaves_a_gold_call_and_the_tables_alone(cc_ne
     paths = metric(text, 'tierflow_table_entries', '{table="paths"}')
     per_port = metric(text, 'tierflow_limit', '{name="hosts_per_port"}')
     per_port_sessions = metric(text, 'tierflow_limit', '{name="sessions_per_port"}')
+    admissions = metric(text, 'tierflow_limit', '{name="admissions_per_port"}')
     # Refused on the switch by the port's guard meter, or by the
     # controller's own per-port count.
     on_switch = guard_drops([sw.name for sw in net.switches])
@@ -223,6 +224,10 @@ def test_a_60s_flood_from_one_host_leaves_a_gold_call_and_the_tables_alone(cc_ne
     # port holds a handful.
     assert hosts <= per_port + 20, hosts
     assert sessions <= per_port_sessions + 10, sessions
+    # New sessions come at the port's rate at most (twice as many at once):
+    # the spoofed INVITEs cannot keep the switches busy installing them.
+    assert 0 < admissions and sessions <= admissions * (len(checks) * 2 + 20) + 10, (
+        sessions, admissions)
     assert limited > 0, 'the flood was never rate-limited: %s' % text[-2000:]
     # Bounded tables, bounded memory: 64 MiB at the most for all of it.
     assert rss_after - rss_before <= 64 * 1024, (rss_before, rss_after)

@@ -49,6 +49,8 @@ pub struct SessionPacket<'a> {
     /// How the route carries the packet's frames where VLANs are
     /// configured (`None` where none are).
     pub carry: Option<Box<crate::vlan::Carry>>,
+    /// When the packet-in arrived.
+    pub now: std::time::Instant,
 }
 
 /// What became of a session packet.
@@ -356,6 +358,18 @@ impl Sessions {
                 // have: plain traffic (a flood of requests from one port
                 // costs that port, not the controller).
                 self.stats.sessions_refused_limit.inc();
+                return Admission::NotSession;
+            }
+            // New sessions from one port come at a bounded rate: each
+            // costs flows and meters on every switch of its path, and a
+            // host inventing requests must not keep the switches busy
+            // installing them.
+            if !t.admit_at(
+                (pkt.dpid, pkt.in_port),
+                self.limits.admissions_per_port,
+                pkt.now,
+            ) {
+                self.stats.sessions_refused_rate.inc();
                 return Admission::NotSession;
             }
             if !t.pending.insert(key) {

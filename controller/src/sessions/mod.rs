@@ -85,6 +85,9 @@ pub enum SessionError {
 pub struct SessionLimits {
     pub per_client: usize,
     pub per_port: usize,
+    /// New sessions a second from one client-side port (twice as many at
+    /// once); 0: no limit.
+    pub admissions_per_port: u32,
 }
 
 impl Default for SessionLimits {
@@ -92,6 +95,7 @@ impl Default for SessionLimits {
         SessionLimits {
             per_client: usize::MAX,
             per_port: usize::MAX,
+            admissions_per_port: 0,
         }
     }
 }

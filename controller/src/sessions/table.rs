@@ -55,6 +55,19 @@ pub struct Table {
     /// port where the session enters the network), for the limits.
     pub per_client: HashMap<std::net::Ipv4Addr, u32>,
     pub per_port: HashMap<(u64, u32), u32>,
+    /// Each client-side port's allowance of new sessions.
+    admissions: HashMap<(u64, u32), Allowance>,
+}
+
+/// Ports whose admission allowance is tracked at most; when full, the
+/// ports idle long enough to have a full allowance again are forgotten.
+const ALLOWANCES_KEPT: usize = 65_536;
+
+/// A token bucket of admissions.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    tokens: f32,
+    at: std::time::Instant,
 }
 
 impl Table {
@@ -95,6 +108,36 @@ impl Table {
         dec(&mut self.per_client, rec.key.client);
         if let Some(h) = rec.hops.first() {
             dec(&mut self.per_port, (h.dpid, h.in_port));
+        }
+    }
+
+    /// Whether one more session may be admitted at `port` at `now`:
+    /// `per_second` a second, twice as many at once. Takes one if so.
+    pub fn admit_at(&mut self, port: (u64, u32), per_second: u32, now: std::time::Instant) -> bool {
+        if per_second == 0 {
+            return true;
+        }
+        let rate = per_second as f32;
+        let full = 2.0 * rate;
+        if self.admissions.len() >= ALLOWANCES_KEPT && !self.admissions.contains_key(&port) {
+            self.admissions.retain(|_, a| {
+                a.tokens + now.saturating_duration_since(a.at).as_secs_f32() * rate < full
+            });
+            if self.admissions.len() >= ALLOWANCES_KEPT {
+                return false;
+            }
+        }
+        let a = self.admissions.entry(port).or_insert(Allowance {
+            tokens: full,
+            at: now,
+        });
+        a.tokens = (a.tokens + now.saturating_duration_since(a.at).as_secs_f32() * rate).min(full);
+        a.at = now;
+        if a.tokens >= 1.0 {
+            a.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -213,5 +256,26 @@ impl Ended {
 
     pub fn iter(&self) -> impl Iterator<Item = (&SessionId, &Session)> {
         self.by_id.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_port_admits_its_rate_of_new_sessions_and_other_ports_theirs() {
+        let mut t = Table::default();
+        let t0 = Instant::now();
+        let n = (0..100).filter(|_| t.admit_at((1, 1), 10, t0)).count();
+        assert_eq!(n, 20, "twice the rate at once, then nothing");
+        assert!(t.admit_at((1, 2), 10, t0), "another port is not affected");
+        assert!(t.admit_at((2, 1), 10, t0), "another switch is not affected");
+        let later = t0 + Duration::from_millis(100);
+        assert!(t.admit_at((1, 1), 10, later));
+        assert!(!t.admit_at((1, 1), 10, later));
+        // 0: no limit.
+        assert!((0..1000).all(|_| t.admit_at((1, 1), 0, later)));
     }
 }
