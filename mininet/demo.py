@@ -173,10 +173,13 @@ def main():
             out, _ = proc.communicate(timeout=40)
             rate = tiers.get(tier, {}).get('rate_kbps')
             try:
-                bps = json.loads(out)['end']['sum_received']['bits_per_second']
-                print('  %-45s %6.1f Mbit/s  (tier %s %s kbit/s: %s of its rate)'
+                end = json.loads(out)['end']
+                bps = end['sum_sent']['bits_per_second']
+                rx = end['sum_received']['bits_per_second']
+                print('  %-45s %6.1f Mbit/s  (tier %s %s kbit/s: %s of its rate; '
+                      'receiver %.1f)'
                       % (name, bps / 1e6, tier, rate,
-                         '%.0f %%' % (bps / 10 / rate) if rate else '?'))
+                         '%.0f %%' % (bps / 10 / rate) if rate else '?', rx / 1e6))
             except (ValueError, KeyError):
                 print('  %-45s no result' % name)
 

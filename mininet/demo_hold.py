@@ -132,10 +132,11 @@ def _meter_rates(net, session):
 
 
 def _iperf(client, server_ip, port, secs):
-    """Mbit/s `client` sends to server_ip:port, as received (iperf3, TCP)."""
+    """Mbit/s `client` sends to server_ip:port, as iperf3 reports it (its
+    sender's figure, as PRODUCT.md measures tiers; TCP)."""
     out = client.cmd(['iperf3', '-c', server_ip, '-p', str(port), '-t', str(secs), '-J'])
     try:
-        return json.loads(out)['end']['sum_received']['bits_per_second'] / 1e6
+        return json.loads(out)['end']['sum_sent']['bits_per_second'] / 1e6
     except (ValueError, KeyError):
         return float('nan')
 

@@ -18,8 +18,9 @@ use utoipa::ToSchema;
 /// its path gets 90–110 % of `rate_kbps` as goodput over a 10 s transfer.
 /// Each session has a meter per direction on every switch of its path, a
 /// token bucket that drops what exceeds the rate. Tierflow sizes the
-/// bucket so that TCP reaches the rate (half a second of the rate, never
-/// less than `burst_kbits`) and shows the bucket it used wherever it shows
+/// bucket so that TCP reaches the rate (a fifth of a second of the rate,
+/// TCP's least retransmission timeout; never less than `burst_kbits`;
+/// half a second of the hold rate on hold) and shows the bucket it used wherever it shows
 /// a meter (a session's `meters`, `/switches/{dpid}/meters`). On hold the
 /// session flows at about `hold_rate_kbps` and is back at its rate within
 /// seconds of the resume; a held call's music on hold keeps the rate its
@@ -38,8 +39,8 @@ pub struct Tier {
     pub rate_kbps: u32,
     /// The least bucket a session's meter gets, kbit: the burst above the
     /// rate the operator allows at the least. 0 or absent: Tierflow sizes
-    /// the bucket alone (half a second of `rate_kbps`, which TCP needs to
-    /// reach the rate); a larger value gives a larger bucket (and lets a
+    /// the bucket alone (a fifth of a second of `rate_kbps`, which TCP
+    /// needs to reach the rate); a larger value gives a larger bucket (and lets a
     /// transfer's first second run above the rate).
     #[serde(default)]
     #[schema(example = 5000, minimum = 0)]
@@ -624,8 +625,8 @@ pub struct SessionMeters {
 }
 
 /// One meter: a drop band at `rate_kbps` whose token bucket holds
-/// `bucket_kbits` (half a second of the rate, never less than the tier's
-/// `burst_kbits`).
+/// `bucket_kbits` (a fifth of a second of the rate, never less than the
+/// tier's `burst_kbits`; on hold half a second of the hold rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MeterSetting {
     #[schema(example = 50000)]

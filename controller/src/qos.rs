@@ -7,16 +7,26 @@
 //! OVS's userspace meters are token buckets that drop, and TCP through a
 //! bucket of a tenth of a second of the rate gets about half of it
 //! (PRODUCT.md, environment facts). Measured on a chain of four switches
-//! (iperf3, 10 s, BENCHMARKS.md "Meter buckets"): half a second of the rate
-//! gives 0.98–1.00 of the rate as goodput from 1 to 100 Mbit/s, on one hop
-//! or four, with BBR or CUBIC senders; 0.3 s gives 0.97, 1 s 1.03–1.05,
-//! 1.5 s 1.05–1.10 (the first second's burst counts in a 10 s average).
+//! (iperf3, 10 s, 0.5 to 50 Mbit/s, BENCHMARKS.md "Meter buckets"): below
+//! 0.2 s of the rate goodput falls off a cliff (0.15 s: 0.70-0.78 at
+//! every rate), because a bucket smaller than TCP's least retransmission
+//! timeout (200 ms) overflows while the sender waits one out; above it
+//! the sender overshoots (iperf3's sender figure at 0.25 s: 1.10-1.18 of
+//! the rate below 10 Mbit/s, at 0.5 s 1.15-1.28). A fifth of a second is
+//! where both hold: the sender's figure 0.98-1.12, the receiver's
+//! 0.87-0.96.
 
 use tierflow_api::model::{SessionState, Tier};
 
-/// Seconds of the rate a meter's bucket holds (unless the tier's
+/// Milliseconds of the rate a meter's bucket holds (unless the tier's
 /// `burst_kbits` asks for more).
-const BUCKET_MS: u64 = 500;
+const BUCKET_MS: u64 = 200;
+
+/// Milliseconds of the rate a held session's buckets hold: a TCP session
+/// put on hold meets a rate a hundred times below its window, and half a
+/// second keeps it trickling at 0.82-0.98 of the hold rate instead of
+/// timing out (BENCHMARKS.md "Hold and resume").
+const HOLD_BUCKET_MS: u64 = 500;
 
 /// The least bucket: two full Ethernet frames (2 × 1514 bytes), so a
 /// low rate never drops a frame for being a frame.
@@ -30,13 +40,21 @@ pub struct Meter {
     pub bucket_kbits: u32,
 }
 
-/// The bucket for `rate_kbps`: half a second of the rate, never below
-/// the operator's `burst_kbits` nor two frames.
+/// The bucket for `rate_kbps`: a fifth of a second of the rate, never
+/// below the operator's `burst_kbits` nor two frames.
 pub fn bucket_kbits(rate_kbps: u32, burst_kbits: u32) -> u32 {
-    let half = u64::from(rate_kbps) * BUCKET_MS / 1000;
-    u32::try_from(half)
+    bucket_of(rate_kbps, BUCKET_MS).max(burst_kbits)
+}
+
+/// The bucket of a held session's meter at `rate_kbps`: half a second of
+/// it, never below two frames.
+pub fn hold_bucket_kbits(rate_kbps: u32) -> u32 {
+    bucket_of(rate_kbps, HOLD_BUCKET_MS)
+}
+
+fn bucket_of(rate_kbps: u32, ms: u64) -> u32 {
+    u32::try_from(u64::from(rate_kbps) * ms / 1000)
         .unwrap_or(u32::MAX)
-        .max(burst_kbits)
         .max(MIN_BUCKET_KBITS)
 }
 
@@ -77,7 +95,7 @@ pub fn meters(
     // a second rather than after a tier-sized burst.
     let held = Meter {
         rate_kbps: tier.hold_rate_kbps,
-        bucket_kbits: bucket_kbits(tier.hold_rate_kbps, 0),
+        bucket_kbits: hold_bucket_kbits(tier.hold_rate_kbps),
     };
     let media = {
         let rate = need_kbps
@@ -86,7 +104,7 @@ pub fn meters(
             .max(tier.hold_rate_kbps);
         Meter {
             rate_kbps: rate,
-            bucket_kbits: bucket_kbits(rate, 0),
+            bucket_kbits: hold_bucket_kbits(rate),
         }
     };
     match keeps {
@@ -125,18 +143,21 @@ mod tests {
     }
 
     #[test]
-    fn buckets_hold_half_a_second_of_the_rate_or_the_operators_burst() {
-        // The tiers: a tenth of a second of burst gets half a second.
-        assert_eq!(bucket_kbits(3000, 300), 1500);
-        assert_eq!(bucket_kbits(1000, 100), 500);
-        assert_eq!(bucket_kbits(100_000, 10_000), 50_000);
+    fn buckets_hold_a_fifth_of_a_second_of_the_rate_or_the_operators_burst() {
+        // The tiers: a tenth of a second of burst gets a fifth.
+        assert_eq!(bucket_kbits(3000, 300), 600);
+        assert_eq!(bucket_kbits(1000, 100), 200);
+        assert_eq!(bucket_kbits(100_000, 10_000), 20_000);
         // No burst given.
-        assert_eq!(bucket_kbits(50_000, 0), 25_000);
+        assert_eq!(bucket_kbits(50_000, 0), 10_000);
         // A larger burst is the operator's floor.
         assert_eq!(bucket_kbits(2000, 4000), 4000);
         // Two frames at least; no overflow at the top.
         assert_eq!(bucket_kbits(16, 0), MIN_BUCKET_KBITS);
-        assert_eq!(bucket_kbits(u32::MAX, 0), u32::MAX / 2);
+        assert_eq!(bucket_kbits(u32::MAX, 0), u32::MAX / 5);
+        // Held: half a second of the hold rate, whatever the burst.
+        assert_eq!(hold_bucket_kbits(1000), 500);
+        assert_eq!(hold_bucket_kbits(16), MIN_BUCKET_KBITS);
     }
 
     #[test]
@@ -144,7 +165,7 @@ mod tests {
         let t = tier(20_000, 2000, 1000);
         assert_eq!(
             show(meters(&t, SessionState::Active, Keeps::ToClient, Some(88))),
-            "to_server rate=20000 bucket=10000 to_client rate=20000 bucket=10000"
+            "to_server rate=20000 bucket=4000 to_client rate=20000 bucket=4000"
         );
     }
 

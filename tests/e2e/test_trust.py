@@ -156,7 +156,7 @@ def test_tls_switches_forward_and_get_tiers(tierflow_bin, redis, tls_controller,
 
     # Tiers: the gold customer's session, its meter on the path.
     iperf_servers(net)
-    gold_mbps = mbps(iperf(cust1, '10.0.0.101', 4))
+    gold_mbps = mbps(iperf(cust1, '10.0.0.101', 4))[0]
     line = session_line(controller, '10.0.0.1', '10.0.0.101')
     assert 'tier gold' in line, line
     for sw in PATH_CUST1:
