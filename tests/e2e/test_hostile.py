@@ -219,7 +219,9 @@ def test_a_60s_flood_from_one_host_leaves_a_gold_call_and_the_tables_alone(cc_ne
               hosts, per_port, sessions, per_port_sessions, paths, limited, on_switch, rss_before,
               rss_after))
     assert sent >= 60 * 2000, sent
-    assert len(checks) >= 20, checks
+    # The checks cover the whole flood (each takes 2 s and what the busy
+    # switches take to answer ovs-ofctl).
+    assert len(checks) >= 10 and checks[0][0] <= 8 and checks[-1][0] >= 55, checks
     # The attacker's port holds at most its limit of hosts; every other
     # port holds a handful.
     assert hosts <= per_port + 20, hosts

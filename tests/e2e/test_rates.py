@@ -241,10 +241,12 @@ def hold_figures(label, iv, t0, t_hold, t_resume, rate, hold):
         if a >= rel_resume - 0.5 and (k1 + k2) / 2 >= 0.9 * rate:
             back = max(0.0, b - rel_resume)
             break
+    after = ' '.join('%.0f' % k for a, _, k in iv if rel_resume - 0.5 <= a < rel_resume + 4)
     figure('  rates: %s: tier %d kbit/s, hold %d: before %.0f kbit/s, on hold %.0f (%.2f of the '
-           'hold rate), back above 90 %% %s after the resume'
+           'hold rate), back above 90 %% %s after the resume (0.5 s intervals from the resume: '
+           '%s)'
            % (label, rate, hold, before, during, during / hold,
-              '%.1f s' % back if back is not None else 'never'))
+              '%.1f s' % back if back is not None else 'never', after))
     return before, during, back
 
 

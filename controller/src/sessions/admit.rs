@@ -350,9 +350,14 @@ impl Sessions {
         };
         {
             let mut t = self.table.lock();
+            // A parked session (its path broke, or the controller
+            // restarted) comes back whatever the limits: it was admitted
+            // within them, and a link's failure re-admits hundreds at once.
+            let parked = t.parked.contains_key(&key);
             let (of_client, at_port) = t.load(key.client, (pkt.dpid, pkt.in_port));
-            if of_client as usize >= self.limits.per_client
-                || at_port as usize >= self.limits.per_port
+            if !parked
+                && (of_client as usize >= self.limits.per_client
+                    || at_port as usize >= self.limits.per_port)
             {
                 // As many live sessions as one client or one port may
                 // have: plain traffic (a flood of requests from one port
@@ -364,11 +369,13 @@ impl Sessions {
             // costs flows and meters on every switch of its path, and a
             // host inventing requests must not keep the switches busy
             // installing them.
-            if !t.admit_at(
-                (pkt.dpid, pkt.in_port),
-                self.limits.admissions_per_port,
-                pkt.now,
-            ) {
+            if !parked
+                && !t.admit_at(
+                    (pkt.dpid, pkt.in_port),
+                    self.limits.admissions_per_port,
+                    pkt.now,
+                )
+            {
                 self.stats.sessions_refused_rate.inc();
                 return Admission::NotSession;
             }
