@@ -17,8 +17,8 @@ const SWITCHES: u64 = 4;
 /// Meters per reply part: 64 KiB of 56-byte entries.
 const PER_PART: usize = 1_170;
 
-/// Session `i` enters at switch `i % 4` (its forward meter is read there)
-/// and leaves at the next one (its reverse meter).
+/// Session `i`'s meters are read on two switches: one direction's at
+/// switch `i % 4`, the other's at the next one.
 fn targets() -> Targets {
     let mut t: Targets = (1..=SWITCHES).map(|d| (d, Vec::new())).collect();
     for i in 0..SESSIONS {

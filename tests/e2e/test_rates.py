@@ -229,12 +229,27 @@ class StatePoller:
 HOLD_CC = ['-C', 'cubic']
 
 
-def hold_figures(label, iv, t0, t_hold, t_resume, rate, hold):
-    """Goodput before, during (from 2 s into the hold) and the seconds
-    from the resume to the first whole second above 90 % of the rate."""
+def sender_intervals(j):
+    """The sending server's intervals of an `iperf3 -R --get-server-output`
+    result (the server started with -J -i 0.5)."""
+    try:
+        return intervals(j['server_output_json'])
+    except (KeyError, TypeError) as e:
+        raise AssertionError('iperf3 result without the server\'s intervals (%s): %s'
+                             % (e, json.dumps(j)[-800:]))
+
+
+def hold_figures(label, ivs, t0, t_hold, t_resume, rate, hold):
+    """`ivs`: (the receiver's, the sender's) 0.5 s intervals. The rate
+    before the hold and the seconds from the resume to the first whole
+    second above 90 % of the tier's rate are iperf3's figures (its
+    sender's, as the goodput matrix); the rate during the hold (from 2 s
+    in) is what arrived: a sender's intervals then count what it could
+    write into a socket whose buffer the hold left full."""
+    received, iv = ivs
     rel_hold, rel_resume = t_hold - t0, t_resume - t0
     before = mean(k for a, b, k in iv if b <= rel_hold - 0.2 and a >= 2.0)
-    during = mean(k for a, b, k in iv if a >= rel_hold + 2.0 and b <= rel_resume)
+    during = mean(k for a, b, k in received if a >= rel_hold + 2.0 and b <= rel_resume)
     back = None
     pairs = list(zip(iv, iv[1:]))
     for (a, _, k1), (_, b, k2) in pairs:
@@ -250,9 +265,9 @@ def hold_figures(label, iv, t0, t_hold, t_resume, rate, hold):
     return before, during, back
 
 
-def assert_hold(label, iv, t0, t_hold, t_resume, rate, hold):
-    before, during, back = hold_figures(label, iv, t0, t_hold, t_resume, rate, hold)
-    trace = ' '.join('%.1f:%.0f' % (a, k) for a, _, k in iv)
+def assert_hold(label, ivs, t0, t_hold, t_resume, rate, hold):
+    before, during, back = hold_figures(label, ivs, t0, t_hold, t_resume, rate, hold)
+    trace = ' | '.join(' '.join('%.1f:%.0f' % (a, k) for a, _, k in iv) for iv in ivs)
     assert before >= 0.85 * rate, (label, before, trace)
     assert 0.7 * hold <= during <= 1.5 * hold, (label, during, trace)
     assert back is not None and back <= 3.0, (label, back, t_resume - t0, trace)
@@ -264,14 +279,14 @@ def test_cti_hold_slows_a_tcp_session_and_the_resume_restores_it(rates_net, hold
     rate = 20000
     api.tier(rate, 2000, hold)
     client, server = net.get('h1s1'), net.get('h1s4')
-    net.serve(server, ['iperf3', '-s', '-p', '5201'])
+    net.serve(server, ['iperf3', '-s', '-p', '5201', '-J', '-i', '0.5'])
     time.sleep(0.5)
     t0 = time.time()
     # -R: the server sends and the client's intervals are what arrived
     # (a sender's intervals count what it wrote into its socket, and
     # the buffer a 20 Mbit/s transfer filled takes the whole hold to drain).
     proc = client.popen(['iperf3', '-c', BULK_SERVER, '-p', '5201', '-R', '-t', '24', '-i',
-                         '0.5', '-J'] + HOLD_CC,
+                         '0.5', '-J', '--get-server-output'] + HOLD_CC,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sid = api.session_between(BULK_CLIENT, BULK_SERVER)['id']
     poll = StatePoller(api, sid)
@@ -283,7 +298,8 @@ def test_cti_hold_slows_a_tcp_session_and_the_resume_restores_it(rates_net, hold
         time.sleep(max(0.0, t0 + 18 - time.time()))
         s = api.call('PUT', '/sessions/%s/state' % sid, {'state': 'active'})
         assert s['state'] == 'active', s
-        iv = intervals(iperf_json(proc))
+        j = iperf_json(proc)
+        iv = (intervals(j), sender_intervals(j))
     finally:
         poll.done()
     assert_hold('CTI hold on TCP', iv, t0, poll.at('hold'), poll.at('active', poll.at('hold')),
@@ -303,7 +319,7 @@ def test_sip_hold_slows_tcp_between_caller_and_server_and_the_resume_restores_it
     caller, sip = net.get('h2s1'), net.get('h2s4')
     pcap = rtp_pcap(Path(tmp_path) / 'rtp.pcap', 7.5, src=CALLER, dst=SIP_SERVER)
     uac_xml = fill_scenario('uac_hold.xml', tmp_path, PCAP=pcap, TALK_MS=8000, HOLD_MS=10000)
-    net.serve(sip, ['iperf3', '-s', '-p', '5202'])
+    net.serve(sip, ['iperf3', '-s', '-p', '5202', '-J', '-i', '0.5'])
     net.serve(sip, ['sipp', '-sf', str(Path(__file__).parent / 'sip' / 'uas_hold.xml'),
                     '-i', SIP_SERVER, '-mi', SIP_SERVER, '-p', '5060', '-rtp_echo',
                     '-m', '1', '-nostdin'])
@@ -318,9 +334,10 @@ def test_sip_hold_slows_tcp_between_caller_and_server_and_the_resume_restores_it
         t0 = time.time()
         # -R: the server sends, through the direction the hold slows.
         proc = caller.popen(['iperf3', '-c', SIP_SERVER, '-p', '5202', '-R', '-t', '24',
-                             '-i', '0.5', '-J'] + HOLD_CC,
+                             '-i', '0.5', '-J', '--get-server-output'] + HOLD_CC,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        iv = intervals(iperf_json(proc))
+        j = iperf_json(proc)
+        iv = (intervals(j), sender_intervals(j))
         rc = uac.wait(timeout=60)
         assert rc == 0, 'sipp caller failed (rc %s): %s' % (rc, uac.stderr.read()[-800:])
     finally:
