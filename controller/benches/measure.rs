@@ -14,8 +14,9 @@ use tierflow::sessions::measure::{Passed, Rates, Targets, add_passed};
 
 const SESSIONS: u32 = 10_000;
 const SWITCHES: u64 = 4;
-/// Meters per reply part: 64 KiB of 56-byte entries.
-const PER_PART: usize = 1_170;
+/// Meters per reply part: as many 56-byte entries as fit in one
+/// message after its 16-byte multipart header.
+const PER_PART: usize = (u16::MAX as usize - 16) / 56;
 
 /// Session `i`'s meters are read on two switches: one direction's at
 /// switch `i % 4`, the other's at the next one.
