@@ -1,0 +1,26 @@
+#!/bin/bash
+# cgw.sh LABEL BIN PORT [extra run args]: callgrind the controller while tierflow bench runs 12 s
+# (4 switches, window 32); counters zeroed (callgrind_control -z) 4 s into the bench and dumped
+# (callgrind_control -d) 4 s later, setups_completed read from /metrics at both points:
+# the steady state's instructions per setup, start-up and teardown excluded.
+label=$1; bin=$2; port=$3; shift 3
+out=/work/bench16/raw; api=$((port+50))
+redis-cli -p 16391 flushall >/dev/null
+echo "$label loadavg before: $(cat /proc/loadavg)" >> $out/loadavg.txt
+rm -f $out/cgw.$label.out*
+valgrind --tool=callgrind --callgrind-out-file=$out/cgw.$label.out $bin run --openflow 127.0.0.1:$port --api 127.0.0.1:$api --redis redis://127.0.0.1:16391 --ovsdb unix:/nonexistent "$@" > $out/$label.ctl.log 2>&1 &
+pid=$!
+for i in $(seq 300); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+sleep 2
+/work/bin/tierflow-base bench --controller 127.0.0.1:$port --switches 4 --window 32 --duration 12 2>$out/$label.bench.err | tail -1 > $out/$label.bench.json &
+bpid=$!
+sleep 4
+m() { curl -s -m 5 http://127.0.0.1:$api/metrics | awk '/^tierflow_setups_completed/ {print $2}'; }
+callgrind_control -z $pid >/dev/null; s0=$(m)
+sleep 4
+s1=$(m); callgrind_control -d $pid >/dev/null
+wait $bpid
+kill -INT $pid; wait $pid
+f=$(ls -t $out/cgw.$label.out.* | tail -1)
+tot=$(callgrind_annotate $f 2>/dev/null | grep 'PROGRAM TOTALS' | awk '{gsub(",","",$1); print $1}')
+echo "$label window_setups=$((s1-s0)) ($s0..$s1) window_instr=$tot per_setup=$((tot/(s1-s0))) file=$f" | tee -a $out/cgw.summary.txt
