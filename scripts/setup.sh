@@ -21,10 +21,13 @@ set -euo pipefail
 #   interpreter that has the mininet module;
 # - python3-pip, curl: the Python tools below and tests/api/schemathesis.sh;
 # - chromium, chromium-driver, python3-selenium: the operator console in a
-#   real (headless) browser (tests/e2e/test_console.py, tests/e2e/browser.py).
+#   real (headless) browser (tests/e2e/test_console.py, tests/e2e/browser.py);
+# - socat: relays the Tierflow API into a Mininet host's network namespace
+#   (tests/e2e/test_kamailio.py: the site's Kamailio calls it from there).
+# Kamailio and its modules come from integrations/kamailio/install.sh, below.
 PACKAGES=(openvswitch-common openssl openvswitch-switch mininet iproute2 iputils-ping
     ethtool iperf3 tcpdump redis-server python3-pytest sip-tester python3-pip curl
-    chromium chromium-driver python3-selenium)
+    chromium chromium-driver python3-selenium socat)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -40,9 +43,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
-for cmd in ovs-ofctl ovs-vsctl ovs-pki openssl mn ethtool ping redis-server redis-cli sipp chromium chromedriver; do
+for cmd in ovs-ofctl ovs-vsctl ovs-pki openssl mn ethtool ping redis-server redis-cli sipp chromium chromedriver socat; do
     command -v "$cmd" >/dev/null || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
+# Kamailio 5.6 with the TLS, http_client and jansson modules, for the SIP
+# proxies of integrations/kamailio (its loopback test and
+# tests/e2e/test_kamailio.py). The script is idempotent and non-interactive,
+# and stops and disables Debian's stock kamailio.service (the tests run
+# their own instances; the stock one would listen on every address's 5060).
+sh "$(dirname "$0")/../integrations/kamailio/install.sh" </dev/null
+
 # Python tools (pip, pinned major): Schemathesis checks the REST API
 # against its OpenAPI document (tests/api/schemathesis.sh). Debian's
 # interpreter is "externally managed": pip is told to install anyway.
