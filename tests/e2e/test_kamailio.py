@@ -25,10 +25,12 @@ Checks: a gold (Acme Corp, +14155550101) and a bronze (Bolt Bikes,
 +14155550102) customer call at the same time, each with its tier on every
 switch of its media path (flows with meters at the tier's rate both ways,
 DSCP marked at the ingress and seen at the receiver of each direction); a
-re-INVITE a=sendonly holds each call (the meters on every switch as the
-session's `meters` say: the hold rate) and a=sendrecv resumes it (the
-tier's rate again); BYE ends both sessions and their flows and meters leave
-every switch; Bolt Bikes calling with `X-Promo-Code: GOLDPASS` gets gold;
+re-INVITE a=sendonly holds each call (a CTI hold: both directions'
+meters on every switch at the hold rate, as the session's `meters` say,
+and the caller's G.711, sent on, reaches the agent at 90-110 % of the
+hold rate) and a=sendrecv resumes it (the tier's rate again on every
+switch, every RTP packet through both ways with the tier's DSCP); BYE
+ends both sessions and their flows and meters leave every switch; Bolt Bikes calling with `X-Promo-Code: GOLDPASS` gets gold;
 the edge-site hop carries TLS only (no readable SIP on the switches'
 ports), while the customers' UDP leg is readable. And a session requested
 before its hosts ever sent a packet is admitted when they appear, and
@@ -66,9 +68,11 @@ AGENT_MEDIA = 20000
 RELAY_PORT = 8080
 #: Tiers of crm/contact-center.json: kbit/s, hold kbit/s, DSCP.
 TIERS = {'gold': (50_000, 64, 46), 'bronze': (5_000, 32, 10)}
-#: What a G.711 call at 20 ms needs on the wire per direction (kbit/s,
-#: rounded up): the rate a direction kept running on hold gets.
-G711_WIRE = 88
+#: RTP packets per second of a G.711 call at 20 ms (what sipp plays).
+RTP_PPS = 50
+#: Ethernet, IPv4 and UDP headers: what an RTP packet's frame adds to the
+#: UDP payload tcpdump gives (a meter counts whole frames).
+FRAME_OVERHEAD = 14 + 20 + 8
 NO_PROMO = 'X-Tierflow-Test: no promotion code'
 TOOLS = ('kamailio', 'sipp', 'socat', 'tcpdump', 'iperf3', 'openssl', 'curl', 'ss')
 
@@ -398,6 +402,15 @@ def tos_of(dscp):
     return dscp << 2
 
 
+def sip_time(packets, call_id, start, cseq):
+    """When the first SIP message of `call_id` beginning with `start` and
+    carrying `cseq` was captured."""
+    for p in packets:
+        if p[7].startswith(start) and cseq in p[7] and call_id.encode() in p[7]:
+            return p[0]
+    raise AssertionError('no %r %r of %s captured' % (start, cseq, call_id))
+
+
 def rtp(packets, src, dst, dport, start, end):
     """The RTP packets src -> dst:dport seen between two epoch times."""
     return [p for p in packets if p[2] == 'udp' and p[3] == src and p[5] == dst
@@ -421,7 +434,7 @@ def test_calls_through_kamailio_over_tls_get_their_tiers(kamailio_stack):
                             'udp port %d' % AGENT_MEDIA, host=net.get(h))
                  for h in ('cust1', 'cust2')}
 
-    pauses = dict(TALK_MS=5000, HOLD_MS=5000, AFTER_MS=3000)
+    pauses = dict(TALK_MS=5000, HOLD_MS=6000, AFTER_MS=3000)
     calls = {
         'gold': Call(s, 'cust1', 'gold', 'uac_kam_hold.xml', '+14155550101', 'Acme Corp',
                      NO_PROMO, 40000, 5070, **pauses),
@@ -461,25 +474,29 @@ def test_calls_through_kamailio_over_tls_get_their_tiers(kamailio_stack):
         call.meter_ids = {sw: meter_ids(sw, call.ip, AGENT_IP) | meter_ids(sw, AGENT_IP, call.ip)
                           for sw in path}
 
-    # Hold (the caller's re-INVITE a=sendonly): the meters on every switch
-    # are the session's `meters`, at the hold rate.
+    # Hold (the caller's re-INVITE a=sendonly, told to the controller as
+    # PUT /state, a CTI hold: no direction in it): both directions at the
+    # hold rate, in the session's `meters` and on every switch of the path.
     for tier, call in calls.items():
         rate, hold, dscp = TIERS[tier]
         held = api.wait(call.session['id'], lambda x: x['state'] == 'hold', 'on hold')
-        call.held = time.time()
         m = held['meters']
         up, down = m['to_server']['rate_kbps'], m['to_client']['rate_kbps']
-        assert {up, down} <= {hold, G711_WIRE} and hold in (up, down), m
+        assert up == down == hold, m
         assert held['state_reason'] == 'cti', held
-        wait_path_rates(paths[tier], call.ip, AGENT_IP, up, down)
+        wait_path_rates(paths[tier], call.ip, AGENT_IP, hold, hold)
+        # From here every switch meters the call at the hold rate.
+        call.held = time.time()
         call.hold_rates = (up, down)
+        call.hold_bucket = m['to_server']['bucket_kbits']
 
     # Resume (a=sendrecv): the tier's rate again.
     for tier, call in calls.items():
         rate, hold, dscp = TIERS[tier]
         api.wait(call.session['id'], lambda x: x['state'] == 'active', 'resumed', timeout=10)
-        call.resumed = time.time()
         wait_path_rates(paths[tier], call.ip, AGENT_IP, rate, rate)
+        # From here every switch meters the call at the tier's rate again.
+        call.resumed = time.time()
 
     # BYE: both sessions end; their flows and meters leave every switch.
     for tier, call in calls.items():
@@ -527,23 +544,52 @@ def test_calls_through_kamailio_over_tls_get_their_tiers(kamailio_stack):
         back = rtp(caller_pkts[call.host.name], AGENT_IP, call.ip, call.media_port, start, end)
         secs = end - start
         for name, pkts in (('to the agent', to_agent), ('back to the caller', back)):
-            assert len(pkts) >= 40 * secs, (call.tag, name, len(pkts), secs)
+            # The tier's rate is far above a call's: nothing may be lost.
+            assert len(pkts) >= 0.9 * RTP_PPS * secs, (call.tag, name, len(pkts), secs)
             tos = {p[1] for p in pkts}
             assert tos == {tos_of(dscp)}, (call.tag, name, sorted(tos))
         call.pps = (len(to_agent) / secs, len(back) / secs)
 
     for tier, call in calls.items():
         rate, hold, dscp = TIERS[tier]
-        held_pps = len(rtp(agent_pkts, call.ip, AGENT_IP, AGENT_MEDIA, call.held + 0.5,
-                           call.resumed)) / max(call.resumed - call.held - 0.5, 0.1)
+        # On hold the caller keeps sending (a=sendonly) G.711, above the
+        # hold rate: what reaches the agent is the hold rate, counted in
+        # whole frames as the meters count them. From the moment every
+        # switch held the call, once the meter's bucket has drained (its
+        # size over what the caller sends above the rate), to the 200 OK
+        # of the resume (the PUT that resumes comes after it).
+        resume_ok = sip_time(udp_pkts, call.call_id, b'SIP/2.0 200', b'CSeq: 3 INVITE')
+        sent_kbps = RTP_PPS * (FRAME_OVERHEAD + 172) * 8 / 1000
+        assert sent_kbps > 1.2 * hold, (sent_kbps, hold)
+        start = call.held + call.hold_bucket / (sent_kbps - hold) + 0.3
+        assert resume_ok - start >= 2.0, ('hold window too short', tier, start, resume_ok)
+        held_pkts = rtp(agent_pkts, call.ip, AGENT_IP, AGENT_MEDIA, start, resume_ok)
+        held_kbps = sum((len(p[7]) + FRAME_OVERHEAD) * 8 for p in held_pkts) / 1000 \
+            / (resume_ok - start)
+        assert 0.9 * hold <= held_kbps <= 1.1 * hold, (tier, held_kbps, hold, len(held_pkts),
+                                                       resume_ok - start)
+        # Resumed: every packet again, both ways, with the tier's DSCP,
+        # until the BYE.
+        bye = sip_time(udp_pkts, call.call_id, b'BYE ', b'CSeq: 4 BYE')
+        after = bye - call.resumed
+        assert after >= 1.0, ('resume window too short', tier, call.resumed, bye)
+        to_agent = rtp(agent_pkts, call.ip, AGENT_IP, AGENT_MEDIA, call.resumed, bye)
+        back = rtp(caller_pkts[call.host.name], AGENT_IP, call.ip, call.media_port,
+                   call.resumed, bye)
+        for name, pkts in (('to the agent', to_agent), ('back to the caller', back)):
+            assert len(pkts) >= 0.9 * RTP_PPS * after, (call.tag, 'resumed', name,
+                                                        len(pkts), after)
+            assert {p[1] for p in pkts} == {tos_of(dscp)}, (call.tag, 'resumed', name)
         figure('  kamailio: %s call %s (%s): session %s %s via the API, tier %s on %s; '
-               'RTP %.0f pkt/s to the agent, %.0f back, DSCP %d both ways; hold: meters '
-               '%d/%d kbit/s (to agent/to caller; hold rate %d, G.711 needs %d), RTP %.0f '
-               'pkt/s to the agent; resumed at %d kbit/s; BYE: flows and %d meters gone'
+               'RTP %.0f pkt/s to the agent, %.0f back, DSCP %d both ways; hold (CTI): '
+               'meters %d/%d kbit/s on every switch, the caller\'s %.1f kbit/s arrived at '
+               '%.1f kbit/s (hold rate %d, %.0f %%, %.1f s); resumed at %d kbit/s: %.0f/%.0f '
+               'pkt/s; BYE: flows and %d meters gone'
                % (tier, call.call_id, call.ip, call.session['id'],
                   call.session['explanation']['reason'], tier, ' '.join(paths[tier]),
                   call.pps[0], call.pps[1], dscp, call.hold_rates[0], call.hold_rates[1],
-                  hold, G711_WIRE, held_pps, rate,
+                  sent_kbps, held_kbps, hold, 100 * held_kbps / hold, resume_ok - start, rate,
+                  len(to_agent) / after, len(back) / after,
                   sum(len(v) for v in call.meter_ids.values())))
     figure('  kamailio: promotion call %s (Bolt Bikes, bronze, X-Promo-Code GOLDPASS): '
            'tier gold (%s), RTP %.0f pkt/s, DSCP 46' % (
