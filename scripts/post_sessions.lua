@@ -1,5 +1,5 @@
 -- wrk script for the POST /api/v1/sessions benchmark (scripts/bench_sessions.py
--- runs it; BENCHMARKS.md "POST /sessions latency (issue 15)"). Every request
+-- runs it; BENCHMARKS.md "POST /sessions (issue 15)"). Every request
 -- asks for a distinct voice session between one of the client hosts and one
 -- of the server hosts (BENCH_CLIENTS, BENCH_SERVERS: comma-separated IPv4
 -- addresses), client and server ports counted up, so none is a retry of
@@ -90,5 +90,7 @@ function done(summary, latency, requests)
     c, o, summary.errors.connect + summary.errors.read + summary.errors.write +
     summary.errors.timeout, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, latency.mean,
-    (string.gsub(s, '"', "'"))))
+    -- Answers' bodies go into a JSON string: no quotes, backslashes or
+    -- control characters.
+    (string.gsub(s, '[%c\\"]', "'"))))
 end

@@ -23,11 +23,13 @@ set -euo pipefail
 # - chromium, chromium-driver, python3-selenium: the operator console in a
 #   real (headless) browser (tests/e2e/test_console.py, tests/e2e/browser.py);
 # - socat: relays the Tierflow API into a Mininet host's network namespace
-#   (tests/e2e/test_kamailio.py: the site's Kamailio calls it from there).
+#   (tests/e2e/test_kamailio.py: the site's Kamailio calls it from there);
+# - wrk: the POST /sessions benchmark (scripts/bench_sessions.py,
+#   BENCHMARKS.md "POST /sessions").
 # Kamailio and its modules come from integrations/kamailio/install.sh, below.
 PACKAGES=(openvswitch-common openssl openvswitch-switch mininet iproute2 iputils-ping
     ethtool iperf3 tcpdump redis-server python3-pytest sip-tester python3-pip curl
-    chromium chromium-driver python3-selenium socat)
+    chromium chromium-driver python3-selenium socat wrk)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -43,7 +45,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
-for cmd in ovs-ofctl ovs-vsctl ovs-pki openssl mn ethtool ping redis-server redis-cli sipp chromium chromedriver socat; do
+for cmd in ovs-ofctl ovs-vsctl ovs-pki openssl mn ethtool ping redis-server redis-cli sipp chromium chromedriver socat wrk; do
     command -v "$cmd" >/dev/null || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
 # Kamailio 5.6 with the TLS, http_client and jansson modules, for the SIP
