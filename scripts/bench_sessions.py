@@ -14,9 +14,9 @@ scripts/post_sessions.lua) posts distinct voice sessions between the 16
 client/server pairs, each across the four switches, counting ports up.
 After each run the Tierflow session flows on s1 and s4 are counted, to
 compare with the 201 answers (requests still in flight when wrk stops are
-answered after it stopped counting: their flows are there too). README
-promises four per voice session (RTP and RTCP, both ways); on 2026-12-03
-the controller installed two (RTP only: BENCHMARKS.md "POST /sessions").
+answered after it stopped counting: their flows are there too): four per
+voice session (RTP and RTCP, both ways; the run in BENCHMARKS.md "POST
+/sessions" predates the RTCP flows and counted two).
 
 Run as root from the checkout, holding the Mininet lock if the machine is
 shared (writes logs under --logs):

@@ -24,7 +24,8 @@ logged as requested, and no session was started by the network).
 Checks: a gold (Acme Corp, +14155550101) and a bronze (Bolt Bikes,
 +14155550102) customer call at the same time, each with its tier on every
 switch of its media path (flows with meters at the tier's rate both ways,
-DSCP marked at the ingress and seen at the receiver of each direction); a
+RTCP's flows on the RTP's meters, DSCP marked at the ingress and seen at
+the receiver of each direction); a
 re-INVITE a=sendonly holds each call (a CTI hold: both directions'
 meters on every switch at the hold rate, as the session's `meters` say,
 and the caller's G.711, sent on, reaches the agent at 90-110 % of the
@@ -153,6 +154,16 @@ def meter_ids(switch, src, dst):
     """The meter ids of Tierflow's session flows src -> dst on `switch`."""
     return {int(m) for f in session_flows(switch, src, dst)
             for m in re.findall(r'meter:(\d+)', f)}
+
+
+def flows_by_ports(switch, src, dst):
+    """{(source port, destination port): meter id} of Tierflow's session
+    flows src -> dst on `switch`."""
+    out = {}
+    for f in session_flows(switch, src, dst):
+        sp, dp, m = (re.search(p, f) for p in (r'tp_src=(\d+)', r'tp_dst=(\d+)', r'meter:(\d+)'))
+        out[(sp and int(sp.group(1)), dp and int(dp.group(1)))] = m and int(m.group(1))
+    return out
 
 
 def path_rates(path, client, server):
@@ -473,6 +484,16 @@ def test_calls_through_kamailio_over_tls_get_their_tiers(kamailio_stack):
         assert view['to_server']['rate_kbps'] == view['to_client']['rate_kbps'] == rate, view
         call.meter_ids = {sw: meter_ids(sw, call.ip, AGENT_IP) | meter_ids(sw, AGENT_IP, call.ip)
                           for sw in path}
+        # The call's RTCP (the next ports of both ends) rides on its RTP's
+        # meters, on every switch, both ways.
+        cp, ap = call.media_port, AGENT_MEDIA
+        for sw in path:
+            fwd = flows_by_ports(sw, call.ip, AGENT_IP)
+            rev = flows_by_ports(sw, AGENT_IP, call.ip)
+            assert set(fwd) == {(cp, ap), (cp + 1, ap + 1)}, (tier, sw, fwd)
+            assert set(rev) == {(ap, cp), (ap + 1, cp + 1)}, (tier, sw, rev)
+            assert len(set(fwd.values())) == 1 and None not in fwd.values(), (tier, sw, fwd)
+            assert len(set(rev.values())) == 1 and None not in rev.values(), (tier, sw, rev)
 
     # Hold (the caller's re-INVITE a=sendonly, told to the controller as
     # PUT /state, a CTI hold: no direction in it): both directions at the

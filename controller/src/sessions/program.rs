@@ -19,7 +19,8 @@ pub enum Mode {
     InPlace,
 }
 
-/// One switch's part of a session: its two meters and its two flows.
+/// One switch's part of a session: its two meters and its two flows (four
+/// for a requested call: RTP and RTCP).
 pub fn push_hop(plan: &mut Plan, rec: &Record, i: usize, tier: &Tier, mode: Mode, idle: u16) {
     let Some(hop) = rec.hops.get(i) else {
         return;
@@ -33,27 +34,35 @@ pub fn push_hop(plan: &mut Plan, rec: &Record, i: usize, tier: &Tier, mode: Mode
         tier,
         mode,
     );
+    // A call an application server requested: its RTCP, on the next
+    // ports of both ends, rides on the RTP's meters (it never reports:
+    // the RTP's flows say when the call idled out).
+    let rtcp = rec.rtcp_key();
     for (dir, meter, out_port, ingress, notify) in [
         (Dir::Fwd, hop.meter_fwd, hop.out_port, i == 0, i == 0),
         (Dir::Rev, hop.meter_rev, hop.in_port, i == last, false),
     ] {
         let carried = rec.carry.as_deref().and_then(|c| carried(c, i, hop, dir));
-        let f = messages::session_flow(&FlowSpec {
-            session: rec.id.0,
-            key: &rec.key,
-            tier,
-            dir,
-            meter: (meter != 0).then_some(meter),
-            out_port,
-            ingress,
-            // The client side's forward flow reports: its idle timeout is
-            // the session's (for a call whose media runs on a leg, the
-            // leg's flow is the one that counts: see `admit::flow_removed`).
-            notify,
-            idle_timeout: idle,
-            command: command(mode),
-        });
-        plan.push(hop.dpid, &with_carry(f, carried));
+        let keys = std::iter::once((&rec.key, notify)).chain(rtcp.as_ref().map(|k| (k, false)));
+        for (key, notify) in keys {
+            let f = messages::session_flow(&FlowSpec {
+                session: rec.id.0,
+                key,
+                tier,
+                dir,
+                meter: (meter != 0).then_some(meter),
+                out_port,
+                ingress,
+                // The client side's forward flow reports: its idle timeout
+                // is the session's (for a call whose media runs on a leg,
+                // the leg's flow is the one that counts: see
+                // `admit::flow_removed`).
+                notify,
+                idle_timeout: idle,
+                command: command(mode),
+            });
+            plan.push(hop.dpid, &with_carry(f, carried));
+        }
     }
 }
 
