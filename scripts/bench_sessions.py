@@ -15,8 +15,7 @@ client/server pairs, each across the four switches, counting ports up.
 After each run the Tierflow session flows on s1 and s4 are counted, to
 compare with the 201 answers (requests still in flight when wrk stops are
 answered after it stopped counting: their flows are there too): four per
-voice session (RTP and RTCP, both ways; the run in BENCHMARKS.md "POST
-/sessions" predates the RTCP flows and counted two).
+voice session (RTP and RTCP, both ways).
 
 Run as root from the checkout, holding the Mininet lock if the machine is
 shared (writes logs under --logs):
