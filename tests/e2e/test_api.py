@@ -90,7 +90,8 @@ def build_crm(api):
 
 
 def interval_rates(out):
-    """[(start_s, end_s, mbit/s)] of iperf3 -J output, sender side."""
+    """[(start_s, end_s, mbit/s)] of iperf3 -J output: the client's
+    intervals (with -R, what it received)."""
     j = json.loads(out)
     return [(i['sum']['start'], i['sum']['end'], i['sum']['bits_per_second'] / 1e6)
             for i in j['intervals']]
@@ -125,7 +126,10 @@ def test_api_edits_take_effect_on_a_running_session(
     cust1 = net.get('cust1')
     iperf_servers(net)
     secs = 5 * PHASE
-    proc = cust1.popen(['iperf3', '-c', '10.0.0.101', '-p', '5201', '-t', str(secs),
+    # -R: the web server sends, and the client's intervals are what
+    # arrived each second (a sender's count what it wrote into its socket:
+    # at the start and after a rate falls, its buffer swings them by 20 %).
+    proc = cust1.popen(['iperf3', '-c', '10.0.0.101', '-p', '5201', '-R', '-t', str(secs),
                         '-i', '1', '-J'], stdout=-1, stderr=-1, text=True)
     t0 = time.monotonic()
     s = wait_session(api, '10.0.0.1')
