@@ -23,11 +23,7 @@ async fn bench_against_controller(
     };
     // Faster discovery; the tool waits for probes, not for a fixed time.
     config.timers.lldp_interval = 0.2;
-    // The tool measures what the controller can do: its emulated hosts
-    // send far more packet-ins per port than the per-port limit lets a
-    // real host send.
-    config.limits.packet_ins_per_port = 0;
-    config.limits.admissions_per_port = 0;
+    lift_port_limits(&mut config);
     let running = tierflow::app::start(config).await?;
     let mut opts = Options::new(running.openflow_addr.to_string());
     opts.mode = mode;
@@ -121,8 +117,7 @@ async fn routed_mode_on_a_chain_of_two() -> anyhow::Result<()> {
         ..Default::default()
     };
     config.timers.lldp_interval = 0.2;
-    config.limits.packet_ins_per_port = 0;
-    config.limits.admissions_per_port = 0;
+    lift_port_limits(&mut config);
     config.ovsdb = Vec::new();
     let running = tierflow::app::start(config).await?;
     let mut opts = Options::new(running.openflow_addr.to_string());
@@ -142,4 +137,12 @@ async fn routed_mode_on_a_chain_of_two() -> anyhow::Result<()> {
     assert!(ctl.stats().routed_paths.get() >= 2, "{}", ctl.stats_json());
     assert!(report.barriers >= 2 * report.setups, "{report:?}");
     Ok(())
+}
+
+/// The tool measures what the controller can do: its emulated hosts send
+/// far more packet-ins, and ask for far more sessions, per port than the
+/// per-port limits let a real host.
+fn lift_port_limits(config: &mut Config) {
+    config.limits.packet_ins_per_port = 0;
+    config.limits.admissions_per_port = 0;
 }

@@ -859,24 +859,7 @@ impl Sessions {
         let mut legs_to_redo = Vec::new();
         let moved = {
             let mut t = self.table.lock();
-            let ids: Vec<SessionId> = t
-                .by_id
-                .values()
-                .filter(|r| crosses(&r.hops))
-                .map(|r| r.id)
-                .collect();
-            for id in &ids {
-                if let Some(rec) = t.remove(*id) {
-                    exec.execute(program::remove(&rec));
-                    self.free_meters(&rec);
-                    self.persist(*id);
-                    if rec.requested.is_some() {
-                        self.waiting
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    t.park(rec);
-                }
-            }
+            let parked = self.park_locked(&mut t, exec, |r| crosses(&r.hops));
             for rec in t.by_id.values_mut() {
                 let Some(call) = rec.call.as_mut() else {
                     continue;
@@ -895,7 +878,7 @@ impl Sessions {
                 }
                 legs_to_redo.push((rec.id, rec.key, gone));
             }
-            ids.len()
+            parked
         };
         if moved > 0 {
             info!("{moved} sessions lost their path; re-admitted on their next packet");
@@ -913,6 +896,23 @@ impl Sessions {
     /// goes back by itself once its hosts are located again).
     pub fn park_where(&self, exec: &dyn Execute, doomed: impl Fn(&Record) -> bool) -> usize {
         let mut t = self.table.lock();
+        let n = self.park_locked(&mut t, exec, doomed);
+        if n > 0 {
+            info!(
+                "{n} sessions left their flows after a VLAN change; re-admitted on their next packet"
+            );
+        }
+        n
+    }
+
+    /// Takes the live sessions `doomed` picks off their switches and parks
+    /// them (the table held by the caller); how many.
+    fn park_locked(
+        &self,
+        t: &mut Table,
+        exec: &dyn Execute,
+        doomed: impl Fn(&Record) -> bool,
+    ) -> usize {
         let ids: Vec<SessionId> = t
             .by_id
             .values()
@@ -930,12 +930,6 @@ impl Sessions {
                 }
                 t.park(rec);
             }
-        }
-        if !ids.is_empty() {
-            info!(
-                "{} sessions left their flows after a VLAN change; re-admitted on their next packet",
-                ids.len()
-            );
         }
         ids.len()
     }
