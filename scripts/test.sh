@@ -5,6 +5,21 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 
+# CI builds once from a clean clone: incremental state would only take disk.
+export CARGO_INCREMENTAL=0
+
+# Disk is finite on CI: say how much there is, and stop with a clear message
+# instead of letting every later step fail for want of space.
+disk() {
+    df -h --output=avail,target . "${TMPDIR:-/tmp}" | sed 's/^/test: disk: /'
+    local free_kb
+    free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+    [ "$free_kb" -ge $((1024 * 1024)) ] || {
+        echo "test: less than 1 GiB free on $(pwd) before $1 (target/ is $(du -sh target 2>/dev/null | cut -f1))" >&2
+        exit 1; }
+}
+disk "the build"
+
 # The vectors live in the steering repo's shared/ beside this checkout.
 export TIERFLOW_VECTORS="${TIERFLOW_VECTORS:-$(cd .. && pwd)/shared/vectors/of13}"
 [ -d "$TIERFLOW_VECTORS" ] || { echo "test: vectors not found at $TIERFLOW_VECTORS" >&2; exit 1; }
@@ -31,6 +46,10 @@ rm -f "$bad"
 [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || {
     echo "test: malformed input gave exit $rc and: $err" >&2; exit 1; }
 echo "decode CLI: $(ls "$TIERFLOW_VECTORS"/*.packet | wc -l) vectors round-trip; malformed input -> exit 2: $err"
+
+# What the e2e tests run, built now so that the check below counts it.
+cargo build --quiet -p tierflow-api --example console_demo
+disk "the end-to-end tests"
 
 # End to end: the controller against real Open vSwitch (userspace datapath)
 # in Mininet, with Debian's python3 (it has the mininet module). Needs root;
