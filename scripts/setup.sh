@@ -18,7 +18,8 @@ set -euo pipefail
 # - redis-server (brings redis-cli): the CRM store;
 # - sip-tester (sipp): real SIP calls in the QoS end-to-end tests;
 # - python3-pytest: runs tests/e2e with Debian's /usr/bin/python3, the
-#   interpreter that has the mininet module;
+#   interpreter that has the mininet module; python3-pytest-timeout fails
+#   a test that hangs instead of letting it stall the whole run;
 # - python3-pip, curl: the Python tools below and tests/api/schemathesis.sh;
 # - chromium, chromium-driver, python3-selenium: the operator console in a
 #   real (headless) browser (tests/e2e/test_console.py, tests/e2e/browser.py);
@@ -28,7 +29,7 @@ set -euo pipefail
 #   BENCHMARKS.md "POST /sessions").
 # Kamailio and its modules come from integrations/kamailio/install.sh, below.
 PACKAGES=(openvswitch-common openssl openvswitch-switch mininet iproute2 iputils-ping
-    ethtool iperf3 tcpdump redis-server python3-pytest sip-tester python3-pip curl
+    ethtool iperf3 tcpdump redis-server python3-pytest python3-pytest-timeout sip-tester python3-pip curl
     chromium chromium-driver python3-selenium socat wrk)
 
 missing=()
@@ -66,8 +67,8 @@ if ! schemathesis --version 2>/dev/null | grep -q 'version 4\.'; then
 fi
 command -v schemathesis >/dev/null || { echo "setup: schemathesis still missing after install" >&2; exit 1; }
 
-/usr/bin/python3 -c 'import mininet.net, pytest, selenium' ||
-    { echo "setup: /usr/bin/python3 lacks mininet, pytest or selenium" >&2; exit 1; }
+/usr/bin/python3 -c 'import mininet.net, pytest, pytest_timeout, selenium' ||
+    { echo "setup: /usr/bin/python3 lacks mininet, pytest, pytest_timeout or selenium" >&2; exit 1; }
 
 # Open vSwitch. ovs-ctl works without systemd; on a kernel without module
 # support it skips the openvswitch module, and Mininet switches use the

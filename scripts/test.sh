@@ -54,4 +54,7 @@ disk "the end-to-end tests"
 # End to end: the controller against real Open vSwitch (userspace datapath)
 # in Mininet, with Debian's python3 (it has the mininet module). Needs root;
 # setup.sh installed and started what it needs.
-PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
+# A test that hangs fails after 15 minutes (the longest take a few) and
+# the run goes on.
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -v -p no:cacheprovider \
+    --timeout 900 --timeout-method signal tests/e2e
