@@ -319,16 +319,17 @@ impl ControlPlane {
                 &Message::MeterMod(messages::delete_meter(openflow::METER_CONTROLLER)),
             );
             plan.push(sw.dpid, &messages::controller_meter(pps));
-            self.installer.execute(plan);
+            self.installer.execute(&mut plan);
         }
         let ports: Vec<u32> = sw.info.read().ports.keys().copied().collect();
         let mut plan = Plan::new();
         for port in ports {
             self.push_guard(&mut plan, &sw, port);
         }
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
         self.sync_queues(Some(sw.dpid));
-        self.installer.execute(self.sessions.service_flows(sw.dpid));
+        self.installer
+            .execute(&mut self.sessions.service_flows(sw.dpid));
         self.sessions
             .switch_ready(&self.installer, sw.dpid, max_meter(&sw));
         self.probe_switch(&sw);
@@ -414,7 +415,7 @@ impl ControlPlane {
                 &Message::PacketOut(messages::probe_out(&self.lldp_key, sw.dpid, port, mac, now)),
             );
         }
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
     }
 
     // ---- sessions: what the API and the monitors do ----
@@ -704,7 +705,7 @@ impl ControlPlane {
         for sw in self.switches() {
             plan.push(sw.dpid, &untiered);
         }
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
         if flipped {
             tracing::info!(
                 "VLANs {}: every path and session is set up again",
@@ -741,7 +742,8 @@ impl ControlPlane {
 
     fn services_changed(&self) {
         for sw in self.switches() {
-            self.installer.execute(self.sessions.service_flows(sw.dpid));
+            self.installer
+                .execute(&mut self.sessions.service_flows(sw.dpid));
         }
     }
 
@@ -1068,7 +1070,7 @@ impl Events for ControlPlane {
         plan.push(sw.dpid, &messages::table_miss());
         plan.push(sw.dpid, &messages::guard_miss());
         plan.push(sw.dpid, &messages::lldp_to_controller());
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
         Ok(())
     }
 
@@ -1166,7 +1168,7 @@ impl Events for ControlPlane {
         if ps.reason == PortReason::Add {
             let mut plan = Plan::new();
             self.push_guard(&mut plan, sw, port);
-            self.installer.execute(plan);
+            self.installer.execute(&mut plan);
         } else if ps.reason == PortReason::Delete && port < PortNo::Max.value() {
             let mut plan = Plan::new();
             for flow in messages::delete_guard(port) {
@@ -1179,7 +1181,7 @@ impl Events for ControlPlane {
             for id in ids.into_iter().flatten() {
                 plan.push(sw.dpid, &Message::MeterMod(messages::delete_meter(id)));
             }
-            self.installer.execute(plan);
+            self.installer.execute(&mut plan);
         }
         if up {
             if port < PortNo::Max.value() {
