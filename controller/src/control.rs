@@ -868,15 +868,16 @@ impl ControlPlane {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let targets = self.sessions.meter_targets();
-            if targets.is_empty() {
+            // The switches are asked first, the sessions walked after,
+            // and only if some switch answered: the walk (every live
+            // session, under the table's lock that admissions take) is
+            // not paid for nothing where switches keep no meter stats.
+            if self.sessions.live_count() == 0 {
                 continue;
             }
             let mut passed = crate::sessions::measure::Passed::default();
-            for (dpid, _) in &targets {
-                let Some(sw) = self.switch(*dpid) else {
-                    continue;
-                };
+            for sw in self.installer.switches() {
+                let dpid = &sw.dpid;
                 let parts = match sw
                     .multipart(MultipartRequestBody::Meter(
                         openflow::multipart::MeterMultipartRequest {
@@ -895,6 +896,10 @@ impl ControlPlane {
                     crate::sessions::measure::add_passed(*dpid, &p.body, &mut passed);
                 }
             }
+            if passed.is_empty() {
+                continue;
+            }
+            let targets = self.sessions.meter_targets();
             let r = rates.poll(&targets, &passed, Instant::now());
             self.sessions.set_measured(&r, chrono::Utc::now());
         }

@@ -626,7 +626,7 @@ impl Sessions {
             self.names.get(rec.service),
             tier.name,
             reason_name(rec.decision.reason),
-            self.view_of(&rec, false).explanation.detail
+            rec.detail(&self.names)
         );
         self.stats.sessions_admitted.inc();
         let gated = p.release.is_some() || p.confirmed.is_some();
