@@ -319,16 +319,17 @@ impl ControlPlane {
                 &Message::MeterMod(messages::delete_meter(openflow::METER_CONTROLLER)),
             );
             plan.push(sw.dpid, &messages::controller_meter(pps));
-            self.installer.execute(plan);
+            self.installer.execute(&mut plan);
         }
         let ports: Vec<u32> = sw.info.read().ports.keys().copied().collect();
         let mut plan = Plan::new();
         for port in ports {
             self.push_guard(&mut plan, &sw, port);
         }
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
         self.sync_queues(Some(sw.dpid));
-        self.installer.execute(self.sessions.service_flows(sw.dpid));
+        self.installer
+            .execute(&mut self.sessions.service_flows(sw.dpid));
         self.sessions
             .switch_ready(&self.installer, sw.dpid, max_meter(&sw));
         self.probe_switch(&sw);
@@ -414,7 +415,7 @@ impl ControlPlane {
                 &Message::PacketOut(messages::probe_out(&self.lldp_key, sw.dpid, port, mac, now)),
             );
         }
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
     }
 
     // ---- sessions: what the API and the monitors do ----
@@ -704,7 +705,7 @@ impl ControlPlane {
         for sw in self.switches() {
             plan.push(sw.dpid, &untiered);
         }
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
         if flipped {
             tracing::info!(
                 "VLANs {}: every path and session is set up again",
@@ -741,7 +742,8 @@ impl ControlPlane {
 
     fn services_changed(&self) {
         for sw in self.switches() {
-            self.installer.execute(self.sessions.service_flows(sw.dpid));
+            self.installer
+                .execute(&mut self.sessions.service_flows(sw.dpid));
         }
     }
 
@@ -866,15 +868,16 @@ impl ControlPlane {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let targets = self.sessions.meter_targets();
-            if targets.is_empty() {
+            // The switches are asked first, the sessions walked after,
+            // and only if some switch answered: the walk (every live
+            // session, under the table's lock that admissions take) is
+            // not paid for nothing where switches keep no meter stats.
+            if self.sessions.live_count() == 0 {
                 continue;
             }
             let mut passed = crate::sessions::measure::Passed::default();
-            for (dpid, _) in &targets {
-                let Some(sw) = self.switch(*dpid) else {
-                    continue;
-                };
+            for sw in self.installer.switches() {
+                let dpid = &sw.dpid;
                 let parts = match sw
                     .multipart(MultipartRequestBody::Meter(
                         openflow::multipart::MeterMultipartRequest {
@@ -893,6 +896,10 @@ impl ControlPlane {
                     crate::sessions::measure::add_passed(*dpid, &p.body, &mut passed);
                 }
             }
+            if passed.is_empty() {
+                continue;
+            }
+            let targets = self.sessions.meter_targets();
             let r = rates.poll(&targets, &passed, Instant::now());
             self.sessions.set_measured(&r, chrono::Utc::now());
         }
@@ -1068,7 +1075,7 @@ impl Events for ControlPlane {
         plan.push(sw.dpid, &messages::table_miss());
         plan.push(sw.dpid, &messages::guard_miss());
         plan.push(sw.dpid, &messages::lldp_to_controller());
-        self.installer.execute(plan);
+        self.installer.execute(&mut plan);
         Ok(())
     }
 
@@ -1166,7 +1173,7 @@ impl Events for ControlPlane {
         if ps.reason == PortReason::Add {
             let mut plan = Plan::new();
             self.push_guard(&mut plan, sw, port);
-            self.installer.execute(plan);
+            self.installer.execute(&mut plan);
         } else if ps.reason == PortReason::Delete && port < PortNo::Max.value() {
             let mut plan = Plan::new();
             for flow in messages::delete_guard(port) {
@@ -1179,7 +1186,7 @@ impl Events for ControlPlane {
             for id in ids.into_iter().flatten() {
                 plan.push(sw.dpid, &Message::MeterMod(messages::delete_meter(id)));
             }
-            self.installer.execute(plan);
+            self.installer.execute(&mut plan);
         }
         if up {
             if port < PortNo::Max.value() {

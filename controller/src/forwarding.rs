@@ -50,7 +50,7 @@ const FLOOD_WINDOW: Duration = Duration::from_millis(300);
 const FLOOD_FILTER_SLOTS: usize = 256;
 
 /// What a path is between.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKey {
     /// Frames from one Ethernet address to another, in a VLAN (VLAN 1
     /// where none is configured).
@@ -61,6 +61,25 @@ pub enum PathKey {
     },
     /// IPv4 from one host to another in another subnet: routed.
     L3 { src: Ipv4Addr, dst: Ipv4Addr },
+}
+
+/// Two `u64`s written for a bridged pair, one for a routed one (the
+/// derived impl writes a tag, the VLAN and each address's length and
+/// bytes): every setup looks both of its pairs up.
+impl std::hash::Hash for PathKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            PathKey::L2 { vlan, src, dst } => {
+                state.write_u64((u64::from(*vlan) << 48) | src.to_u64());
+                state.write_u64(dst.to_u64());
+            }
+            PathKey::L3 { src, dst } => {
+                state.write_u64(
+                    (1 << 63) | (u64::from(src.to_bits()) << 32) | u64::from(dst.to_bits()),
+                );
+            }
+        }
+    }
 }
 
 impl PathKey {
@@ -88,7 +107,8 @@ pub struct CarriedPath<'a> {
 /// One path's flows: `src` to `dst`, the switches it crosses.
 #[derive(Debug, Clone)]
 struct PathRec {
-    key: PathKey,
+    /// Its flows' cookie.
+    id: u64,
     /// The hosts at its ends.
     src: MacAddr,
     dst: MacAddr,
@@ -138,8 +158,9 @@ impl PathRec {
 #[derive(Debug, Default)]
 struct PathTable {
     next_id: u64,
-    by_id: HashMap<u64, PathRec>,
-    by_pair: HashMap<PathKey, u64>,
+    /// By pair: the one lookup a setup makes per direction. (A path's id,
+    /// its flows' cookie, is only ever reached through its pair.)
+    by_pair: HashMap<PathKey, PathRec>,
 }
 
 #[derive(Debug)]
@@ -237,22 +258,27 @@ impl Forwarding {
         now: Instant,
     ) -> Setup {
         let mut plan = Plan::new();
+        plan.made_at(now);
         // Held until the plan is queued: a concurrent deletion of these
         // paths must reach the switches after this setup, not before.
         let mut t = self.paths.lock();
-        let (kf, kr) = (PathKey::plain(src, dst), PathKey::plain(dst, src));
-        let new = usize::from(!t.by_pair.contains_key(&kf))
-            + usize::from(rev.is_some() && !t.by_pair.contains_key(&kr));
-        if t.by_id.len() + new > self.cap {
-            drop(t);
-            // Forwarded, not remembered: the table's bound holds.
-            let mut plan = Plan::new();
-            plan.packet_out(release);
-            exec.execute(plan);
-            return Setup::Refused;
+        // Whether the pairs are new only matters near the bound: far from
+        // it (always, unbounded) the two lookups are not made.
+        if t.by_pair.len().saturating_add(2) > self.cap {
+            let (kf, kr) = (PathKey::plain(src, dst), PathKey::plain(dst, src));
+            let new = usize::from(!t.by_pair.contains_key(&kf))
+                + usize::from(rev.is_some() && !t.by_pair.contains_key(&kr));
+            if t.by_pair.len() + new > self.cap {
+                drop(t);
+                // Forwarded, not remembered: the table's bound holds.
+                let mut plan = Plan::new();
+                plan.packet_out(release);
+                exec.execute(&mut plan);
+                return Setup::Refused;
+            }
         }
-        let fwd_id = self.register(&mut t, &mut plan, (src, dst), fwd, now);
-        let rev_id = rev.map(|r| self.register(&mut t, &mut plan, (dst, src), r, now));
+        let mut fwd_flows = Some(self.register(&mut t, &mut plan, (src, dst), fwd, now));
+        let mut rev_flows = rev.map(|r| self.register(&mut t, &mut plan, (dst, src), r, now));
         let mut switches: SmallVec<[u64; 8]> = fwd.iter().rev().map(|h| h.dpid).collect();
         for h in rev.into_iter().flatten() {
             if !switches.contains(&h.dpid) {
@@ -260,22 +286,20 @@ impl Forwarding {
             }
         }
         for dpid in switches {
-            for id in std::iter::once(fwd_id).chain(rev_id) {
-                if let Some(rec) = t.by_id.get(&id) {
-                    for f in rec.flows_on(dpid) {
-                        plan.push_shared(dpid, f);
-                    }
-                }
+            push_flows_on(&mut plan, dpid, fwd, &mut fwd_flows);
+            if let Some(r) = rev {
+                push_flows_on(&mut plan, dpid, r, &mut rev_flows);
             }
             plan.gate(dpid);
         }
         plan.release(release);
-        exec.execute(plan);
+        exec.execute(&mut plan);
         Setup::Installed
     }
 
-    /// Registers the path of a pair, returning its id; when the pair had a
-    /// different path, the old flows' deletion goes into `plan` first.
+    /// Registers the path of a pair, returning its encoded flows (one per
+    /// hop, in order); when the pair had a different path, the old flows'
+    /// deletion goes into `plan` first.
     fn register(
         &self,
         t: &mut PathTable,
@@ -283,42 +307,40 @@ impl Forwarding {
         pair: (MacAddr, MacAddr),
         hops: &[Hop],
         now: Instant,
-    ) -> u64 {
+    ) -> Bytes {
         let key = PathKey::plain(pair.0, pair.1);
-        if let Some(&id) = t.by_pair.get(&key) {
-            match t.by_id.get_mut(&id) {
-                Some(rec) if rec.hops.as_slice() == hops && rec.carried.is_none() => {
-                    rec.used = now;
-                    return id;
-                }
-                Some(rec) => delete_flows(plan, id, rec),
-                None => {}
+        match t.by_pair.get_mut(&key) {
+            Some(rec) if rec.hops.as_slice() == hops && rec.carried.is_none() => {
+                rec.used = now;
+                return rec.flows.clone();
             }
-            t.by_id.remove(&id);
+            // Replaced by the insertion below.
+            Some(rec) => delete_flows(plan, rec),
+            None => {}
         }
         t.next_id = t.next_id.wrapping_add(1) & 0xff_ffff_ffff;
         let id = t.next_id;
-        t.by_pair.insert(key, id);
         let mut flows = Vec::with_capacity(hops.len() * PATH_FLOW_LEN);
         for h in hops {
             let f = messages::path_flow(id, pair.0, pair.1, h.out_port, self.idle_timeout);
             // Cannot fail: a path flow is 96 bytes.
             let _ = openflow::encode(0, &f, &mut flows);
         }
-        t.by_id.insert(
-            id,
+        let flows = Bytes::from(flows);
+        t.by_pair.insert(
+            key,
             PathRec {
-                key,
+                id,
                 src: pair.0,
                 dst: pair.1,
                 hops: hops.iter().copied().collect(),
-                flows: Bytes::from(flows),
+                flows: flows.clone(),
                 carried: None,
                 carries: None,
                 used: now,
             },
         );
-        id
+        flows
     }
 
     /// Installs a carried path and its way back (when known), egress
@@ -337,11 +359,11 @@ impl Forwarding {
         let mut t = self.paths.lock();
         let new = usize::from(!t.by_pair.contains_key(&fwd.key))
             + usize::from(rev.is_some_and(|r| !t.by_pair.contains_key(&r.key)));
-        if t.by_id.len() + new > self.cap {
+        if t.by_pair.len() + new > self.cap {
             drop(t);
             let mut plan = Plan::new();
             plan.packet_out(release);
-            exec.execute(plan);
+            exec.execute(&mut plan);
             return Setup::Refused;
         }
         let fwd_id = self.register_carried(&mut t, &mut plan, fwd, now);
@@ -353,8 +375,8 @@ impl Forwarding {
             }
         }
         for dpid in switches {
-            for id in std::iter::once(fwd_id).chain(rev_id) {
-                if let Some(rec) = t.by_id.get(&id) {
+            for key in std::iter::once(fwd_id).chain(rev_id) {
+                if let Some(rec) = t.by_pair.get(&key) {
                     for f in rec.flows_on(dpid) {
                         plan.push_shared(dpid, f);
                     }
@@ -363,7 +385,7 @@ impl Forwarding {
             plan.gate(dpid);
         }
         plan.release(release);
-        exec.execute(plan);
+        exec.execute(&mut plan);
         Setup::Installed
     }
 
@@ -373,7 +395,7 @@ impl Forwarding {
         plan: &mut Plan,
         p: &CarriedPath<'_>,
         now: Instant,
-    ) -> u64 {
+    ) -> PathKey {
         let encode = |id: u64| {
             let mut flows = Vec::with_capacity(p.hops.len() * 160);
             for (h, c) in p.hops {
@@ -395,7 +417,7 @@ impl Forwarding {
             }
             Bytes::from(flows)
         };
-        if let Some(&id) = t.by_pair.get(&p.key) {
+        {
             let same = |rec: &PathRec| {
                 rec.hops.len() == p.hops.len()
                     && rec.hops.iter().zip(p.hops).all(|(a, (b, _))| a == b)
@@ -405,23 +427,22 @@ impl Forwarding {
                         .is_some_and(|c| c.iter().eq(p.hops.iter().map(|(_, c)| c)))
                     && (rec.src, rec.dst) == p.ends
             };
-            match t.by_id.get_mut(&id) {
+            match t.by_pair.get_mut(&p.key) {
                 Some(rec) if same(rec) => {
                     rec.used = now;
-                    return id;
+                    return p.key;
                 }
-                Some(rec) => delete_flows(plan, id, rec),
+                // Replaced by the insertion below.
+                Some(rec) => delete_flows(plan, rec),
                 None => {}
             }
-            t.by_id.remove(&id);
         }
         t.next_id = t.next_id.wrapping_add(1) & 0xff_ffff_ffff;
         let id = t.next_id;
-        t.by_pair.insert(p.key, id);
-        t.by_id.insert(
-            id,
+        t.by_pair.insert(
+            p.key,
             PathRec {
-                key: p.key,
+                id,
                 src: p.ends.0,
                 dst: p.ends.1,
                 hops: p.hops.iter().map(|(h, _)| *h).collect(),
@@ -431,7 +452,7 @@ impl Forwarding {
                 used: now,
             },
         );
-        id
+        p.key
     }
 
     /// A packet in transit on carried path `key` reached the controller
@@ -441,7 +462,7 @@ impl Forwarding {
     /// if the path does not cross `dpid`.
     pub fn transit(&self, exec: &dyn Execute, key: PathKey, release: Release) -> bool {
         let t = self.paths.lock();
-        let Some(rec) = t.by_pair.get(&key).and_then(|id| t.by_id.get(id)) else {
+        let Some(rec) = t.by_pair.get(&key) else {
             return false;
         };
         let mut plan = Plan::new();
@@ -456,7 +477,7 @@ impl Forwarding {
             out_port: PortNo::Table.value(),
             ..release
         });
-        exec.execute(plan);
+        exec.execute(&mut plan);
         true
     }
 
@@ -471,10 +492,7 @@ impl Forwarding {
     /// crosses it.
     pub fn hop_on_path(&self, pair: (MacAddr, MacAddr), dpid: u64) -> Option<u32> {
         let t = self.paths.lock();
-        let rec = t
-            .by_pair
-            .get(&PathKey::plain(pair.0, pair.1))
-            .and_then(|id| t.by_id.get(id))?;
+        let rec = t.by_pair.get(&PathKey::plain(pair.0, pair.1))?;
         rec.hops.iter().find(|h| h.dpid == dpid).map(|h| h.out_port)
     }
 
@@ -517,7 +535,7 @@ impl Forwarding {
                 &Message::PacketOut(messages::flood_out(in_port, ports, data)),
             );
         }
-        exec.execute(plan);
+        exec.execute(&mut plan);
         Flooded::Sent
     }
 
@@ -602,7 +620,7 @@ impl Forwarding {
                 )),
             );
         }
-        exec.execute(plan);
+        exec.execute(&mut plan);
         Flooded::Sent
     }
 
@@ -612,31 +630,26 @@ impl Forwarding {
 
     fn remove_paths(&self, exec: &dyn Execute, doomed: impl Fn(&PathRec) -> bool) {
         let mut t = self.paths.lock();
-        let ids: Vec<u64> = t
-            .by_id
-            .iter()
-            .filter(|(_, r)| doomed(r))
-            .map(|(id, _)| *id)
-            .collect();
-        if ids.is_empty() {
+        let mut plan = Plan::new();
+        let mut removed = 0usize;
+        t.by_pair.retain(|_, r| {
+            let gone = doomed(r);
+            if gone {
+                delete_flows(&mut plan, r);
+                removed += 1;
+            }
+            !gone
+        });
+        if removed == 0 {
             return;
         }
-        let mut plan = Plan::new();
-        for id in &ids {
-            if let Some(r) = t.by_id.remove(id) {
-                if t.by_pair.get(&r.key) == Some(id) {
-                    t.by_pair.remove(&r.key);
-                }
-                delete_flows(&mut plan, *id, &r);
-            }
-        }
-        exec.execute(plan);
-        tracing::debug!("removed {} paths", ids.len());
+        exec.execute(&mut plan);
+        tracing::debug!("removed {removed} paths");
     }
 
     /// Installed paths now.
     pub fn path_count(&self) -> usize {
-        self.paths.lock().by_id.len()
+        self.paths.lock().by_pair.len()
     }
 }
 
@@ -647,8 +660,30 @@ fn frame_hash(data: &[u8]) -> u64 {
     h.finish()
 }
 
-fn delete_flows(plan: &mut Plan, id: u64, r: &PathRec) {
-    let del = messages::delete_path(id);
+/// Puts the flows of plain path `hops` on switch `dpid` into `plan`:
+/// `flows` holds them (as `register` returned them), `PATH_FLOW_LEN`
+/// bytes each, in hop order. A one-hop path's flows are its one flow:
+/// moved into the plan rather than shared once more (each share and drop
+/// is an atomic count on the path's buffer, on every setup).
+fn push_flows_on(plan: &mut Plan, dpid: u64, hops: &[Hop], flows: &mut Option<Bytes>) {
+    for (i, h) in hops.iter().enumerate() {
+        if h.dpid != dpid {
+            continue;
+        }
+        let range = i * PATH_FLOW_LEN..(i + 1) * PATH_FLOW_LEN;
+        let f = match flows {
+            Some(all) if hops.len() == 1 && all.len() == PATH_FLOW_LEN => flows.take(),
+            Some(all) => all.get(range.clone()).map(|_| all.slice(range)),
+            None => None,
+        };
+        if let Some(f) = f {
+            plan.push_shared(dpid, f);
+        }
+    }
+}
+
+fn delete_flows(plan: &mut Plan, r: &PathRec) {
+    let del = messages::delete_path(r.id);
     for h in &r.hops {
         plan.push(h.dpid, &del);
     }

@@ -21,7 +21,7 @@ use crate::plan::{Execute, Plan, Release};
 use crate::routing::{Decision, Router};
 use crate::sessions::{Admission, Pending, SessionPacket, Sessions};
 use crate::stats::Stats;
-use crate::topology::{Change, Hop, PortRef, Topology};
+use crate::topology::{Change, Hop, Learnt, PortRef, Topology, VLAN1};
 use crate::vlan::{self, ROUTER_MAC, Tag, Vid};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -84,23 +84,36 @@ pub fn packet_in(
     // yet, teaches nothing: learning from it would put a host on a link
     // port (and then refuse that port's LLDP).
     let on_link = topo.is_link_port(here);
-    let unknown_dst = is_group(&f.dst) || topo.host(&f.dst).is_none();
-    let copy = !on_link && unknown_dst && ctx.forwarding.is_flood_copy(data, now);
+    let mut dst_at = if is_group(&f.dst) {
+        None
+    } else {
+        topo.host(&f.dst).map(|h| h.at)
+    };
+    let copy = !on_link && dst_at.is_none() && ctx.forwarding.is_flood_copy(data, now);
     let learns = !on_link && !copy && !is_group(&f.src);
-    if learns && !topo.can_learn(&f.src, here) {
+    let learnt = if learns {
+        topo.learn(VLAN1, f.src, here, f.sender_ip, now)
+    } else {
+        Learnt::Known { moved_from: None }
+    };
+    if learnt == Learnt::Refused {
         // Its port (or the controller) holds as many hosts as it may: a
         // flood of new addresses from one port stops here.
         drop(topo);
         ctx.stats.hosts_refused.inc();
         return None;
     }
-    let new_host = learns && topo.host(&f.src).is_none();
-    let moved = learns && topo.learn_host(f.src, here, f.sender_ip, now).is_some();
-    let dst_at = if is_group(&f.dst) {
-        None
-    } else {
-        topo.host(&f.dst).map(|h| h.at)
-    };
+    let new_host = learnt == Learnt::New;
+    let moved = matches!(
+        learnt,
+        Learnt::Known {
+            moved_from: Some(_)
+        }
+    );
+    if learns && f.dst == f.src {
+        // A frame to its own sender: it is where it was just learnt.
+        dst_at = Some(here);
+    }
     let Some(dst_at) = dst_at else {
         // A broadcast, or a destination not located yet: flooded to edge
         // ports. One arriving over a link is a copy in transit.
@@ -185,7 +198,7 @@ pub fn packet_in(
                 out_port,
                 data: owned,
             });
-            ctx.exec.execute(plan);
+            ctx.exec.execute(&mut plan);
             ctx.stats.transit_forwarded.inc();
             return None;
         }
@@ -194,22 +207,12 @@ pub fn packet_in(
         debug!("no path {dpid:x} -> {:x} for {}", dst_at.0, f.dst);
         return None;
     };
-    let fwd_hops: SmallVec<[Hop; 8]> = fwd
-        .iter()
-        .map(|&(dpid, out_port)| Hop { dpid, out_port })
-        .chain(std::iter::once(Hop {
-            dpid: dst_at.0,
-            out_port: dst_at.1,
-        }))
-        .collect();
-    let rev_hops: Option<SmallVec<[Hop; 8]>> = rev.map(|(s, p)| {
-        p.iter()
-            .map(|&(dpid, out_port)| Hop { dpid, out_port })
-            .chain(std::iter::once(Hop {
-                dpid: s.0,
-                out_port: s.1,
-            }))
-            .collect()
+    let mut fwd_hops = SmallVec::new();
+    push_hops(&mut fwd_hops, &fwd, dst_at);
+    let rev_hops = rev.map(|(s, p)| {
+        let mut hops = SmallVec::new();
+        push_hops(&mut hops, &p, s);
+        hops
     });
     let out_port = fwd_hops.first().map_or(0, |h| h.out_port);
     let done = ctx.forwarding.setup(
@@ -229,6 +232,19 @@ pub fn packet_in(
         ctx.stats.paths_refused.inc();
     }
     None
+}
+
+/// Appends the hops of switch path `path`, then the last switch's way
+/// out to `to`. (Pushes in place: `collect` over a chain, or returning
+/// the vector, costs several times more, on every setup.)
+fn push_hops(hops: &mut SmallVec<[Hop; 8]>, path: &[(u64, u32)], to: PortRef) {
+    for &(dpid, out_port) in path {
+        hops.push(Hop { dpid, out_port });
+    }
+    hops.push(Hop {
+        dpid: to.0,
+        out_port: to.1,
+    });
 }
 
 /// Where a frame goes, as the VLAN pipeline found it.
@@ -281,16 +297,23 @@ fn vlan_packet_in(
     let unknown_dst = is_group(&f.dst) || (!to_router && topo.host_in(vlan, &f.dst).is_none());
     let copy = !on_link && unknown_dst && ctx.forwarding.is_flood_copy(data, now);
     let learns = !on_link && !copy && !is_group(&f.src) && f.src != ROUTER_MAC;
-    if learns && !topo.can_learn_in(vlan, &f.src, here) {
+    let learnt = if learns {
+        topo.learn(vlan, f.src, here, f.sender_ip, now)
+    } else {
+        Learnt::Known { moved_from: None }
+    };
+    if learnt == Learnt::Refused {
         drop(topo);
         ctx.stats.hosts_refused.inc();
         return None;
     }
-    let new_host = learns && topo.host_in(vlan, &f.src).is_none();
-    let moved = learns
-        && topo
-            .learn_host_in(vlan, f.src, here, f.sender_ip, now)
-            .is_some();
+    let new_host = learnt == Learnt::New;
+    let moved = matches!(
+        learnt,
+        Learnt::Known {
+            moved_from: Some(_)
+        }
+    );
     // An address the router was asking for: what waited for it goes on.
     let resolved = match (learns, f.sender_ip) {
         (true, Some(std::net::IpAddr::V4(ip))) => ctx.router.resolved(vlan, ip),
@@ -305,8 +328,8 @@ fn vlan_packet_in(
                 .router
                 .decide(&net, &topo, here, (vlan, arrive), f, &owned, now)
             {
-                Decision::Answer(plan) => {
-                    ctx.exec.execute(plan);
+                Decision::Answer(mut plan) => {
+                    ctx.exec.execute(&mut plan);
                     ctx.stats.router_answered.inc();
                     None
                 }
@@ -317,8 +340,8 @@ fn vlan_packet_in(
                     routed: true,
                 }),
                 Decision::Wait(ask) => {
-                    if let Some(plan) = ask {
-                        ctx.exec.execute(plan);
+                    if let Some(mut plan) = ask {
+                        ctx.exec.execute(&mut plan);
                         ctx.stats.router_arp_sent.inc();
                     }
                     ctx.stats.routed_waited.inc();
@@ -345,12 +368,12 @@ fn vlan_packet_in(
     } else {
         // A broadcast or an unknown destination: an ARP for a gateway is
         // the router's to answer; the rest is flooded in its VLAN.
-        if let Some(plan) = f
+        if let Some(mut plan) = f
             .arp
             .filter(|_| !on_link && !copy)
             .and_then(|a| Router::arp_for_gateway(&net, here, (vlan, arrive), &a))
         {
-            ctx.exec.execute(plan);
+            ctx.exec.execute(&mut plan);
             ctx.stats.router_answered.inc();
         } else if !on_link && !copy {
             match ctx

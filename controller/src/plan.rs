@@ -59,6 +59,9 @@ pub struct Plan {
     confirmed: Option<Confirmed>,
     /// Packet-outs sent right after the messages, not gated.
     now: SmallVec<[Release; 1]>,
+    /// When it was decided, if the decider knew (its clock already
+    /// read): a gated plan's wait for barriers counts from here.
+    made: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -74,6 +77,16 @@ impl std::fmt::Debug for Plan {
 impl Plan {
     pub fn new() -> Self {
         Plan::default()
+    }
+
+    /// A plan whose own buffer holds `bytes` of messages before it grows
+    /// (one allocation for a session's meters and flows, not a series of
+    /// reallocations).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Plan {
+            buf: BytesMut::with_capacity(bytes),
+            ..Plan::default()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -132,6 +145,15 @@ impl Plan {
         }
     }
 
+    /// The plan was decided at `at`.
+    pub fn made_at(&mut self, at: std::time::Instant) {
+        self.made = Some(at);
+    }
+
+    pub fn made(&self) -> Option<std::time::Instant> {
+        self.made
+    }
+
     /// The packet to release once every gated switch confirmed.
     pub fn release(&mut self, r: Release) {
         self.release = Some(r);
@@ -177,7 +199,12 @@ impl Plan {
         self.sends.iter().map(|s| (s, self.bytes(s)))
     }
 
-    fn bytes<'a>(&'a self, s: &'a Send) -> &'a [u8] {
+    /// The sends in order; `bytes` gives each one's messages.
+    pub fn send_list(&self) -> &[Send] {
+        &self.sends
+    }
+
+    pub fn bytes<'a>(&'a self, s: &'a Send) -> &'a [u8] {
         match &s.body {
             Part::Own(a, b) => self.buf.get(*a..*b).unwrap_or_default(),
             Part::Shared(b) => b,
@@ -243,8 +270,11 @@ impl Plan {
 pub trait Execute {
     /// Queues the plan's messages on its switches in order (a switch not
     /// connected is skipped), then releases its packet when every gated
-    /// switch has confirmed, or at once if none is gated.
-    fn execute(&self, plan: Plan);
+    /// switch has confirmed, or at once if none is gated. The plan is
+    /// borrowed, not moved (a plan is a few hundred bytes, copied on every
+    /// move, and a plain setup makes one), and left spent: its release and
+    /// confirmation taken out.
+    fn execute(&self, plan: &mut Plan);
 
     /// Whether plans can reach switch `dpid` now.
     fn connected(&self, dpid: u64) -> bool;
@@ -257,9 +287,9 @@ pub struct Recorder {
 }
 
 impl Execute for Recorder {
-    fn execute(&self, plan: Plan) {
+    fn execute(&self, plan: &mut Plan) {
         if !plan.is_empty() {
-            self.plans.lock().push(plan);
+            self.plans.lock().push(std::mem::take(plan));
         }
     }
 

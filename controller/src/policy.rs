@@ -134,30 +134,43 @@ pub struct Sentence<'a> {
 /// lives: sessions keep a decision's parts, not its text, and build the
 /// sentence when the API asks.
 pub fn detail(s: &Sentence<'_>) -> String {
-    let without_promo = s.terms.margin + s.terms.opportunity + s.terms.retention;
-    let (id, by) = s.customer.unwrap_or(("?", "?"));
-    let mut d = match s.basis {
-        Basis::Scored => format!("customer {id} (matched by {by}) scores {without_promo:.2}"),
-        Basis::BelowEveryTier => {
-            format!("customer {id} scores {without_promo:.2}, below every tier: default tier")
+    s.to_string()
+}
+
+/// Written piece by piece into one buffer (each admission's log line
+/// carries the sentence).
+impl std::fmt::Display for Sentence<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self;
+        let without_promo = s.terms.margin + s.terms.opportunity + s.terms.retention;
+        let (id, by) = s.customer.unwrap_or(("?", "?"));
+        match s.basis {
+            Basis::Scored => write!(
+                f,
+                "customer {id} (matched by {by}) scores {without_promo:.2}"
+            )?,
+            Basis::BelowEveryTier => write!(
+                f,
+                "customer {id} scores {without_promo:.2}, below every tier: default tier"
+            )?,
+            Basis::NoCustomer => f.write_str("no customer matches the client: default tier")?,
         }
-        Basis::NoCustomer => "no customer matches the client: default tier".to_string(),
-    };
-    match s.note {
-        PromoNote::Lifted => {
-            d = format!("{d}; promotion {} lifts it", s.promotion.unwrap_or("?"));
+        match s.note {
+            PromoNote::Lifted => {
+                write!(f, "; promotion {} lifts it", s.promotion.unwrap_or("?"))?;
+            }
+            PromoNote::Expired | PromoNote::Unknown => {
+                let why = if s.note == PromoNote::Expired {
+                    "expired"
+                } else {
+                    "unknown"
+                };
+                write!(f, "; promotion code {} is {why}", s.code.unwrap_or("?"))?;
+            }
+            PromoNote::None => {}
         }
-        PromoNote::Expired | PromoNote::Unknown => {
-            let why = if s.note == PromoNote::Expired {
-                "expired"
-            } else {
-                "unknown"
-            };
-            d = format!("{d}; promotion code {} is {why}", s.code.unwrap_or("?"));
-        }
-        PromoNote::None => {}
+        write!(f, ": tier {}", s.tier)
     }
-    format!("{d}: tier {}", s.tier)
 }
 
 /// Scores a session request and picks its tier. `tiers` must be sorted

@@ -57,12 +57,29 @@ pub struct Host {
     pub at: PortRef,
     pub ips: Vec<IpAddr>,
     pub last_seen: Instant,
+    /// The address this host last put in `Topology::by_ip`, with the
+    /// topology's `ip_epoch` then: while the epoch has not moved, no entry
+    /// was taken from one host by another since, so the entry still names
+    /// this host and `learn` need not write it again.
+    ip_claim: Option<(IpAddr, u64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct LinkEnd {
     peer: PortRef,
     last_seen: Instant,
+}
+
+/// What `Topology::learn` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learnt {
+    /// A new host its port (or the controller) has no room for.
+    Refused,
+    New,
+    /// Known already; `moved_from` its previous port when it moved.
+    Known {
+        moved_from: Option<PortRef>,
+    },
 }
 
 /// Ports, links, hosts and the switch graph.
@@ -76,6 +93,9 @@ pub struct Topology {
     hosts: HashMap<(u16, MacAddr), Host>,
     /// Which host last sent from each address.
     by_ip: HashMap<IpAddr, (u16, MacAddr)>,
+    /// Moves on whenever an entry of `by_ip` passes from one host to
+    /// another (see `Host::ip_claim`).
+    ip_epoch: u64,
     /// How many hosts live at each port.
     hosts_at: HashMap<PortRef, u32>,
     limits: HostLimits,
@@ -107,6 +127,7 @@ impl Default for Topology {
             links: HashMap::default(),
             hosts: HashMap::default(),
             by_ip: HashMap::default(),
+            ip_epoch: 0,
             hosts_at: HashMap::default(),
             limits: HostLimits::default(),
             graph: DiGraphMap::new(),
@@ -425,7 +446,7 @@ impl Topology {
     ) -> Option<PortRef> {
         let key = (vlan, mac);
         if let Some(ip) = ip {
-            self.by_ip.insert(ip, key);
+            self.claim_ip(ip, key);
         }
         let moved_from = match self.hosts.get(&key) {
             Some(h) if h.at != at => Some(h.at),
@@ -464,10 +485,68 @@ impl Topology {
                         at,
                         ips: ip.into_iter().collect(),
                         last_seen: now,
+                        ip_claim: None,
                     },
                 );
                 None
             }
+        }
+    }
+
+    /// Learns (or refreshes) `mac` at `at` in `vlan`, unless the limits
+    /// refuse a new host there: `can_learn_in`, `host_in` and
+    /// `learn_host_in` in one, for the packet-in path, where a known host
+    /// at its known port (nearly every packet) costs one lookup of the
+    /// host table (and one of the address table when the frame carries
+    /// the sender's address).
+    pub fn learn(
+        &mut self,
+        vlan: u16,
+        mac: MacAddr,
+        at: PortRef,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) -> Learnt {
+        let key = (vlan, mac);
+        let Some(h) = self.hosts.get_mut(&key) else {
+            if !self.can_learn_in(vlan, &mac, at) {
+                return Learnt::Refused;
+            }
+            self.learn_host_in(vlan, mac, at, ip, now);
+            return Learnt::New;
+        };
+        if h.at != at {
+            return Learnt::Known {
+                moved_from: self.learn_host_in(vlan, mac, at, ip, now),
+            };
+        }
+        h.last_seen = now;
+        if let Some(ip) = ip {
+            if !h.ips.contains(&ip) {
+                return Learnt::Known {
+                    moved_from: self.learn_host_in(vlan, mac, at, Some(ip), now),
+                };
+            }
+            // Which host last sent from each address: written again only
+            // if another host may have taken the address since.
+            if h.ip_claim != Some((ip, self.ip_epoch)) {
+                if let Some(old) = self.by_ip.insert(ip, key)
+                    && old != key
+                {
+                    self.ip_epoch += 1;
+                }
+                h.ip_claim = Some((ip, self.ip_epoch));
+            }
+        }
+        Learnt::Known { moved_from: None }
+    }
+
+    /// `ip` was last sent from by host `key`.
+    fn claim_ip(&mut self, ip: IpAddr, key: (u16, MacAddr)) {
+        if let Some(old) = self.by_ip.insert(ip, key)
+            && old != key
+        {
+            self.ip_epoch += 1;
         }
     }
 
@@ -567,6 +646,30 @@ mod tests {
             t.link_seen((a, 10), (b, 11), now);
             t.link_seen((b, 11), (a, 10), now);
         }
+    }
+
+    #[test]
+    fn an_address_names_the_host_that_last_sent_from_it() {
+        let mut t = Topology::default();
+        let t0 = Instant::now();
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+        let ip: Option<IpAddr> = "10.0.0.9".parse().ok();
+        let owner = |t: &Topology| ip.and_then(|ip| t.host_by_ip(ip)).map(|h| h.mac);
+        // Each learnt, then seen again (the second sighting is the one
+        // that may skip writing the address).
+        for _ in 0..2 {
+            t.learn(VLAN1, a, (1, 1), ip, t0);
+        }
+        assert_eq!(owner(&t), Some(a));
+        for _ in 0..2 {
+            t.learn(VLAN1, b, (1, 2), ip, t0);
+        }
+        assert_eq!(owner(&t), Some(b));
+        // A sends from it again: A's earlier write does not count.
+        t.learn(VLAN1, a, (1, 1), ip, t0);
+        assert_eq!(owner(&t), Some(a));
+        t.learn(VLAN1, b, (1, 2), ip, t0);
+        assert_eq!(owner(&t), Some(b));
     }
 
     #[test]

@@ -5,11 +5,26 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 
 /// A 48-bit Ethernet address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+
+    /// The address as the low 48 bits of a `u64`.
+    pub fn to_u64(self) -> u64 {
+        let [a, b, c, d, e, f] = self.0;
+        u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+    }
+}
+
+/// One `u64` written, where the derived impl writes a length and six
+/// bytes: addresses key the controller's host and path tables, looked up
+/// several times per packet. Equal addresses hash equally, as `Eq` needs.
+impl std::hash::Hash for MacAddr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.to_u64());
+    }
 }
 
 impl fmt::Display for MacAddr {

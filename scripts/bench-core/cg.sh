@@ -2,7 +2,7 @@
 # cg.sh LABEL BIN PORT [extra run args]: callgrind the controller (empty private Redis 16391)
 # while tierflow bench runs 8 s (4 switches, window 32); SIGINT; setups from the stopped stats line.
 label=$1; bin=$2; port=$3; shift 3
-out=/work/bench16/raw; api=$((port+50))
+out=${OUT:-/work/bench16/raw}; api=$((port+50))
 redis-cli -p 16391 flushall >/dev/null
 echo "$label loadavg before: $(cat /proc/loadavg)" >> $out/loadavg.txt
 rm -f $out/cg.$label.out

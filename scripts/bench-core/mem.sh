@@ -7,7 +7,7 @@
 # once the Redis writer has drained (SCARD stable for 2 s) VmRSS is read (and a massif detailed
 # snapshot taken through vgdb); VmRSS (and a snapshot) also before the bench connected.
 label=$1; bin=$2; port=$3; tool=$4; target=$5; cfg=$6
-out=/work/bench16/raw; api=$((port+50))
+out=${OUT:-/work/bench16/raw}; api=$((port+50))
 R="redis-cli -p 16391"
 $R flushall >/dev/null
 $bin crm load /work/main/crm/bench.json --redis redis://127.0.0.1:16391 > $out/$label.crmload.log 2>&1

@@ -5,7 +5,7 @@
 #   lat: --mode latency --hops 4 --switches 4 --sessions --duration 5
 #   thr: --switches 16 --sessions --duration 5
 label=$1; bin=$2; port=$3; mode=$4; kind=$5; shift 5
-out=/work/bench16/raw; api=$((port+50))
+out=${OUT:-/work/bench16/raw}; api=$((port+50))
 redis-cli -p 16391 flushall >/dev/null
 $bin crm load /work/main/crm/bench.json --redis redis://127.0.0.1:16391 > $out/$label.crmload.log 2>&1
 echo "$label loadavg before: $(cat /proc/loadavg)" >> $out/loadavg.txt

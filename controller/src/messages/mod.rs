@@ -23,7 +23,7 @@ pub use infra::{
     guard_meter_id, guard_miss, guard_port, lldp_guard_meter_id, lldp_to_controller, port_meter,
     service_flows, set_config, table_miss,
 };
-pub use packet::{flood_out, packet_out, probe_out};
+pub use packet::{flood_out, packet_out, packet_out_head, probe_out};
 pub use path::{PATH_FLOW_LEN, delete_path, path_flow};
 pub use tier::{
     Dir, FlowSpec, SessionKey, delete_media, delete_meter, delete_session, media_flow, meter,
@@ -33,6 +33,12 @@ pub use vlan::{
     carried_packet_out, carry, hop_actions, routed_path_flow, tag_actions, vlan_flood_out,
     vlan_path_flow,
 };
+
+/// A BARRIER_REQUEST with xid 0, as `openflow::encode` writes it (a test
+/// checks): the installer follows every gated send with one, so it copies
+/// these bytes and sets the xid instead of encoding the message each
+/// time.
+pub const BARRIER_REQUEST: [u8; openflow::HEADER_LEN] = [4, 20, 0, 8, 0, 0, 0, 0];
 
 /// Every flow priority Tierflow uses, highest first. One table, so the
 /// order that makes tiers win is visible in one place.
@@ -89,6 +95,13 @@ fn to_controller() -> openflow::Instruction<'static> {
 #[cfg(test)]
 mod tests {
     use super::prio;
+
+    #[test]
+    fn the_barrier_request_bytes_are_the_encoders() {
+        let mut v = Vec::new();
+        openflow::encode(0, &openflow::Message::BarrierRequest, &mut v).expect("encodes");
+        assert_eq!(v, super::BARRIER_REQUEST);
+    }
 
     #[test]
     fn priorities_order_tiers_above_everything_but_signalling_and_lldp() {

@@ -17,7 +17,6 @@ use crate::stats::Stats;
 // ahash: keys come off the wire (datapath ids), so a DoS-resistant hash,
 // but several times cheaper than std's SipHash on this hot path.
 use ahash::AHashMap as HashMap;
-use openflow::Message;
 use parking_lot::{Mutex, RwLock};
 use slab::Slab;
 use smallvec::SmallVec;
@@ -123,6 +122,7 @@ impl Installer {
         release: Option<Release>,
         confirmed: Option<crate::plan::Confirmed>,
         gated: SmallVec<[u64; 4]>,
+        created: Instant,
     ) -> Option<(usize, u32)> {
         let mut s = self.setups.lock();
         if s.slab.len() >= MAX_SETUPS {
@@ -141,7 +141,7 @@ impl Installer {
             waiting: gated,
             release,
             confirmed,
-            created: Instant::now(),
+            created,
         });
         Some((
             slot,
@@ -215,17 +215,20 @@ impl Installer {
     }
 
     fn release(&self, r: &Release) {
-        if let Some(sw) = self.switch(r.dpid) {
-            sw.send_xid(
-                0,
-                &Message::PacketOut(messages::packet_out(r.in_port, r.out_port, &r.data)),
-            );
+        if let Some(sw) = self.switches.read().get(&r.dpid) {
+            match messages::packet_out_head(r.in_port, r.out_port, r.data.len()) {
+                Some(head) => sw.batch(|b| b.push_head_and_body(&head, &r.data)),
+                // Too long to send: the encoder says why in the log.
+                None => {
+                    sw.send_xid(0, &messages::packet_out(r.in_port, r.out_port, &r.data));
+                }
+            }
         }
     }
 }
 
 impl Execute for Installer {
-    fn execute(&self, mut plan: Plan) {
+    fn execute(&self, plan: &mut Plan) {
         let release = plan.take_release();
         let confirmed = plan.take_confirmed();
         let mut setup = None;
@@ -244,25 +247,38 @@ impl Execute for Installer {
                 }
                 confirm_now = confirmed;
             } else {
-                setup = self.begin(release, confirmed, gated);
+                let made = plan.made().unwrap_or_else(Instant::now);
+                setup = self.begin(release, confirmed, gated, made);
             }
         }
         let mut counts = MsgCounts::default();
-        for (send, bytes) in plan.sends() {
-            let queued = self.switch(send.dpid).is_some_and(|sw| {
-                sw.batch(|b| {
-                    b.push_encoded(bytes, &mut counts);
-                    match setup {
-                        Some((_, xid)) if send.gate => b.push(xid, &Message::BarrierRequest),
-                        _ => true,
-                    }
+        // Consecutive sends to one switch (a path's two directions, a
+        // session's meters then flows) go in one batch: one registry
+        // lookup, one lock of its buffer, one wake-up of its writer.
+        for group in plan.send_list().chunk_by(|a, b| a.dpid == b.dpid) {
+            let Some(dpid) = group.first().map(|s| s.dpid) else {
+                continue;
+            };
+            let queued = {
+                let switches = self.switches.read();
+                switches.get(&dpid).is_some_and(|sw| {
+                    sw.batch(|b| {
+                        for send in group {
+                            b.push_encoded(plan.bytes(send), &mut counts);
+                            if let Some((_, xid)) = setup
+                                && send.gate
+                            {
+                                b.push_encoded_xid(&messages::BARRIER_REQUEST, xid);
+                            }
+                        }
+                        true
+                    })
                 })
-            });
-            if send.gate
-                && !queued
-                && let Some((_, xid)) = setup
-            {
-                self.settle(send.dpid, xid, true);
+            };
+            if !queued && let Some((_, xid)) = setup {
+                for send in group.iter().filter(|s| s.gate) {
+                    self.settle(send.dpid, xid, true);
+                }
             }
         }
         for r in plan.packet_outs() {
@@ -271,8 +287,12 @@ impl Execute for Installer {
         if let Some(c) = confirm_now {
             c(true);
         }
-        self.stats.flow_mods_sent.add(counts.flow_mods);
-        self.stats.meter_mods_sent.add(counts.meter_mods);
+        if counts.flow_mods > 0 {
+            self.stats.flow_mods_sent.add(counts.flow_mods);
+        }
+        if counts.meter_mods > 0 {
+            self.stats.meter_mods_sent.add(counts.meter_mods);
+        }
     }
 
     fn connected(&self, dpid: u64) -> bool {
@@ -337,7 +357,7 @@ mod tests {
         for s in [&s1, &s2, &s3] {
             assert!(inst.add(s.clone()).is_ok());
         }
-        inst.execute(setup_plan());
+        inst.execute(&mut setup_plan());
         let q2 = queued(&s2);
         assert_eq!(
             q2.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
@@ -369,7 +389,7 @@ mod tests {
         let s1 = switch(1);
         assert!(inst.add(s1.clone()).is_ok());
         // Switch 2 is not connected: only 1's barrier is awaited.
-        inst.execute(setup_plan());
+        inst.execute(&mut setup_plan());
         let q1 = queued(&s1);
         let xid = q1[1].1;
         inst.barrier_reply(1, xid);
@@ -383,13 +403,13 @@ mod tests {
             out_port: 2,
             data: bytes::Bytes::from_static(b"x"),
         });
-        inst.execute(p);
+        inst.execute(&mut p);
         assert_eq!(
             queued(&s1).iter().map(|(t, _)| *t).collect::<Vec<_>>(),
             vec![MsgType::FlowMod, MsgType::PacketOut]
         );
         // Abandoned setups are swept.
-        inst.execute(setup_plan());
+        inst.execute(&mut setup_plan());
         inst.sweep(Duration::ZERO);
         assert_eq!(inst.in_flight(), 0);
         assert_eq!(stats.setups_abandoned.get(), 1);

@@ -495,12 +495,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(sw: &Switch, mut wr: W, write_timeout
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     debug!("write failed: {e}");
-                    sw.closed().cancel();
+                    sw.shut();
                     break;
                 }
                 Err(_) => {
                     warn!("switch has not read for {write_timeout:?}; dropping it");
-                    sw.closed().cancel();
+                    sw.shut();
                     break;
                 }
             }

@@ -95,6 +95,9 @@ pub struct Switch {
     next_xid: AtomicU32,
     pending: Mutex<HashMap<u32, Pending>>,
     closed: CancellationToken,
+    /// Set with `closed` (by `shut`): what `batch` checks on every send,
+    /// one atomic load where the token's check takes its mutex.
+    is_closed: AtomicBool,
     /// Set when a newer connection of the same datapath took its place.
     replaced: AtomicBool,
     /// Packet-in allowances per port (only this switch's task uses it).
@@ -129,6 +132,7 @@ impl Switch {
             next_xid: AtomicU32::new(1),
             pending: Mutex::new(HashMap::new()),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             buckets: Mutex::new(HashMap::new()),
             request_timeout,
@@ -178,7 +182,7 @@ impl Switch {
     /// one of the same datapath takes its place.
     pub fn replace(&self) {
         self.replaced.store(true, Ordering::Relaxed);
-        self.closed.cancel();
+        self.shut();
     }
 
     pub fn was_replaced(&self) -> bool {
@@ -237,7 +241,7 @@ impl Switch {
     where
         R: BatchResult,
     {
-        if self.closed.is_cancelled() {
+        if self.is_closed.load(Ordering::Acquire) {
             return R::failed();
         }
         let mut out = self.out.lock();
@@ -247,7 +251,7 @@ impl Switch {
                 dpid = format_args!("{:016x}", self.dpid),
                 "switch is not reading; dropping it"
             );
-            self.closed.cancel();
+            self.shut();
             return R::failed();
         }
         let before = out.len();
@@ -275,18 +279,24 @@ impl Switch {
         self.wake.notified().await;
     }
 
-    /// Cancelled when the connection closes.
+    /// Cancelled when the connection closes (to wait on; `shut` closes).
     pub fn closed(&self) -> &CancellationToken {
         &self.closed
     }
 
     pub fn is_connected(&self) -> bool {
-        !self.closed.is_cancelled()
+        !self.is_closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the connection: nothing more is queued, its tasks stop.
+    pub fn shut(&self) {
+        self.is_closed.store(true, Ordering::Release);
+        self.closed.cancel();
     }
 
     /// Fails every outstanding request; called when the connection ends.
     pub(crate) fn close(&self) {
-        self.closed.cancel();
+        self.shut();
         self.pending.lock().clear();
     }
 
@@ -510,6 +520,25 @@ impl Batch<'_> {
                 x.copy_from_slice(&xid);
             }
             at += len;
+        }
+    }
+}
+
+impl Batch<'_> {
+    /// Queues one message given as its encoded head (xid included) and
+    /// the rest of its bytes (a packet-out's frame).
+    pub fn push_head_and_body(&mut self, head: &[u8], body: &[u8]) {
+        self.out.extend_from_slice(head);
+        self.out.extend_from_slice(body);
+    }
+
+    /// Queues one whole encoded message with xid `xid` (a prebuilt
+    /// message, such as `messages::BARRIER_REQUEST`).
+    pub fn push_encoded_xid(&mut self, encoded: &[u8], xid: u32) {
+        let start = self.out.len();
+        self.out.extend_from_slice(encoded);
+        if let Some(x) = self.out.get_mut(start + 4..start + 8) {
+            x.copy_from_slice(&xid.to_be_bytes());
         }
     }
 }

@@ -210,7 +210,7 @@ impl Sessions {
         if pkt.on_link && !carried {
             let mut plan = Plan::new();
             plan.packet_out(release);
-            exec.execute(plan);
+            exec.execute(&mut plan);
             self.stats.transit_forwarded.inc();
         } else {
             self.reinstall_locked(exec, &t, rec, Some(release));
@@ -279,7 +279,7 @@ impl Sessions {
             plan.release(r);
         }
         info!("session {} back on its media, tier {}", rec.id, tier.name);
-        exec.execute(plan);
+        exec.execute(&mut plan);
         self.stats.sessions_reinstalled.inc();
         self.persist(rec.id);
         t.insert(rec);
@@ -478,7 +478,7 @@ impl Sessions {
         if let Some(old) = t.remove(id) {
             // Re-admitted while still live (a path change raced it): its
             // old flows and meters go.
-            exec.execute(program::remove(&old));
+            exec.execute(&mut program::remove(&old));
             self.free_meters(&old);
         }
         let Some(hops) = self.hops_with_meters(&p.route) else {
@@ -508,7 +508,7 @@ impl Sessions {
                 }
                 plan.release(r);
             }
-            exec.execute(plan);
+            exec.execute(&mut plan);
             if let Some(parked) = parked {
                 t.park(parked);
             }
@@ -626,7 +626,7 @@ impl Sessions {
             self.names.get(rec.service),
             tier.name,
             reason_name(rec.decision.reason),
-            self.view_of(&rec, false).explanation.detail
+            rec.detail(&self.names)
         );
         self.stats.sessions_admitted.inc();
         let gated = p.release.is_some() || p.confirmed.is_some();
@@ -637,7 +637,7 @@ impl Sessions {
         if let Some(c) = p.confirmed {
             plan.on_confirmed(c);
         }
-        exec.execute(plan);
+        exec.execute(&mut plan);
         self.persist(id);
         t.insert(rec);
     }
@@ -659,7 +659,7 @@ impl Sessions {
         if let Some(r) = release {
             plan.release(r);
         }
-        exec.execute(plan);
+        exec.execute(&mut plan);
     }
 
     /// A route with a meter pair on every switch; None (nothing taken)
@@ -711,7 +711,7 @@ impl Sessions {
         t.forget_external(&rec);
         // Under the table's lock: a re-admission of the same session must
         // not have its new flows deleted by this.
-        exec.execute(program::remove(&rec));
+        exec.execute(&mut program::remove(&rec));
         self.free_meters(&rec);
         drop(t);
         self.finish(rec, why);
@@ -789,9 +789,9 @@ impl Sessions {
             let Some(tier) = snap.tier(&self.names.get(rec.tier)) else {
                 continue;
             };
-            let plan = program::install_on(rec, dpid, tier, self.idle_timeout);
+            let mut plan = program::install_on(rec, dpid, tier, self.idle_timeout);
             if !plan.is_empty() {
-                exec.execute(plan);
+                exec.execute(&mut plan);
                 n += 1;
             }
         }
@@ -868,7 +868,7 @@ impl Sessions {
                     continue;
                 }
                 let gone: Vec<super::record::MediaLeg> = call.legs.drain(..).collect();
-                exec.execute(program::remove_legs(rec.id.0, &gone));
+                exec.execute(&mut program::remove_legs(rec.id.0, &gone));
                 {
                     let mut pools = self.meters.lock();
                     for h in gone.iter().flat_map(|g| g.hops.iter()) {
@@ -921,7 +921,7 @@ impl Sessions {
             .collect();
         for id in &ids {
             if let Some(rec) = t.remove(*id) {
-                exec.execute(program::remove(&rec));
+                exec.execute(&mut program::remove(&rec));
                 self.free_meters(&rec);
                 self.persist(*id);
                 if rec.requested.is_some() {

@@ -188,7 +188,7 @@ impl Sessions {
             out_port: port,
             data: pkt.delivered.clone(),
         });
-        exec.execute(plan);
+        exec.execute(&mut plan);
         Admission::Done
     }
 
@@ -313,7 +313,7 @@ impl Sessions {
                     && rec.state == SessionState::Hold
                     && let Some(tier) = tier
                 {
-                    exec.execute(program::retier(rec, &tier, self.idle_timeout));
+                    exec.execute(&mut program::retier(rec, &tier, self.idle_timeout));
                 }
             }
             let Some(call) = rec.call.as_mut() else {
@@ -395,7 +395,12 @@ impl Sessions {
             hops,
             carry,
         };
-        exec.execute(program::install_leg(rec, &leg, &tier, self.idle_timeout));
+        exec.execute(&mut program::install_leg(
+            rec,
+            &leg,
+            &tier,
+            self.idle_timeout,
+        ));
         info!(
             "session {id}: media leg {a} <-> {z} on {} switches, tier {}",
             leg.hops.len(),

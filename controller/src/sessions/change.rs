@@ -20,7 +20,7 @@ impl Sessions {
     fn retier(&self, exec: &dyn Execute, rec: &mut Record, tier: &Tier) {
         rec.tier = self.names.intern(&tier.name);
         rec.updated_at = Utc::now();
-        exec.execute(program::retier(rec, tier, self.idle_timeout));
+        exec.execute(&mut program::retier(rec, tier, self.idle_timeout));
         self.stats.sessions_retiered.inc();
         self.persist(rec.id);
     }

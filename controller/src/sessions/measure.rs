@@ -95,24 +95,32 @@ impl Sessions {
     /// The meters to read for every live session: its forward meter on
     /// its last switch, its reverse meter on its first; grouped by switch.
     pub fn meter_targets(&self) -> Targets {
-        let mut by_switch: HashMap<u64, Vec<(u32, SessionId, bool)>> = HashMap::default();
-        let t = self.table.lock();
-        for r in t.by_id.values() {
-            if let Some(h) = r.hops.last().filter(|h| h.meter_fwd != 0) {
-                by_switch
-                    .entry(h.dpid)
-                    .or_default()
-                    .push((h.meter_fwd, r.id, true));
-            }
-            if let Some(h) = r.hops.first().filter(|h| h.meter_rev != 0) {
-                by_switch
-                    .entry(h.dpid)
-                    .or_default()
-                    .push((h.meter_rev, r.id, false));
+        // Under the table's lock (which every admission takes) only a
+        // copy into one vector sized beforehand; the grouping by switch
+        // happens after the lock is let go.
+        let mut flat: Vec<(u64, u32, SessionId, bool)> = Vec::new();
+        {
+            let t = self.table.lock();
+            flat.reserve_exact(2 * t.by_id.len());
+            for r in t.by_id.values() {
+                if let Some(h) = r.hops.last().filter(|h| h.meter_fwd != 0) {
+                    flat.push((h.dpid, h.meter_fwd, r.id, true));
+                }
+                if let Some(h) = r.hops.first().filter(|h| h.meter_rev != 0) {
+                    flat.push((h.dpid, h.meter_rev, r.id, false));
+                }
             }
         }
-        let mut v: Targets = by_switch.into_iter().collect();
-        v.sort_unstable_by_key(|(d, _)| *d);
+        flat.sort_unstable_by_key(|(d, ..)| *d);
+        let mut v: Targets = Vec::new();
+        for group in flat.chunk_by(|a, b| a.0 == b.0) {
+            if let Some(&(dpid, ..)) = group.first() {
+                v.push((
+                    dpid,
+                    group.iter().map(|&(_, m, id, to)| (m, id, to)).collect(),
+                ));
+            }
+        }
         v
     }
 

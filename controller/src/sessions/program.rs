@@ -19,6 +19,11 @@ pub enum Mode {
     InPlace,
 }
 
+/// About what one hop of a session takes in a plan: two METER_MODs and
+/// two FLOW_MODs (a call's RTCP adds two more); a guess for the plan's
+/// buffer, which grows if it is short.
+const HOP_BYTES: usize = 640;
+
 /// One switch's part of a session: its two meters and its two flows (four
 /// for a requested call: RTP and RTCP).
 pub fn push_hop(plan: &mut Plan, rec: &Record, i: usize, tier: &Tier, mode: Mode, idle: u16) {
@@ -179,7 +184,7 @@ fn push_meters(plan: &mut Plan, dpid: u64, ids: [u32; 2], rec: &Record, tier: &T
 /// first, and its media legs; `gated`: each switch of the path confirms
 /// by barrier (the caller adds what waits for it: a packet, a caller).
 pub fn install(rec: &Record, tier: &Tier, idle: u16, gated: bool) -> Plan {
-    let mut plan = Plan::new();
+    let mut plan = Plan::with_capacity(rec.hops.len() * HOP_BYTES);
     for i in (0..rec.hops.len()).rev() {
         push_hop(&mut plan, rec, i, tier, Mode::Fresh, idle);
         if gated && let Some(h) = rec.hops.get(i) {

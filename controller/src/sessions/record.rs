@@ -76,9 +76,23 @@ impl SessionId {
     }
 }
 
+/// `s-` and at least ten hex digits (`s-{:010x}`), written by hand: an
+/// admission writes its id three times (log line, Redis key, record), and
+/// the formatter's padded hex costs several times more.
 impl std::fmt::Display for SessionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s-{:010x}", self.0)
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 18];
+        buf[0] = b's';
+        buf[1] = b'-';
+        // Digits of the value, most significant first, at least ten.
+        let digits = (16 - (self.0.leading_zeros() / 4) as usize).max(10);
+        for (i, b) in buf[2..2 + digits].iter_mut().enumerate() {
+            let shift = 4 * (digits - 1 - i);
+            *b = HEX[((self.0 >> shift) & 0xf) as usize];
+        }
+        // ASCII by construction.
+        f.write_str(std::str::from_utf8(&buf[..2 + digits]).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -549,6 +563,27 @@ impl Record {
         out
     }
 
+    /// The explanation's sentence (`explanation.detail` of the view),
+    /// alone: what the admission's log line says, without building the
+    /// rest of the view.
+    pub fn detail(&self, names: &Names) -> String {
+        let d = &self.decision;
+        if d.manual {
+            return format!("manual override to {}", names.get(self.tier));
+        }
+        let customer = d.customer.map(|(n, by)| (names.get(n), by));
+        let promotion = d.promotion.map(|n| names.get(n));
+        policy::detail(&policy::Sentence {
+            basis: d.basis,
+            customer: customer.as_ref().map(|(c, by)| (&**c, by.as_str())),
+            terms: &d.terms,
+            note: d.note,
+            promotion: promotion.as_deref(),
+            code: self.inputs.promo_code.as_deref(),
+            tier: &names.get(d.tier),
+        })
+    }
+
     /// The API's view. `parked`: the session has no flows now. `tier`:
     /// the definition of the tier in force, for the meters it gets (absent
     /// when the tier was deleted meanwhile).
@@ -556,21 +591,7 @@ impl Record {
         let d = &self.decision;
         let inputs = self.inputs.to_client();
         let customer = d.customer.map(|(n, by)| (names.get(n), by));
-        let tier_in_force = names.get(self.tier);
-        let detail = if d.manual {
-            format!("manual override to {tier_in_force}")
-        } else {
-            let promotion = d.promotion.map(|n| names.get(n));
-            policy::detail(&policy::Sentence {
-                basis: d.basis,
-                customer: customer.as_ref().map(|(c, by)| (&**c, by.as_str())),
-                terms: &d.terms,
-                note: d.note,
-                promotion: promotion.as_deref(),
-                code: inputs.promo_code.as_deref(),
-                tier: &names.get(d.tier),
-            })
-        };
+        let detail = self.detail(names);
         let explanation = Explanation {
             customer_id: customer.as_ref().map(|(c, _)| c.to_string()),
             matched_by: customer.as_ref().map(|(_, by)| by.as_str().to_string()),
@@ -603,7 +624,7 @@ impl Record {
             client_ip: IpAddr::V4(self.key.client),
             server_ip: IpAddr::V4(self.key.server),
             state: self.state,
-            tier: tier_in_force.to_string(),
+            tier: names.get(self.tier).to_string(),
             override_tier: self.override_tier.map(|n| names.get(n).to_string()),
             customer_id: explanation.customer_id.clone(),
             explanation,
@@ -652,6 +673,21 @@ pub fn endpoints_v4(sdp: &sip::Sdp) -> SmallVec<[SocketAddrV4; 4]> {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn session_ids_print_as_the_padded_hex_they_always_did() {
+        for v in [
+            0,
+            1,
+            0xab,
+            0x00d1_e75b_48b3,
+            0xff_ffff_ffff,
+            1 << 40,
+            u64::MAX,
+        ] {
+            assert_eq!(SessionId(v).to_string(), format!("s-{v:010x}"));
+        }
+    }
 
     #[test]
     fn ids_are_stable_and_print_as_s_and_ten_hex_digits() {

@@ -269,7 +269,7 @@ impl Sessions {
         self.stats.sessions_admitted.inc();
         let mut plan = program::install(&rec, &tier, self.idle_timeout, true);
         plan.on_confirmed(confirmed);
-        exec.execute(plan);
+        exec.execute(&mut plan);
         let view = self.view_of(&rec, false);
         self.persist(id);
         t.insert(rec);
@@ -327,7 +327,7 @@ impl Sessions {
                 "session {id} on the network: both hosts located, tier {}",
                 tier.name
             );
-            exec.execute(program::install(&rec, &tier, self.idle_timeout, false));
+            exec.execute(&mut program::install(&rec, &tier, self.idle_timeout, false));
             self.persist(id);
             t.insert(rec);
             n += 1;
