@@ -108,8 +108,11 @@ pub fn vlan_ranges(v: &tierflow_api::model::Vlan) -> String {
         .join(",")
 }
 
+/// What a session's key starts with (its id follows).
+pub const SESSION_PREFIX: &str = "tf:session:";
+
 pub fn session(id: &str) -> String {
-    format!("tf:session:{id}")
+    format!("{SESSION_PREFIX}{id}")
 }
 
 pub fn phone_idx(e164: &str) -> String {

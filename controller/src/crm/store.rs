@@ -920,6 +920,51 @@ impl Store {
         self.run(p.query_async::<()>(&mut con)).await
     }
 
+    /// Stores many sessions' records (`(id, JSON)`, already encoded) in
+    /// one transaction: one round trip and one MULTI/EXEC for the lot
+    /// instead of one each. Every record keeps the pairing a reader
+    /// relies on (its key written with its membership of the live set:
+    /// SET and SADD, or for an ended one SET with expiry and SREM), and
+    /// the whole lot applies or none of it does.
+    pub async fn put_session_records<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        ended: bool,
+    ) -> Result<()> {
+        let mut p = redis::pipe();
+        p.atomic();
+        // One key buffer for the lot: the pipeline copies each argument.
+        let mut key = String::with_capacity(32);
+        for (id, json) in records {
+            key.clear();
+            key.push_str(keys::SESSION_PREFIX);
+            key.push_str(id);
+            if ended {
+                p.cmd("SET")
+                    .arg(&key)
+                    .arg(json)
+                    .arg("EX")
+                    .arg(ENDED_SESSION_TTL_SECS)
+                    .ignore()
+                    .cmd("SREM")
+                    .arg(keys::SESSIONS)
+                    .arg(id)
+                    .ignore();
+            } else {
+                p.cmd("SET")
+                    .arg(&key)
+                    .arg(json)
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(keys::SESSIONS)
+                    .arg(id)
+                    .ignore();
+            }
+        }
+        let mut con = self.con();
+        self.run(p.query_async::<()>(&mut con)).await
+    }
+
     pub async fn get_session(&self, id: &str) -> Result<Session> {
         let key = keys::session(id);
         match self.get_raw(&key).await? {

@@ -641,18 +641,21 @@ impl Record {
             created_at: self.created_at,
             updated_at: self.updated_at,
             measured_kbps: None,
-            meters: tier.filter(|_| !parked).map(|t| {
-                let [up, down] = self.meters(t);
-                let setting = |m: qos::Meter| MeterSetting {
-                    rate_kbps: m.rate_kbps,
-                    bucket_kbits: m.bucket_kbits,
-                };
-                SessionMeters {
-                    to_server: setting(up),
-                    to_client: setting(down),
-                    need_kbps: self.media_shape().1,
-                }
-            }),
+            meters: tier.filter(|_| !parked).map(|t| self.session_meters(t)),
+        }
+    }
+
+    /// The view's `meters` under `tier`.
+    pub fn session_meters(&self, tier: &Tier) -> SessionMeters {
+        let [up, down] = self.meters(tier);
+        let setting = |m: qos::Meter| MeterSetting {
+            rate_kbps: m.rate_kbps,
+            bucket_kbits: m.bucket_kbits,
+        };
+        SessionMeters {
+            to_server: setting(up),
+            to_client: setting(down),
+            need_kbps: self.media_shape().1,
         }
     }
 }

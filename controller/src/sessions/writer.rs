@@ -4,7 +4,9 @@
 //! Redis current. The writer remembers only *which* sessions changed;
 //! their records are built when written, so a backlog costs a few bytes
 //! per session, and a dead Redis loses nothing while the controller runs
-//! (failed writes are retried each second).
+//! (failed writes are retried each second). A record is encoded straight
+//! from the session's `Record` ([`StoredOf`]), and a chunk of records goes
+//! in one transaction.
 
 use super::Sessions;
 use super::record::{
@@ -14,11 +16,15 @@ use crate::crm::{MatchedBy, Snapshot};
 use crate::messages::SessionKey;
 use crate::policy::{Basis, PromoNote};
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt::Display;
 use std::net::IpAddr;
 use std::time::Duration;
-use tierflow_api::model::{Reason, ServiceKind, Session, SessionState};
+use tierflow_api::model::{
+    Measured, Reason, ServiceKind, Session, SessionMeters, SessionState, Terms, Tier, Weights,
+};
 use tierflow_api::views::RequestKind;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -59,21 +65,181 @@ pub struct Internal {
     pub requested: Option<RequestKind>,
 }
 
+impl Internal {
+    fn of(rec: &Record) -> Internal {
+        Internal {
+            l4: rec.key.l4,
+            held_by: rec.hold.by,
+            hold_before: rec.hold.before,
+            state_reason: rec.state_reason,
+            basis: Some(rec.decision.basis),
+            note: Some(rec.decision.note),
+            manual: rec.decision.manual,
+            client_port: rec.key.client_port,
+            requested: rec.requested.as_ref().map(|r| r.kind),
+        }
+    }
+}
+
+/// The stored record of a live or parked session serialized straight
+/// from its [`Record`]: the same JSON as `Stored::of(rec, view)` with the
+/// view `Sessions::view_of(rec, false)` (the test `direct_json_is_the_
+/// views_json` holds them equal), without building the view's strings
+/// or going through `serde(flatten)`'s map, which cost the writer about
+/// as much again as the JSON itself.
+#[derive(Debug)]
+pub struct StoredOf<'a> {
+    pub rec: &'a Record,
+    pub names: &'a Names,
+    /// The definition of the session's tier (`None`: deleted meanwhile).
+    pub tier: Option<&'a Tier>,
+}
+
+/// A value written as a JSON string through its `Display`.
+struct Disp<T>(T);
+
+impl<T: Display> Serialize for Disp<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// The path's datapath ids, as the view writes them.
+struct PathOf<'a>(&'a Record);
+
+impl Serialize for PathOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.hops.iter().map(|h| Disp(Dpid(h.dpid))))
+    }
+}
+
+/// A datapath id as 16 hex digits.
+struct Dpid(u64);
+
+impl Display for Dpid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+// The borrowed twins of `tierflow_api::model::{Session, Explanation,
+// ClientData}`: same field names, order and skipping rules.
+
+#[derive(Serialize)]
+struct SessionOut<'a> {
+    id: Disp<SessionId>,
+    service: &'a str,
+    client_ip: IpAddr,
+    server_ip: IpAddr,
+    state: SessionState,
+    tier: &'a str,
+    override_tier: Option<&'a str>,
+    customer_id: Option<&'a str>,
+    explanation: ExplanationOut<'a>,
+    path: PathOf<'a>,
+    state_reason: &'a str,
+    external_id: Option<&'a str>,
+    measured_kbps: Option<Measured>,
+    meters: Option<SessionMeters>,
+    created_at: &'a DateTime<Utc>,
+    updated_at: &'a DateTime<Utc>,
+    #[serde(rename = "_tierflow")]
+    internal: Internal,
+}
+
+#[derive(Serialize)]
+struct ExplanationOut<'a> {
+    inputs: InputsOut<'a>,
+    customer_id: Option<&'a str>,
+    matched_by: Option<&'a str>,
+    promotion: Option<&'a str>,
+    weights: &'a Weights,
+    terms: &'a Terms,
+    benefit: f64,
+    tier: &'a str,
+    reason: Reason,
+    detail: &'a str,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct InputsOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mac: Option<Disp<openflow::MacAddr>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promo_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+}
+
+impl Serialize for StoredOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (r, names) = (self.rec, self.names);
+        let d = &r.decision;
+        // The names, each looked up once and held for the borrows below.
+        let service = names.get(r.service);
+        let tier = names.get(r.tier);
+        let override_tier = r.override_tier.map(|n| names.get(n));
+        let customer = d.customer.map(|(n, by)| (names.get(n), by));
+        let promotion = d.promotion.map(|n| names.get(n));
+        let decided = names.get(d.tier);
+        let detail = r.detail(names);
+        let warnings = self.tier.map(|t| r.warnings(t)).unwrap_or_default();
+        let i = &r.inputs;
+        let customer_id = customer.as_ref().map(|(c, _)| &**c);
+        SessionOut {
+            id: Disp(r.id),
+            service: &service,
+            client_ip: IpAddr::V4(r.key.client),
+            server_ip: IpAddr::V4(r.key.server),
+            state: r.state,
+            tier: &tier,
+            override_tier: override_tier.as_deref(),
+            customer_id,
+            explanation: ExplanationOut {
+                inputs: InputsOut {
+                    ip: i.ip,
+                    mac: i.mac.map(Disp),
+                    phone: i.phone.as_deref(),
+                    promo_code: i.promo_code.as_deref(),
+                    account_id: i.account_id.as_deref(),
+                    source: i.source.as_ref().map(|s| s.as_str()),
+                },
+                customer_id,
+                matched_by: customer.as_ref().map(|(_, by)| by.as_str()),
+                promotion: promotion.as_deref(),
+                weights: &d.weights,
+                terms: &d.terms,
+                benefit: crate::policy::benefit(&d.terms),
+                tier: &decided,
+                reason: d.reason,
+                detail: &detail,
+                warnings: &warnings,
+            },
+            path: PathOf(r),
+            state_reason: r.state_reason.text(),
+            external_id: r.requested.as_ref().map(|q| &*q.external_id),
+            measured_kbps: None,
+            meters: self.tier.map(|t| r.session_meters(t)),
+            created_at: &r.created_at,
+            updated_at: &r.updated_at,
+            internal: Internal::of(r),
+        }
+        .serialize(s)
+    }
+}
+
 impl Stored {
     pub fn of(rec: &Record, view: Session) -> Stored {
         Stored {
             view,
-            internal: Internal {
-                l4: rec.key.l4,
-                held_by: rec.hold.by,
-                hold_before: rec.hold.before,
-                state_reason: rec.state_reason,
-                basis: Some(rec.decision.basis),
-                note: Some(rec.decision.note),
-                manual: rec.decision.manual,
-                client_port: rec.key.client_port,
-                requested: rec.requested.as_ref().map(|r| r.kind),
-            },
+            internal: Internal::of(rec),
         }
     }
 
@@ -203,11 +369,32 @@ impl Sessions {
         self.writer.dirty.lock().len() + self.writer.ended.lock().len()
     }
 
-    /// The record Redis should hold for a live or parked session.
-    fn stored(&self, id: SessionId) -> Option<Stored> {
+    /// Appends the JSON of the record Redis should hold for a live or
+    /// parked session to `out`; false when it is neither (ended or gone).
+    /// Encoded under the table's lock, straight from the record (cloning
+    /// it to encode outside would cost about as much as the encoding).
+    fn encode(&self, id: SessionId, snap: &Snapshot, out: &mut Vec<u8>) -> bool {
         let t = self.table.lock();
-        let rec = t.live(id).or_else(|| t.parked(id))?;
-        Some(Stored::of(rec, self.view_of(rec, false)))
+        let Some(rec) = t.live(id).or_else(|| t.parked(id)) else {
+            return false;
+        };
+        let tier = snap.tier(&self.names.get(rec.tier));
+        let at = out.len();
+        let s = StoredOf {
+            rec,
+            names: &self.names,
+            tier,
+        };
+        match serde_json::to_writer(&mut *out, &s) {
+            Ok(()) => true,
+            Err(e) => {
+                // Cannot happen with these types (no map keys, floats
+                // written as null); retrying would fail the same way.
+                out.truncate(at);
+                debug!("session {id} cannot be encoded: {e}");
+                false
+            }
+        }
     }
 
     /// Writes changed sessions to Redis until `shutdown`; failed writes
@@ -234,11 +421,15 @@ impl Sessions {
                     self.writer.dirty.lock().extend(chunk.iter().copied());
                     continue;
                 }
-                let records: Vec<(SessionId, Stored)> = chunk
-                    .iter()
-                    .filter_map(|id| self.stored(*id).map(|s| (*id, s)))
-                    .collect();
-                let retry = self.write(&records, false).await;
+                let snap = self.snapshot();
+                let mut batch = Batch::default();
+                for id in chunk {
+                    let at = batch.json.len();
+                    if self.encode(*id, &snap, &mut batch.json) {
+                        batch.push(*id, at);
+                    }
+                }
+                let retry = self.write(&batch, false).await;
                 if !retry.is_empty() {
                     failed = true;
                     self.writer.dirty.lock().extend(retry);
@@ -248,7 +439,18 @@ impl Sessions {
                 let retry = if failed {
                     chunk.iter().map(|(id, _)| *id).collect()
                 } else {
-                    self.write(chunk, true).await
+                    let mut batch = Batch::default();
+                    for (id, s) in chunk {
+                        let at = batch.json.len();
+                        match serde_json::to_writer(&mut batch.json, s) {
+                            Ok(()) => batch.push(*id, at),
+                            Err(e) => {
+                                batch.json.truncate(at);
+                                debug!("session {id} cannot be encoded: {e}");
+                            }
+                        }
+                    }
+                    self.write(&batch, true).await
                 };
                 if !retry.is_empty() {
                     failed = true;
@@ -265,22 +467,239 @@ impl Sessions {
         }
     }
 
-    /// Writes records concurrently (the store's connection pipelines
-    /// them); returns the ids whose write failed.
-    async fn write(&self, records: &[(SessionId, Stored)], ended: bool) -> Vec<SessionId> {
-        let store = &self.crm.store;
-        let writes = records.iter().map(|(id, s)| async move {
-            let r = store.put_session_record(&id.to_string(), ended, s).await;
-            (*id, r)
-        });
-        let mut retry = Vec::new();
-        for (id, r) in futures_util::future::join_all(writes).await {
-            if let Err(e) = r {
+    /// Writes a chunk's records in one transaction; returns the ids to
+    /// write again (all of them when it failed).
+    async fn write(&self, batch: &Batch, ended: bool) -> Vec<SessionId> {
+        if batch.ids.is_empty() {
+            return Vec::new();
+        }
+        let r = self
+            .crm
+            .store
+            .put_session_records(batch.records(), ended)
+            .await;
+        match r {
+            Ok(()) => Vec::new(),
+            Err(e) => {
                 self.stats.redis_errors.inc();
-                debug!("session {id} not written to Redis yet: {e}");
-                retry.push(id);
+                debug!("{} sessions not written to Redis yet: {e}", batch.ids.len());
+                batch.ids.iter().map(|(id, ..)| *id).collect()
             }
         }
-        retry
+    }
+}
+
+/// A chunk's records, encoded: ids' text in one buffer, JSON in another.
+#[derive(Default)]
+struct Batch {
+    /// Each id, the end of its text in `text`, the end of its JSON in
+    /// `json`.
+    ids: Vec<(SessionId, usize, usize)>,
+    text: String,
+    json: Vec<u8>,
+}
+
+impl Batch {
+    /// Adds `id`, whose JSON was appended from `json[at..]`.
+    fn push(&mut self, id: SessionId, at: usize) {
+        use std::fmt::Write;
+        debug_assert!(self.ids.last().is_none_or(|l| l.2 == at));
+        let _ = write!(self.text, "{id}");
+        self.ids.push((id, self.text.len(), self.json.len()));
+    }
+
+    fn records(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut from = (0, 0);
+        self.ids.iter().map(move |&(_, t, j)| {
+            let r = (&self.text[from.0..t], &self.json[from.1..j]);
+            from = (t, j);
+            r
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+    use crate::qos::Keeps;
+    use crate::sessions::record::{
+        Call, MediaLeg, SdpSaid, SessionHop, SipRequestKind, Source, Streams,
+    };
+    use chrono::TimeZone;
+    use smallvec::smallvec;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn tier() -> Tier {
+        serde_json::from_value(serde_json::json!({
+            "name": "gold", "min_benefit": 5000.5, "rate_kbps": 64,
+            "burst_kbits": 0, "dscp": 46, "queue_id": 1, "hold_rate_kbps": 32
+        }))
+        .expect("a tier")
+    }
+
+    fn hop(dpid: u64) -> SessionHop {
+        SessionHop {
+            dpid,
+            in_port: 1,
+            out_port: 2,
+            meter_fwd: 7,
+            meter_rev: 8,
+        }
+    }
+
+    /// A web session of a customer matched by phone, with a path.
+    fn plain(names: &Names) -> Record {
+        Record {
+            id: SessionId(0x00d1_e75b_48b3),
+            key: SessionKey {
+                client: Ipv4Addr::new(10, 0, 0, 1),
+                server: Ipv4Addr::new(10, 0, 0, 100),
+                l4: Some((6, 443)),
+                client_port: None,
+            },
+            hops: smallvec![hop(1), hop(0xabcd_0000_0000_0002)],
+            carry: None,
+            service: names.intern("web"),
+            tier: names.intern("gold"),
+            override_tier: None,
+            state: SessionState::Active,
+            state_reason: StateReason::None,
+            hold: HoldTrack::new(),
+            inputs: Inputs {
+                ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+                mac: Some("00:00:00:00:00:01".parse().expect("a MAC")),
+                phone: Some("+14155550100".into()),
+                promo_code: Some("SPRING \"25\"".into()),
+                account_id: None,
+                source: Some(Source::Named("web-form".into())),
+            },
+            decision: Decision {
+                customer: Some((names.intern("c-1"), MatchedBy::Phone)),
+                promotion: Some(names.intern("spring")),
+                note: PromoNote::Lifted,
+                basis: Basis::Scored,
+                weights: Weights::default(),
+                terms: Terms {
+                    margin: 1234.5678,
+                    opportunity: 0.1,
+                    retention: -3.0e-7,
+                    promotion: 1e21,
+                },
+                tier: names.intern("gold"),
+                reason: Reason::Promotion,
+                manual: false,
+            },
+            created_at: Utc
+                .with_ymd_and_hms(2026, 12, 3, 17, 0, 0)
+                .single()
+                .expect("a time"),
+            updated_at: Utc.timestamp_nanos(1_764_781_234_567_891_234),
+            call: None,
+            requested: None,
+        }
+    }
+
+    /// A call with a media leg and a codec that does not fit the tier.
+    fn voice(names: &Names) -> Record {
+        let mut r = plain(names);
+        r.key.l4 = None;
+        r.service = names.intern("voice");
+        r.decision.customer = Some((names.intern("c-2"), MatchedBy::Ip));
+        r.decision.promotion = None;
+        r.decision.note = PromoNote::Unknown;
+        r.decision.reason = Reason::Automatic;
+        r.inputs.source = Some(Source::Sip);
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 4000);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 5000);
+        let streams: Streams = smallvec![(a, b)];
+        r.call = Some(Box::new(Call {
+            call_ids: smallvec!["abc@host".into()],
+            media: smallvec![a, b],
+            offer: None,
+            legs: smallvec![MediaLeg {
+                streams,
+                hops: smallvec![hop(3)],
+                carry: None,
+            }],
+            need: Some(codec::Need {
+                kbps: 88,
+                from: codec::From::Codec(codec::Known::Pcmu),
+            }),
+            keeps: Keeps::ToServer,
+        }));
+        r
+    }
+
+    fn held(names: &Names) -> Record {
+        let mut r = voice(names);
+        r.state = SessionState::Hold;
+        r.state_reason = StateReason::Sip(SipRequestKind::ReInvite, SdpSaid::SendOnly);
+        r.hold.by = Some(HoldCause::Sip);
+        r.hold.before = Some(Reason::Automatic);
+        r.decision.reason = Reason::Hold;
+        r
+    }
+
+    fn overridden(names: &Names) -> Record {
+        let mut r = plain(names);
+        r.override_tier = Some(names.intern("silver"));
+        r.tier = names.intern("silver");
+        r.decision.manual = true;
+        r.decision.reason = Reason::ManualOverride;
+        r.requested = Some(Box::new(Requested {
+            external_id: "ext-1".into(),
+            kind: RequestKind::Web,
+            idle: 1,
+        }));
+        r.key.client_port = Some(40000);
+        r
+    }
+
+    /// Parked (no hops), no customer, no inputs, a deleted tier.
+    fn parked(names: &Names) -> Record {
+        let mut r = plain(names);
+        r.hops.clear();
+        r.decision.customer = None;
+        r.decision.promotion = None;
+        r.decision.note = PromoNote::None;
+        r.decision.basis = Basis::NoCustomer;
+        r.decision.reason = Reason::Default;
+        r.inputs = Inputs::from_client(&Default::default());
+        r.state_reason = StateReason::MediaResumed;
+        r
+    }
+
+    #[test]
+    fn direct_json_is_the_views_json() {
+        let names = Names::default();
+        let gold = tier();
+        let cases: [(&str, Record, Option<&Tier>); 6] = [
+            ("plain", plain(&names), Some(&gold)),
+            ("voice", voice(&names), Some(&gold)),
+            ("held", held(&names), Some(&gold)),
+            ("overridden", overridden(&names), None),
+            ("parked", parked(&names), None),
+            ("parked, tier known", parked(&names), Some(&gold)),
+        ];
+        for (what, rec, tier) in cases {
+            // The old path: the view (as `Sessions::view_of(rec, false)`
+            // builds it), flattened into `Stored`.
+            let old = Stored::of(&rec, rec.view(&names, false, tier));
+            let old_json = serde_json::to_string(&old).expect("old JSON");
+            let new_json = serde_json::to_string(&StoredOf {
+                rec: &rec,
+                names: &names,
+                tier,
+            })
+            .expect("new JSON");
+            assert_eq!(new_json, old_json, "{what}");
+            // And it reads back as the reader reads it, and as the API's
+            // `Session`.
+            let back: Stored = serde_json::from_str(&new_json).expect("a Stored");
+            assert_eq!(back, old, "{what}");
+            let view: Session = serde_json::from_str(&new_json).expect("a Session");
+            assert_eq!(view, old.view, "{what}");
+        }
     }
 }
