@@ -270,11 +270,7 @@ impl Forwarding {
                 + usize::from(rev.is_some() && !t.by_pair.contains_key(&kr));
             if t.by_pair.len() + new > self.cap {
                 drop(t);
-                // Forwarded, not remembered: the table's bound holds.
-                let mut plan = Plan::new();
-                plan.packet_out(release);
-                exec.execute(&mut plan);
-                return Setup::Refused;
+                return refused(exec, release);
             }
         }
         let mut fwd_flows = Some(self.register(&mut t, &mut plan, (src, dst), fwd, now));
@@ -361,10 +357,7 @@ impl Forwarding {
             + usize::from(rev.is_some_and(|r| !t.by_pair.contains_key(&r.key)));
         if t.by_pair.len() + new > self.cap {
             drop(t);
-            let mut plan = Plan::new();
-            plan.packet_out(release);
-            exec.execute(&mut plan);
-            return Setup::Refused;
+            return refused(exec, release);
         }
         let fwd_id = self.register_carried(&mut t, &mut plan, fwd, now);
         let rev_id = rev.map(|r| self.register_carried(&mut t, &mut plan, r, now));
@@ -687,6 +680,15 @@ fn delete_flows(plan: &mut Plan, r: &PathRec) {
     for h in &r.hops {
         plan.push(h.dpid, &del);
     }
+}
+
+/// A setup the path table has no room for: the packet is forwarded, the
+/// path not remembered, so the table's bound holds.
+fn refused(exec: &dyn Execute, release: Release) -> Setup {
+    let mut plan = Plan::new();
+    plan.packet_out(release);
+    exec.execute(&mut plan);
+    Setup::Refused
 }
 
 #[cfg(test)]

@@ -895,27 +895,7 @@ impl Store {
         let json = to_json(record)?;
         let mut p = redis::pipe();
         p.atomic();
-        if ended {
-            p.cmd("SET")
-                .arg(&key)
-                .arg(json)
-                .arg("EX")
-                .arg(ENDED_SESSION_TTL_SECS)
-                .ignore()
-                .cmd("SREM")
-                .arg(keys::SESSIONS)
-                .arg(id)
-                .ignore();
-        } else {
-            p.cmd("SET")
-                .arg(&key)
-                .arg(json)
-                .ignore()
-                .cmd("SADD")
-                .arg(keys::SESSIONS)
-                .arg(id)
-                .ignore();
-        }
+        push_session_record(&mut p, &key, id, json.as_bytes(), ended);
         let mut con = self.con();
         self.run(p.query_async::<()>(&mut con)).await
     }
@@ -939,27 +919,7 @@ impl Store {
             key.clear();
             key.push_str(keys::SESSION_PREFIX);
             key.push_str(id);
-            if ended {
-                p.cmd("SET")
-                    .arg(&key)
-                    .arg(json)
-                    .arg("EX")
-                    .arg(ENDED_SESSION_TTL_SECS)
-                    .ignore()
-                    .cmd("SREM")
-                    .arg(keys::SESSIONS)
-                    .arg(id)
-                    .ignore();
-            } else {
-                p.cmd("SET")
-                    .arg(&key)
-                    .arg(json)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(keys::SESSIONS)
-                    .arg(id)
-                    .ignore();
-            }
+            push_session_record(&mut p, &key, id, json, ended);
         }
         let mut con = self.con();
         self.run(p.query_async::<()>(&mut con)).await
@@ -1145,4 +1105,31 @@ fn check_duplicates(f: &CrmFile) -> Result<(), FieldError> {
         .map(|p| keys::port_name(p.dpid_value().unwrap_or_default(), p.port))
         .collect();
     dups("ports", "port", ports.iter().map(String::as_str))
+}
+
+/// One session record's commands: its key written with its membership of
+/// the live set (SET and SADD), or for an ended session SET with expiry
+/// and SREM; a reader relies on the pair going together.
+fn push_session_record(p: &mut redis::Pipeline, key: &str, id: &str, json: &[u8], ended: bool) {
+    if ended {
+        p.cmd("SET")
+            .arg(key)
+            .arg(json)
+            .arg("EX")
+            .arg(ENDED_SESSION_TTL_SECS)
+            .ignore()
+            .cmd("SREM")
+            .arg(keys::SESSIONS)
+            .arg(id)
+            .ignore();
+    } else {
+        p.cmd("SET")
+            .arg(key)
+            .arg(json)
+            .ignore()
+            .cmd("SADD")
+            .arg(keys::SESSIONS)
+            .arg(id)
+            .ignore();
+    }
 }
