@@ -1086,13 +1086,17 @@ impl Events for ControlPlane {
         Box::pin(self.learn_switch(sw))
     }
 
-    /// A switch's connection ended.
+    /// A switch's connection ended. Its sessions stay: the switch keeps
+    /// forwarding with what it has, and when it connects again its meters
+    /// and flows are put back (`switch_ready`); its links go, and the
+    /// sessions crossing them move, only when their probes time out.
+    /// Plain paths through it go now (their next packet finds another way).
     fn switch_disconnected(&self, sw: &Arc<Switch>) {
         // A newer connection of the same datapath may have replaced it.
         if !self.installer.remove(sw) {
             return;
         }
-        let change = self.topology.lock().switch_gone(sw.dpid);
+        let change = self.topology.lock().switch_down(sw.dpid);
         pipeline::topology_changed(&self.ctx(), &change);
         self.forwarding.switch_gone(&self.installer, sw.dpid);
     }

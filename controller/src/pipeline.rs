@@ -1013,25 +1013,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_switch_that_leaves_moves_the_sessions_that_crossed_it() {
+    async fn a_switch_away_keeps_its_sessions_and_one_gone_for_good_moves_them() {
         let net = Net::new(CRM).await;
         // A square: 1 -(10)- 2 -(12)- 3, 1 -(11)- 4 -(13)- 3; h1 on 1:1,
         // h2 on 3:2.
         let mut t = Topology::default();
         let now = Instant::now();
-        for (a, b) in [
+        let square = [
             ((1, 10), (2, 10)),
             ((2, 12), (3, 12)),
             ((1, 11), (4, 11)),
             ((4, 13), (3, 13)),
-        ] {
+        ];
+        for (a, b) in square {
             t.link_seen(a, b, now);
             t.link_seen(b, a, now);
         }
-        t.set_ports(1, [1, 10, 11]);
-        t.set_ports(2, [10, 12]);
-        t.set_ports(3, [2, 12, 13]);
-        t.set_ports(4, [11, 13]);
+        let ports: [(u64, &[u32]); 4] = [
+            (1, &[1, 10, 11]),
+            (2, &[10, 12]),
+            (3, &[2, 12, 13]),
+            (4, &[11, 13]),
+        ];
+        for (d, p) in ports {
+            t.set_ports(d, p.iter().copied());
+        }
         *net.topo.lock() = t;
         for dpid in [3, 4] {
             net.sessions.switch_ready(&net.rec, dpid, 100);
@@ -1042,10 +1048,46 @@ mod tests {
         let s = net.sessions.list(None, None, None).pop().expect("session");
         let middle = s.path[1].clone();
         let gone = u64::from_str_radix(&middle, 16).expect("dpid");
-        // The middle switch leaves (crash, bridge deleted): the session
-        // leaves its path at once...
-        let change = net.topo.lock().switch_gone(gone);
+        // The middle switch's connection drops (a controller change, an
+        // echo timeout): it keeps forwarding, so the session stays...
+        let change = net.topo.lock().switch_down(gone);
         net.rec.take();
+        topology_changed(&net.ctx(), &change);
+        let sent = net.rec.take();
+        assert!(
+            !sent.iter().any(|l| l.contains("DELETE")),
+            "nothing leaves the other switches: {sent:#?}"
+        );
+        assert_eq!(net.sessions.get(&s.id).expect("live").path, s.path);
+        // ... and when it is back, its meters and flows are put back.
+        let back_ports = ports.iter().find(|(d, _)| *d == gone).expect("ports").1;
+        net.topo.lock().set_ports(gone, back_ports.iter().copied());
+        assert_eq!(net.sessions.switch_ready(&net.rec, gone, 100), 1);
+        let sent = net.rec.take();
+        let on = format!("{gone:016x}");
+        assert!(
+            sent.iter()
+                .any(|l| l.starts_with(&on) && l.contains("METER_MOD") && l.contains("\"ADD\""))
+                && sent
+                    .iter()
+                    .any(|l| l.starts_with(&on) && l.contains("FLOW_MOD")),
+            "{sent:#?}"
+        );
+        // Gone for good: its links go when their probes stop, the session
+        // leaves its path...
+        net.topo.lock().switch_down(gone);
+        let later = now + std::time::Duration::from_secs(10);
+        let change = {
+            let mut t = net.topo.lock();
+            for (a, b) in square {
+                if a.0 != gone && b.0 != gone {
+                    t.link_seen(a, b, later);
+                    t.link_seen(b, a, later);
+                }
+            }
+            t.expire_links(later, std::time::Duration::from_secs(3))
+        };
+        assert_eq!(change.links_removed.len(), 4, "{change:?}");
         topology_changed(&net.ctx(), &change);
         let removed = net.rec.take();
         assert!(

@@ -112,6 +112,12 @@ pub struct Topology {
     /// Valid probes held back because hosts were learnt at one of their
     /// ports, by (from, to): a link there needs the probes of both ways.
     held_probes: HashMap<(PortRef, PortRef), Instant>,
+    /// Switches whose OpenFlow connection dropped: no path crosses them
+    /// (nothing can be installed there), but their links stay links until
+    /// their probes time out. A switch keeps forwarding with the flows it
+    /// has (fail-secure) while its controller is away, and frames still
+    /// in flight on those links are not hosts.
+    down: HashSet<u64>,
 }
 
 /// How long a held-back probe waits for the other way's (a few probe
@@ -135,6 +141,7 @@ impl Default for Topology {
             here: Arc::from([]),
             link_ends: HashSet::default(),
             held_probes: HashMap::default(),
+            down: HashSet::default(),
         }
     }
 }
@@ -224,12 +231,16 @@ impl Topology {
         self.hosts.len()
     }
 
-    /// The live ports of a switch (PORT_DESC, or a port coming up).
+    /// The live ports of a switch (its PORT_DESC): a switch that was down
+    /// carries paths again.
     pub fn set_ports(&mut self, dpid: u64, ports: impl IntoIterator<Item = u32>) {
         let mut v: SmallVec<[u32; 8]> = ports.into_iter().collect();
         v.sort_unstable();
         v.dedup();
         self.ports.insert(dpid, v);
+        if self.down.remove(&dpid) {
+            self.rebuild_graph();
+        }
     }
 
     /// A port came up.
@@ -330,10 +341,15 @@ impl Topology {
         change
     }
 
-    /// Drops everything about a switch that went away.
-    pub fn switch_gone(&mut self, dpid: u64) -> Change {
+    /// A switch's connection dropped. Its ports and hosts are forgotten
+    /// (its PORT_DESC and their next frames tell them again) and no path
+    /// crosses it; its links stay until their probes time out
+    /// ([`Topology::expire_links`]), so a switch that comes back within
+    /// that time (a controller change, an echo timeout) costs the sessions
+    /// crossing it nothing, and one that does not loses its links then.
+    pub fn switch_down(&mut self, dpid: u64) -> Change {
         self.ports.remove(&dpid);
-        let mut change = self.remove_links(|from, to| from.0 == dpid || to.0 == dpid);
+        let mut change = Change::default();
         let gone: Vec<(u16, MacAddr)> = self
             .hosts
             .values()
@@ -344,8 +360,14 @@ impl Topology {
             self.forget_host(&key);
             change.hosts_removed.push(key.1);
         }
-        self.graph.remove_node(dpid);
+        self.down.insert(dpid);
+        self.rebuild_graph();
         change
+    }
+
+    /// Whether a switch's connection is down (its links still known).
+    pub fn is_down(&self, dpid: u64) -> bool {
+        self.down.contains(&dpid)
     }
 
     fn remove_links(&mut self, mut doomed: impl FnMut(PortRef, PortRef) -> bool) -> Change {
@@ -391,6 +413,9 @@ impl Topology {
         let mut g = DiGraphMap::new();
         for (&(a, pa), l) in &self.links {
             let (b, pb) = l.peer;
+            if self.down.contains(&a) || self.down.contains(&b) {
+                continue;
+            }
             // One direction seen is enough: the ports of both ends are known.
             g.add_edge(a, b, pa);
             g.add_edge(b, a, pb);
@@ -715,8 +740,39 @@ mod tests {
         assert_eq!(t.ports(2), &[10, 11]);
         t.port_up((2, 1));
         assert_eq!(t.ports(2), &[1, 10, 11]);
-        t.switch_gone(2);
+        t.switch_down(2);
         assert!(t.ports(2).is_empty());
+    }
+
+    #[test]
+    fn a_switch_down_carries_no_path_but_keeps_its_links_until_they_expire() {
+        let mut t = Topology::default();
+        let t0 = Instant::now();
+        ring(&mut t, t0);
+        for d in 1..=4 {
+            t.set_ports(d, [1, 10, 11]);
+        }
+        assert_eq!(&*t.path(1, 2).expect("path"), &[(1, 10)]);
+        let change = t.switch_down(2);
+        assert!(change.links_removed.is_empty(), "{change:?}");
+        // Frames still in flight from it are not hosts...
+        assert!(t.is_link_port((1, 10)) && t.is_link_port((3, 11)));
+        // ... and paths go the other way round.
+        assert_eq!(&*t.path(1, 3).expect("path"), &[(1, 11), (4, 11)]);
+        assert_eq!(t.path(1, 2), None);
+        // Back within the probes' timeout: as before.
+        t.set_ports(2, [1, 10, 11]);
+        assert_eq!(&*t.path(1, 2).expect("path"), &[(1, 10)]);
+        // Down for good: its links go when their probes stop.
+        t.switch_down(2);
+        let later = t0 + Duration::from_secs(10);
+        for (a, b) in [(3, 4), (4, 1)] {
+            t.link_seen((a, 10), (b, 11), later);
+            t.link_seen((b, 11), (a, 10), later);
+        }
+        let change = t.expire_links(later, Duration::from_secs(3));
+        assert_eq!(change.links_removed.len(), 4, "{change:?}");
+        assert!(!t.is_link_port((1, 10)));
     }
 
     #[test]

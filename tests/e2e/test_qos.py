@@ -288,8 +288,13 @@ def test_switch_reconnect_puts_meters_and_flows_back(qos_net):
             if GOLD in after.values() and session_flows('core1', '10.0.0.1', '10.0.0.101'):
                 break
             time.sleep(0.2)
-        assert GOLD in after.values(), after
+        assert GOLD in after.values(), (after, controller.tail())
         assert session_flows('core1', '10.0.0.1', '10.0.0.101')
+        # The session never left its path: the switch kept forwarding, and
+        # the controller put its meters and flows back.
+        admitted = controller.text().count('admitted: 10.0.0.1 -> 10.0.0.101 ')
+        assert admitted == 1, controller.tail()
+        assert 'put back 1 sessions' in controller.text(), controller.tail()
     finally:
         rate = mbps(long_run)[1]
     figure('  switch reconnect: meters back on core1; session still %.1f Mbit/s' % rate)

@@ -829,7 +829,7 @@ impl Sessions {
     }
 
     /// Sessions whose path crossed a link that went away (a link failure,
-    /// or a switch that left: its links go with it) leave their switches
+    /// or the probes of a switch that left timing out) leave their switches
     /// and are parked; their next packet re-admits them on a new path with
     /// the same id (a requested session goes back on the network by
     /// itself). Media legs whose path broke (their call's own did not) are
