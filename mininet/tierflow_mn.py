@@ -453,12 +453,20 @@ def start_net(topo, controller=DEFAULT_CONTROLLER, wait=10.0, protocol='tcp', **
     the switches' targets `ssl:host:port` (OpenFlow over TLS: configure
     Open vSwitch's key, certificate and CA first with `ovs-vsctl set-ssl`).
     Returns the Mininet object; the caller stops it with net.stop(). Extra
-    keyword arguments go to Mininet()."""
-    ip, port = parse_controller(controller)
+    keyword arguments go to Mininet().
+
+    Several controllers (a Tierflow cluster: instances sharing one Redis)
+    are a list or a comma-separated string, 'host:port,host:port': every
+    switch connects to all of them, and they agree which one is master."""
+    if isinstance(controller, str):
+        controller = [c for c in controller.split(',') if c]
     kwargs.setdefault('autoSetMacs', True)
     net = TierflowNet(topo=topo, switch=TierflowSwitch, controller=None,
                       build=False, **kwargs)
-    net.addController(TierflowController('c0', ip=ip, port=port, protocol=protocol))
+    for i, c in enumerate(controller):
+        ip, port = parse_controller(c)
+        net.addController(TierflowController('c%d' % i, ip=ip, port=port,
+                                              protocol=protocol))
     try:
         net.build()
         net.start()
@@ -481,7 +489,8 @@ def main(argv=None):
                         help='name[,arg...]: one of %s (default ring,4,2)'
                              % ', '.join(sorted(topos)))
     parser.add_argument('--controller', default=DEFAULT_CONTROLLER,
-                        help='host:port of the controller (default %(default)s)')
+                        help='host:port of the controller, or several, comma '
+                             'separated (a cluster) (default %(default)s)')
     parser.add_argument('--cli', action='store_true',
                         help='open the Mininet CLI; otherwise stay up until '
                              'SIGINT/SIGTERM')

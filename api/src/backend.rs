@@ -10,8 +10,8 @@ use crate::model::{
     SessionState, Tier, Vlan,
 };
 use crate::views::{
-    Alarm, CustomerFilter, FlowView, Health, MeterView, Page, QueueView, SessionFilter,
-    SessionRequest, SwitchView, TopologyView,
+    Alarm, ClusterView, CustomerFilter, FlowView, Health, MeterView, Page, QueueView,
+    SessionFilter, SessionRequest, SwitchView, TopologyView,
 };
 
 /// Why the backend refused or failed a request. Each maps to one HTTP
@@ -82,6 +82,23 @@ impl BackendError {
 pub trait Backend: Send + Sync + 'static {
     /// Status of Redis, OVSDB and the switch connections.
     async fn health(&self) -> Health;
+    /// The instances sharing this Redis. A backend that is no cluster
+    /// answers with itself alone.
+    async fn cluster(&self) -> Result<ClusterView, BackendError> {
+        let h = self.health().await;
+        Ok(ClusterView {
+            instance: h.instance.clone(),
+            leader: Some(h.instance.clone()),
+            term: 0,
+            instances: Vec::new(),
+        })
+    }
+    /// Where API calls go instead of this instance: the cluster's
+    /// leader's API address while another instance leads. `/health`,
+    /// `/cluster` and `/metrics` always answer here.
+    fn forward_to(&self) -> Option<String> {
+        None
+    }
 
     async fn switches(&self) -> Vec<SwitchView>;
     async fn switch(&self, dpid: u64) -> Option<SwitchView>;

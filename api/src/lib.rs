@@ -24,6 +24,7 @@ pub mod backend;
 mod console;
 pub mod error;
 pub mod extract;
+mod forward;
 mod metrics;
 pub mod model;
 pub mod routes;
@@ -66,6 +67,7 @@ pub struct ApiConfig {
     components(schemas(ErrorBody)),
     tags(
         (name = "health", description = "Status and metrics"),
+        (name = "cluster", description = "The controller instances sharing this Redis"),
         (name = "alarms", description = "Conditions an operator should look at"),
         (name = "switches", description = "Connected switches and their live state"),
         (name = "topology", description = "Switches, links and hosts"),
@@ -147,6 +149,11 @@ pub fn router(backend: Arc<dyn Backend>, cfg: ApiConfig) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(tokens, auth::require_token))
+        // Before the token check: the leader checks a forwarded call's.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward,
+        ))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -57,6 +57,51 @@ pub struct Health {
     pub ovsdb: Vec<EndpointStatus>,
     /// Switches connected over OpenFlow.
     pub switches: usize,
+    /// The instance that answered (`/cluster` lists them all).
+    #[serde(default)]
+    #[schema(example = "ctl-a:6653")]
+    pub instance: String,
+    /// Its role in the cluster: `leader` (master of the switches),
+    /// `follower`, or `alone` (Redis did not answer when it started).
+    #[serde(default)]
+    #[schema(example = "leader")]
+    pub role: String,
+}
+
+/// The controller instances sharing this Redis (`GET /cluster`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterView {
+    /// The instance that answered.
+    #[schema(example = "ctl-a:6653")]
+    pub instance: String,
+    /// The instance that is master of the switches (none while its lease
+    /// is free).
+    pub leader: Option<String>,
+    /// The leader's term: grows with every new leader, and is the
+    /// OpenFlow `generation_id` of its MASTER role requests.
+    pub term: u64,
+    pub instances: Vec<InstanceView>,
+}
+
+/// One instance of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceView {
+    #[schema(example = "ctl-a:6653")]
+    pub id: String,
+    /// `leader`, `follower`, `alone` or `starting`, as it last said.
+    pub role: String,
+    /// Where its REST API answers.
+    #[schema(example = "127.0.0.1:8080")]
+    pub api: String,
+    #[schema(example = "0.0.0.0:6653")]
+    pub openflow: String,
+    /// When its lease ends unless it beats again (RFC 3339).
+    pub lease_expires_at: String,
+    pub started_at: String,
+    /// Switches connected to it (16 hex digits).
+    pub switches: Vec<String>,
+    /// Switches it is master of (OpenFlow role MASTER).
+    pub master_of: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 /// PRODUCT.md's REST table, under `/api/v1`, plus the documented extras.
 const PRODUCT_ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/health", &["get"]),
+    ("/api/v1/cluster", &["get"]),
     ("/api/v1/alarms", &["get"]),
     ("/api/v1/switches", &["get"]),
     ("/api/v1/switches/{dpid}", &["get"]),

@@ -5,6 +5,7 @@
 //! spawns them: each is tracked, and on shutdown one cancellation token
 //! stops them all and `Running::stop` waits for them.
 
+use crate::cluster;
 use crate::config::{Config, CrmMode};
 use crate::control::ControlPlane;
 use crate::crm::{
@@ -122,12 +123,65 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // phonenumber loads its numbering plans on first use (seconds in a
     // debug build): load them now, not on the first INVITE's task.
     tracker.spawn_blocking(crate::sip::preload_numbering_plans);
+    let advertise_api = config.advertise_api.clone().unwrap_or_else(|| {
+        let mut a = api_addr;
+        if a.ip().is_unspecified() {
+            a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        a.to_string()
+    });
     let (ctl, workers) = ControlPlane::new(config, crm);
+    let me = Me {
+        api: advertise_api,
+        openflow: openflow_addr.to_string(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+
+    // The cluster's first word, before any switch is listened for: lead
+    // (as a lone controller always does), or follow another instance.
+    let first = tokio::time::timeout(REMEMBERED_FIRST_TRY, me.beat(&ctl, &store))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let leads = match cluster::verdict(&cluster::Role::Starting, first.as_ref()) {
+        cluster::Step::Follow { leader, term } => {
+            let api = first.as_ref().and_then(|b| leader_api(&b.leader_info));
+            tracing::info!(
+                "instance {} follows {leader} (term {term})",
+                ctl.cluster().id
+            );
+            ctl.follow(leader, term, api);
+            false
+        }
+        cluster::Step::Lead { term, .. } => {
+            tracing::info!("instance {} leads (term {term})", ctl.cluster().id);
+            ctl.lead(term, false, Vec::new()).await;
+            true
+        }
+        _ => {
+            tracing::warn!(
+                "instance {}: Redis did not answer; acting as the one controller",
+                ctl.cluster().id
+            );
+            ctl.act_alone();
+            true
+        }
+    };
+    {
+        let (ctl, store, shutdown) = (ctl.clone(), store.clone(), shutdown.clone());
+        tracker.spawn(async move { me.run(&ctl, &store, shutdown).await });
+    }
 
     // Sessions Redis remembers (a restart): re-admitted by their next
     // packet with the same id, override and hold. Retried until Redis
-    // answers; one unreadable record is skipped and reported.
-    match tokio::time::timeout(REMEMBERED_FIRST_TRY, remember(&ctl, &store)).await {
+    // answers; one unreadable record is skipped and reported. A follower
+    // leaves them to the leader.
+    let remembered = if leads {
+        tokio::time::timeout(REMEMBERED_FIRST_TRY, remember(&ctl, &store)).await
+    } else {
+        Ok(true)
+    };
+    match remembered {
         Ok(true) => {}
         _ => {
             let (ctl, store, shutdown) = (ctl.clone(), store.clone(), shutdown.clone());
@@ -237,6 +291,123 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         tracker,
     })
+}
+
+/// What this instance tells the others about itself.
+struct Me {
+    api: String,
+    openflow: String,
+    started_at: String,
+}
+
+impl Me {
+    async fn beat(
+        &self,
+        ctl: &ControlPlane,
+        store: &Store,
+    ) -> crate::crm::store::Result<crate::crm::cluster::Beat> {
+        let c = ctl.cluster();
+        let info = cluster::Info {
+            id: c.id.clone(),
+            api: self.api.clone(),
+            openflow: self.openflow.clone(),
+            role: c.role().name().to_owned(),
+            switches: ctl
+                .switch_ids()
+                .iter()
+                .map(|d| format!("{d:016x}"))
+                .collect(),
+            started_at: self.started_at.clone(),
+        };
+        let json = serde_json::to_string(&info).unwrap_or_default();
+        store
+            .heartbeat(&c.id, cluster::LEASE.as_millis() as u64, &json)
+            .await
+    }
+
+    /// Beats until `shutdown`, acting on what each answer means; then
+    /// resigns, so that another instance takes over at once.
+    async fn run(&self, ctl: &ControlPlane, store: &Store, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(cluster::BEAT) => {}
+            }
+            let beat = match self.beat(ctl, store).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::debug!("cluster heartbeat failed: {e}");
+                    None
+                }
+            };
+            match cluster::verdict(&ctl.cluster().role(), beat.as_ref()) {
+                cluster::Step::Stay | cluster::Step::ActAlone => {
+                    if let Some(b) = &beat
+                        && !b.leads
+                    {
+                        ctl.cluster().set_leader_api(leader_api(&b.leader_info));
+                    }
+                }
+                cluster::Step::Lead { term, takeover } => {
+                    let records = if takeover {
+                        match store.list_session_records::<Stored>().await {
+                            Ok((records, bad)) => {
+                                for (key, why) in &bad {
+                                    tracing::warn!("session {key} not adopted: unreadable ({why})");
+                                }
+                                records
+                            }
+                            Err(e) => {
+                                tracing::warn!("sessions not adopted: Redis: {e}");
+                                Vec::new()
+                            }
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                    tracing::info!(
+                        "instance {} leads (term {term}){}",
+                        ctl.cluster().id,
+                        if takeover {
+                            ", taking the switches over"
+                        } else {
+                            ""
+                        }
+                    );
+                    ctl.lead(term, takeover, records).await;
+                }
+                cluster::Step::Follow { leader, term } => {
+                    let api = beat.as_ref().and_then(|b| leader_api(&b.leader_info));
+                    tracing::info!(
+                        "instance {} follows {leader} (term {term})",
+                        ctl.cluster().id
+                    );
+                    ctl.follow(leader, term, api);
+                }
+                cluster::Step::StepDown { leader } => {
+                    // The switches already refuse this instance's writes
+                    // (the new leader's generation id is higher); its
+                    // memory of sessions is the old leader's. Stop, and
+                    // let the supervisor start it again as a follower.
+                    tracing::error!(
+                        "instance {}: {leader} leads the cluster now; this instance stops",
+                        ctl.cluster().id
+                    );
+                    std::process::exit(3);
+                }
+            }
+        }
+        let _ =
+            tokio::time::timeout(Duration::from_millis(500), store.resign(&ctl.cluster().id)).await;
+    }
+}
+
+/// The API address in a leader's description.
+fn leader_api(info: &str) -> Option<String> {
+    serde_json::from_str::<cluster::Info>(info)
+        .ok()
+        .map(|i| i.api)
+        .filter(|a| !a.is_empty())
 }
 
 /// Reads the sessions Redis remembers and parks them; false if Redis

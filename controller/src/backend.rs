@@ -25,9 +25,9 @@ use tierflow_api::model::{
     ClientData, Customer, Policy, PortConfig, Promotion, Service, Session, SessionState, Tier, Vlan,
 };
 use tierflow_api::views::{
-    Alarm, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView, LinkView,
-    MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter, SessionRequest,
-    SwitchView, TopologyView, format_dpid,
+    Alarm, ClusterView, CustomerFilter, EndpointStatus, FlowView, Health, HealthStatus, HostView,
+    InstanceView, LinkView, MeterFeaturesView, MeterView, Page, PortView, QueueView, SessionFilter,
+    SessionRequest, SwitchView, TopologyView, format_dpid,
 };
 
 /// How long a session action waits for a tier the store has but the
@@ -288,6 +288,55 @@ impl Backend for ControlBackend {
             redis,
             ovsdb,
             switches: self.ctl.switches().len(),
+            instance: self.ctl.cluster().id.clone(),
+            role: self.ctl.cluster().role().name().to_owned(),
+        }
+    }
+
+    async fn cluster(&self) -> Result<ClusterView, BackendError> {
+        let (leader, term, members) = self.store().cluster().await.map_err(crm_err)?;
+        let instances = members
+            .into_iter()
+            .map(|m| {
+                let info: crate::cluster::Info = serde_json::from_str(&m.info).unwrap_or_default();
+                let leads = leader.as_deref() == Some(m.id.as_str());
+                InstanceView {
+                    lease_expires_at: chrono::DateTime::from_timestamp_millis(
+                        i64::try_from(m.lease_until_ms).unwrap_or(i64::MAX),
+                    )
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .unwrap_or_default(),
+                    role: if info.role.is_empty() {
+                        "unknown".into()
+                    } else {
+                        info.role
+                    },
+                    api: info.api,
+                    openflow: info.openflow,
+                    started_at: info.started_at,
+                    master_of: if leads {
+                        info.switches.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    switches: info.switches,
+                    id: m.id,
+                }
+            })
+            .collect();
+        Ok(ClusterView {
+            instance: self.ctl.cluster().id.clone(),
+            leader,
+            term,
+            instances,
+        })
+    }
+
+    fn forward_to(&self) -> Option<String> {
+        if self.ctl.cluster().acts() {
+            None
+        } else {
+            self.ctl.cluster().leader_api()
         }
     }
 

@@ -46,6 +46,13 @@ pub struct Config {
     /// Bounds on what the data plane can make the controller hold or do
     /// (`[limits]`).
     pub limits: Limits,
+    /// This instance's name in the cluster of instances sharing Redis
+    /// [default: the host's name and the OpenFlow port].
+    pub instance: Option<String>,
+    /// Where the other instances reach this one's REST API (they forward
+    /// API calls to the leader) [default: the API listener's address, its
+    /// loopback when it listens on every address].
+    pub advertise_api: Option<String>,
 }
 
 /// Bounds on what switches and hosts can make the controller hold or do:
@@ -300,6 +307,8 @@ impl Default for Config {
             timers: Timers::default(),
             hold: HoldConfig::default(),
             limits: Limits::default(),
+            instance: None,
+            advertise_api: None,
         }
     }
 }

@@ -53,6 +53,8 @@ const LATENCY_SAMPLE: u64 = 16;
 const LOOKUP_QUEUE: usize = 16_384;
 /// Remote lookups in flight at once (the store batches them).
 const LOOKUPS_IN_FLIGHT: usize = 2048;
+/// How long a switch has to confirm this instance's MASTER role.
+const ROLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a requested session was not created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +121,8 @@ pub struct ControlPlane {
     vlans_active: std::sync::atomic::AtomicBool,
     /// The VLANs and ports the network was last set up for.
     net_seen: Mutex<NetSeen>,
+    /// This instance's name and role among the instances sharing Redis.
+    cluster: crate::cluster::Cluster,
 }
 
 /// VLAN and port records.
@@ -154,7 +158,17 @@ impl ControlPlane {
             crate::ovsdb::DEFAULT_TIMEOUT,
         ));
         let (lookups, lookups_rx) = mpsc::channel(LOOKUP_QUEUE);
+        let port = config
+            .openflow
+            .0
+            .or(config.openflow_tls)
+            .map_or(6653, |a| a.port());
+        let instance = config
+            .instance
+            .clone()
+            .unwrap_or_else(|| crate::cluster::default_id(port));
         let ctl = ControlPlane {
+            cluster: crate::cluster::Cluster::new(instance),
             installer: Installer::new(stats.clone()),
             forwarding: crate::forwarding::Forwarding::with_cap(
                 config.timers.flow_idle_timeout,
@@ -191,7 +205,82 @@ impl ControlPlane {
         )
     }
 
+    // ---- the cluster ----
+
+    pub fn cluster(&self) -> &crate::cluster::Cluster {
+        &self.cluster
+    }
+
+    /// Redis did not answer the first heartbeat: this instance acts as
+    /// the one controller (switches keep the EQUAL role).
+    pub fn act_alone(&self) {
+        self.cluster.set_role(crate::cluster::Role::Alone);
+        self.installer.set_writable(true);
+    }
+
+    /// Another instance leads: this one never writes to a switch, takes
+    /// the SLAVE role on every switch and forwards API calls to `api`.
+    pub fn follow(&self, leader: String, term: u64, api: Option<String>) {
+        let first = !matches!(self.cluster.role(), crate::cluster::Role::Follower { .. });
+        self.installer.set_writable(false);
+        self.cluster.set_leader_api(api);
+        self.cluster
+            .set_role(crate::cluster::Role::Follower { leader, term });
+        if first {
+            for sw in self.installer.switches() {
+                sw.send(&messages::role_request(false, term));
+            }
+        }
+    }
+
+    /// This instance leads with `term`: MASTER of every switch (awaited,
+    /// so that nothing is written before the switch takes the role). On a
+    /// `takeover` the switches hold the former leader's flows and meters:
+    /// its sessions (`records`, read from Redis) are adopted where they
+    /// are, the switches get their base flows, guards and service flows
+    /// again (nothing of ours is deleted), and discovery starts at once.
+    pub async fn lead(&self, term: u64, takeover: bool, records: Vec<Stored>) {
+        self.cluster.set_role(crate::cluster::Role::Leader { term });
+        self.cluster.set_leader_api(None);
+        let switches = self.installer.switches();
+        let asks = switches.iter().map(|sw| async move {
+            let r = sw
+                .request_within(&messages::role_request(true, term), ROLE_TIMEOUT)
+                .await;
+            if let Err(e) = r {
+                warn!(
+                    dpid = format_args!("{:016x}", sw.dpid),
+                    "MASTER role not confirmed: {e}"
+                );
+            }
+        });
+        futures_util::future::join_all(asks).await;
+        self.installer.set_writable(true);
+        if !takeover {
+            return;
+        }
+        self.stats.cluster_takeovers.inc();
+        let (adopted, parked) = self.sessions.adopt(records);
+        tracing::info!(
+            "took over {} switches (term {term}): {adopted} sessions adopted where they are, \
+             {parked} parked",
+            switches.len()
+        );
+        for sw in &switches {
+            let mut plan = Plan::new();
+            plan.push(sw.dpid, &messages::set_config());
+            push_base_flows(&mut plan, sw.dpid);
+            self.installer.execute(&mut plan);
+            self.prepare_switch(sw, false);
+        }
+    }
+
     // ---- reads ----
+
+    /// The datapath ids of the switches connected now.
+    pub fn switch_ids(&self) -> Vec<u64> {
+        self.installer.switches().iter().map(|s| s.dpid).collect()
+    }
 
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -309,6 +398,17 @@ impl ControlPlane {
         if !sw.is_connected() {
             return;
         }
+        self.sessions.set_meter_max(sw.dpid, max_meter(&sw));
+        if self.cluster.acts() {
+            self.prepare_switch(&sw, true);
+        }
+    }
+
+    /// What goes on a switch this instance masters once its features are
+    /// known: the controller and guard meters, the guard flows, queues,
+    /// service flows, the sessions crossing it (`reinstall`: after a
+    /// reconnect; a takeover adopts them where they are), and a probe.
+    fn prepare_switch(&self, sw: &Arc<Switch>, reinstall: bool) {
         let pps = self.config.limits.switch_packet_ins;
         if pps > 0 {
             // Replaced, not added twice: a DELETE of a meter the switch
@@ -324,15 +424,17 @@ impl ControlPlane {
         let ports: Vec<u32> = sw.info.read().ports.keys().copied().collect();
         let mut plan = Plan::new();
         for port in ports {
-            self.push_guard(&mut plan, &sw, port);
+            self.push_guard(&mut plan, sw, port);
         }
         self.installer.execute(&mut plan);
         self.sync_queues(Some(sw.dpid));
         self.installer
             .execute(&mut self.sessions.service_flows(sw.dpid));
-        self.sessions
-            .switch_ready(&self.installer, sw.dpid, max_meter(&sw));
-        self.probe_switch(&sw);
+        if reinstall {
+            self.sessions
+                .switch_ready(&self.installer, sw.dpid, max_meter(sw));
+        }
+        self.probe_switch(sw);
     }
 
     /// A port's guards in the switch's guard table: its LLDP frames and
@@ -1007,6 +1109,15 @@ fn queue_specs(tiers: &[tierflow_api::model::Tier]) -> Vec<QueueSpec> {
     specs
 }
 
+/// The flows every switch starts with (after our old ones are deleted, or
+/// as they are on a switch taken over): misses to the guard table, LLDP
+/// to the controller.
+fn push_base_flows(plan: &mut Plan, dpid: u64) {
+    plan.push(dpid, &messages::table_miss());
+    plan.push(dpid, &messages::guard_miss());
+    plan.push(dpid, &messages::lldp_to_controller());
+}
+
 /// The meters a switch offers sessions: DROP bands are what tiers use; a
 /// switch without them gets the tier's DSCP and queue but no meter.
 fn max_meter(sw: &Switch) -> u32 {
@@ -1069,12 +1180,22 @@ impl Events for ControlPlane {
             ));
         }
         self.stats.switches_connected.inc();
+        // The role goes first: the switch takes this connection's writes
+        // (or refuses them) by it.
+        match self.cluster.role() {
+            crate::cluster::Role::Follower { term, .. } => {
+                sw.send(&messages::role_request(false, term));
+                return Ok(());
+            }
+            crate::cluster::Role::Leader { term } => {
+                sw.send(&messages::role_request(true, term));
+            }
+            crate::cluster::Role::Starting | crate::cluster::Role::Alone => {}
+        }
         let mut plan = Plan::new();
         plan.push(sw.dpid, &messages::set_config());
         plan.push(sw.dpid, &messages::delete_ours());
-        plan.push(sw.dpid, &messages::table_miss());
-        plan.push(sw.dpid, &messages::guard_miss());
-        plan.push(sw.dpid, &messages::lldp_to_controller());
+        push_base_flows(&mut plan, sw.dpid);
         self.installer.execute(&mut plan);
         Ok(())
     }
@@ -1107,6 +1228,11 @@ impl Events for ControlPlane {
         let Some(in_port) = pi.match_.in_port() else {
             return;
         };
+        // A follower decides nothing (a switch may send a few before it
+        // takes the SLAVE role).
+        if !self.cluster.acts() {
+            return;
+        }
         let now = Instant::now();
         let timed = self
             .stats

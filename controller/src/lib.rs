@@ -6,6 +6,7 @@
 pub mod app;
 pub mod backend;
 pub mod bench;
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod control;

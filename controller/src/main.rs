@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the controller.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Decode files of raw OpenFlow 1.3 messages; print one JSON object per message.
     Decode {
         /// Re-encode every message and exit 1 if any differs from its input bytes.
@@ -109,6 +109,10 @@ struct RunArgs {
     /// replica (in-memory copy) [default: remote].
     #[arg(long, value_enum)]
     crm_mode: Option<CrmModeArg>,
+    /// This instance's name among the instances sharing the Redis
+    /// [default: the host's name and the OpenFlow port].
+    #[arg(long)]
+    instance: Option<String>,
 }
 
 /// Trust and client certificate for a rediss:// Redis.
@@ -172,7 +176,7 @@ fn main() -> ExitCode {
             redis,
             redis_tls,
         }) => crm_load(&file, &redis, redis_tls),
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tierflow: {e:#}");
@@ -288,6 +292,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(CrmModeArg::Remote) => config.crm_mode = tierflow::config::CrmMode::Remote,
         Some(CrmModeArg::Replica) => config.crm_mode = tierflow::config::CrmMode::Replica,
         None => {}
+    }
+    if args.instance.is_some() {
+        config.instance = args.instance;
     }
     if let Ok(t) = std::env::var("TIERFLOW_API_TOKEN") {
         config.api_token = Some(t);

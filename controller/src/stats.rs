@@ -139,6 +139,12 @@ pub struct Stats {
     pub setups_completed: Counter,
     /// Setups abandoned (a switch never confirmed, or went away).
     pub setups_abandoned: Counter,
+    /// Plans not sent: this instance is not the cluster's leader (a
+    /// follower never writes to a switch).
+    pub plans_not_leader: Counter,
+    /// Times this instance became the cluster's leader (taking over from
+    /// another instance, or starting).
+    pub cluster_takeovers: Counter,
     pub flow_mods_sent: Counter,
     /// Packets that missed at a transit switch of an installed path (the
     /// datapath's flow cache lagging) and were sent along it.

@@ -259,6 +259,14 @@ class Controller:
         assert stats is not None, 'no final stats line:\n' + self.tail()
         return stats
 
+    def kill(self):
+        """SIGKILL (a crash: nothing is flushed, no lease given up)."""
+        assert self.proc is not None, 'controller not running'
+        proc, self.proc = self.proc, None
+        proc.kill()
+        proc.wait()
+        self.stats.append(None)
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -374,7 +382,10 @@ def controller_factory(tierflow_bin, tmp_path, redis):
     made = []
 
     def make(*extra):
-        c = Controller(tierflow_bin, tmp_path, redis.url, extra)
+        # Each controller of a test logs in a directory of its own.
+        workdir = tmp_path if not made else tmp_path / ('controller%d' % (len(made) + 1))
+        workdir.mkdir(exist_ok=True)
+        c = Controller(tierflow_bin, workdir, redis.url, extra)
         made.append(c)
         return c
 

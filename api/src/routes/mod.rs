@@ -15,6 +15,7 @@ use std::sync::Arc;
 use utoipa_axum::router::OpenApiRouter;
 
 pub mod alarms;
+pub mod cluster;
 pub mod customers;
 pub mod health;
 pub mod policy;
@@ -47,6 +48,7 @@ impl std::fmt::Debug for AppState {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(health::router())
+        .merge(cluster::router())
         .merge(alarms::router())
         .merge(switches::router())
         .merge(topology::router())

@@ -485,6 +485,8 @@ impl Backend for Memory {
                 connected: true,
             }],
             switches: st.switches.len(),
+            instance: "memory".into(),
+            role: "alone".into(),
         }
     }
 

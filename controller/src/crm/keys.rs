@@ -26,6 +26,10 @@
 //! | `tf:session:{id}` | string | JSON [`Session`](tierflow_api::model::Session); expires 1 h after the session ends | the control plane |
 //! | `tf:sessions` | set | ids of live sessions | the control plane |
 //! | `tf:events` | pub/sub channel | `"<kind> <name>"` after every CRM write | every CRM write |
+//! | `tf:cluster:leader` | string | id of the instance that masters the switches; expires with its lease | `Store::heartbeat` (Lua) |
+//! | `tf:cluster:term` | counter | grows with every new leader: the OpenFlow `generation_id` | same |
+//! | `tf:cluster:members` | sorted set | instance id → end of its lease (ms, Redis's clock) | same |
+//! | `tf:cluster:info` | hash | instance id → JSON the instance describes itself with | same |
 //!
 //! Event kinds: `tier`, `customer`, `promotion`, `service`, `vlan` (name:
 //! the vid), `port` (name: `{dpid}:{port}`), `policy` (name `-`) and
@@ -57,6 +61,10 @@ pub const VLAN_NETS: &str = "tf:vlan-nets";
 pub const PORTS: &str = "tf:ports";
 /// The pub/sub channel of change events.
 pub const EVENTS: &str = "tf:events";
+pub const CLUSTER_LEADER: &str = "tf:cluster:leader";
+pub const CLUSTER_TERM: &str = "tf:cluster:term";
+pub const CLUSTER_MEMBERS: &str = "tf:cluster:members";
+pub const CLUSTER_INFO: &str = "tf:cluster:info";
 
 pub fn tier(name: &str) -> String {
     format!("tf:tier:{name}")

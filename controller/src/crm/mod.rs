@@ -10,6 +10,8 @@
 //!   change events, whose [`Snapshot::lookup`] needs no I/O ("replica" mode,
 //!   and the tiers/services every mode needs).
 //! - [`load`]: `tierflow crm load FILE`.
+//! - [`cluster`]: the instances' heartbeat (membership, the leader's lease)
+//!   and what `/cluster` reads.
 //! - [`tls`]: [`RedisTls`] and the one place a Redis client is built
 //!   from a URL (`rediss://` with a CA and client certificate).
 //!
@@ -21,6 +23,7 @@
 //! then explain "code expired" instead of seeing no code at all.
 
 mod batch;
+pub mod cluster;
 mod error;
 pub mod keys;
 pub mod load;

@@ -29,6 +29,20 @@ pub fn controller_meter(pps: u32) -> Message<'static> {
     })
 }
 
+/// This controller's role on the switch (OpenFlow 1.3 §6.3.7): the
+/// cluster's leader asks MASTER, the others SLAVE; `generation` (the
+/// cluster's term) lets the switch refuse a former master.
+pub fn role_request(master: bool, generation: u64) -> Message<'static> {
+    Message::RoleRequest(openflow::Role {
+        role: if master {
+            openflow::ControllerRole::Master
+        } else {
+            openflow::ControllerRole::Slave
+        },
+        generation_id: generation,
+    })
+}
+
 /// Deletes every flow in our cookie namespace, in every table.
 pub fn delete_ours() -> FlowMod<'static> {
     cookie::delete(cookie::NAMESPACE, cookie::NAMESPACE_MASK)

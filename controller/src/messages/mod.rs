@@ -21,7 +21,7 @@ mod vlan;
 pub use infra::{
     LLDP_PPS_PER_PORT, controller_meter, delete_guard, delete_ours, guard_lldp_port,
     guard_meter_id, guard_miss, guard_port, lldp_guard_meter_id, lldp_to_controller, port_meter,
-    service_flows, set_config, table_miss,
+    role_request, service_flows, set_config, table_miss,
 };
 pub use packet::{flood_out, packet_out, packet_out_head, probe_out};
 pub use path::{PATH_FLOW_LEN, delete_path, path_flow};

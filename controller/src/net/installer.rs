@@ -55,6 +55,9 @@ const MAX_SETUPS: usize = 1 << 24;
 #[derive(Debug)]
 pub struct Installer {
     switches: RwLock<HashMap<u64, Arc<Switch>>>,
+    /// Whether plans go out: false while another instance of the
+    /// cluster masters the switches.
+    writable: std::sync::atomic::AtomicBool,
     setups: Mutex<Setups>,
     stats: Arc<Stats>,
 }
@@ -63,6 +66,7 @@ impl Installer {
     pub fn new(stats: Arc<Stats>) -> Self {
         Installer {
             switches: RwLock::new(HashMap::default()),
+            writable: std::sync::atomic::AtomicBool::new(true),
             setups: Mutex::new(Setups::default()),
             stats,
         }
@@ -93,6 +97,12 @@ impl Installer {
         } else {
             false
         }
+    }
+
+    /// Opens (the leader) or closes (a follower) the way out for plans.
+    pub fn set_writable(&self, on: bool) {
+        self.writable
+            .store(on, std::sync::atomic::Ordering::Release);
     }
 
     pub fn switch(&self, dpid: u64) -> Option<Arc<Switch>> {
@@ -231,6 +241,14 @@ impl Execute for Installer {
     fn execute(&self, plan: &mut Plan) {
         let release = plan.take_release();
         let confirmed = plan.take_confirmed();
+        if !self.writable.load(std::sync::atomic::Ordering::Acquire) {
+            // A follower: the switches refuse its writes anyway.
+            self.stats.plans_not_leader.inc();
+            if let Some(c) = confirmed {
+                c(false);
+            }
+            return;
+        }
         let mut setup = None;
         let mut confirm_now = None;
         if release.is_some() || confirmed.is_some() {

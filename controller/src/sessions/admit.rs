@@ -26,6 +26,10 @@ use std::net::IpAddr;
 use tierflow_api::model::{ClientData, Reason, ServiceKind, SessionState};
 use tracing::{debug, info, warn};
 
+/// Hops a record from Redis may name for its session to be adopted (a
+/// longer path is a corrupt record).
+const MAX_ADOPTED_HOPS: usize = 64;
+
 /// A packet-in the pipeline found to be about sessions, with what the
 /// topology said about it.
 #[derive(Debug, Clone)]
@@ -781,7 +785,7 @@ impl Sessions {
     /// its meters and flows back (OVS drops meters when its controller
     /// changes; our flows were wiped on connect).
     pub fn switch_ready(&self, exec: &dyn Execute, dpid: u64, max_meter: u32) -> u64 {
-        self.meters.lock().set_max(dpid, max_meter);
+        self.set_meter_max(dpid, max_meter);
         let snap = self.snapshot();
         let t = self.table.lock();
         let mut n = 0;
@@ -801,6 +805,11 @@ impl Sessions {
             info!(dpid = format_args!("{dpid:016x}"), "put back {n} sessions");
         }
         n
+    }
+
+    /// A switch's meter ceiling (its meter features).
+    pub fn set_meter_max(&self, dpid: u64, max_meter: u32) {
+        self.meters.lock().set_max(dpid, max_meter);
     }
 
     /// The service catch flows (first packet towards a service goes to the
@@ -955,6 +964,71 @@ impl Sessions {
             }
         }
         n
+    }
+
+    /// Sessions another instance of the cluster put on the switches this
+    /// one has just taken over: live again from their records, on the
+    /// switches and with the meter ids the records name, without a
+    /// message to any switch (their flows and meters are there and keep
+    /// forwarding). A record without hops, with a carriage (VLAN retag or
+    /// routing) or whose meter ids are taken is parked, as after a
+    /// restart. Returns (adopted, parked).
+    pub fn adopt(&self, stored: Vec<Stored>) -> (usize, usize) {
+        let snap = self.snapshot();
+        let mut t = self.table.lock();
+        let mut pools = self.meters.lock();
+        let (mut adopted, mut parked) = (0, 0);
+        for mut s in stored {
+            let hops = std::mem::take(&mut s.internal.hops);
+            let carried = s.internal.carried;
+            let Some(mut rec) = s.into_record(&snap, &self.names) else {
+                continue;
+            };
+            if t.by_key.contains_key(&rec.key) || t.by_id.contains_key(&rec.id) {
+                continue;
+            }
+            let mut taken: Vec<(u64, u32)> = Vec::with_capacity(hops.len() * 2);
+            let mut ok = !hops.is_empty() && !carried && hops.len() <= MAX_ADOPTED_HOPS;
+            for &(dpid, _, _, f, r) in &hops {
+                if !ok {
+                    break;
+                }
+                for id in [f, r] {
+                    if pools.reserve(dpid, id) {
+                        taken.push((dpid, id));
+                    } else {
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                for (dpid, id) in taken {
+                    pools.release(dpid, id);
+                }
+                if rec.requested.is_some() {
+                    self.waiting
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                t.park(Box::new(rec));
+                parked += 1;
+                continue;
+            }
+            rec.hops = hops
+                .iter()
+                .map(
+                    |&(dpid, in_port, out_port, meter_fwd, meter_rev)| super::record::SessionHop {
+                        dpid,
+                        in_port,
+                        out_port,
+                        meter_fwd,
+                        meter_rev,
+                    },
+                )
+                .collect();
+            t.insert(Box::new(rec));
+            adopted += 1;
+        }
+        (adopted, parked)
     }
 
     /// Ends a session by its id string (the API).

@@ -5,6 +5,10 @@
 use ahash::AHashMap as HashMap;
 use std::collections::BTreeSet;
 
+/// The highest id a switch's pool takes from another instance's records
+/// (OVS offers 262,144 meters).
+const MAX_RESERVED: u32 = 1 << 20;
+
 /// Meter ids of one switch. Freed ids are reused lowest-first so a
 /// long-running switch's ids stay dense; the ceiling is the switch's
 /// `max_meter` (0 until its meter features are known).
@@ -47,6 +51,23 @@ impl MeterPool {
         Some(id)
     }
 
+    /// Marks `id` taken (a session adopted with the meters another
+    /// instance gave it); false if it was taken already.
+    pub fn reserve(&mut self, id: u32) -> bool {
+        // Ids come from Redis: one beyond the switch's ceiling (or absurdly
+        // high while it is unknown) must not fill the free set.
+        if id == 0 || id > MAX_RESERVED || (self.max > 0 && id > self.max) {
+            return false;
+        }
+        if id >= self.next {
+            // The ids skipped on the way are free.
+            self.free.extend(self.next.max(1)..id);
+            self.next = id.saturating_add(1);
+            return true;
+        }
+        self.free.remove(&id)
+    }
+
     pub fn release(&mut self, id: u32) {
         if id != 0 && id < self.next {
             self.free.insert(id);
@@ -71,6 +92,14 @@ impl Pools {
             .entry(dpid)
             .or_insert_with(|| MeterPool::new(max))
             .set_max(max);
+    }
+
+    /// Marks `id` taken on `dpid` (see [`MeterPool::reserve`]).
+    pub fn reserve(&mut self, dpid: u64, id: u32) -> bool {
+        self.by_switch
+            .entry(dpid)
+            .or_insert_with(|| MeterPool::new(0))
+            .reserve(id)
     }
 
     /// Two ids on `dpid` (forward, reverse); 0 where none is left.
@@ -141,6 +170,26 @@ mod tests {
         assert_eq!(none.alloc(), None);
         none.set_max(1);
         assert_eq!(none.alloc(), Some(1));
+    }
+
+    #[test]
+    fn adopted_ids_are_taken_and_the_ids_below_them_stay_free() {
+        let mut p = MeterPool::new(10);
+        assert!(p.reserve(3));
+        assert!(!p.reserve(3), "taken twice");
+        assert!(!p.reserve(11), "beyond the ceiling");
+        assert!(!p.reserve(0));
+        assert_eq!(p.in_use(), 1);
+        assert_eq!(
+            (p.alloc(), p.alloc(), p.alloc()),
+            (Some(1), Some(2), Some(4))
+        );
+        p.release(2);
+        assert!(p.reserve(2));
+        assert_eq!(p.alloc(), Some(5));
+        let mut unknown = MeterPool::new(0);
+        assert!(!unknown.reserve(u32::MAX));
+        assert!(unknown.reserve(7));
     }
 
     #[test]

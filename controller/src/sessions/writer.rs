@@ -63,6 +63,16 @@ pub struct Internal {
     /// Requested by an application server: what it asked for.
     #[serde(default)]
     pub requested: Option<RequestKind>,
+    /// Where its flows and meters are, switch by switch: (datapath id,
+    /// in port, out port, forward meter, reverse meter). Another instance
+    /// of the cluster that takes the switches over adopts the session
+    /// from them without touching its flows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<(u64, u32, u32, u32, u32)>,
+    /// Its flows retag or route its frames (a VLAN carriage the hops do
+    /// not describe): a takeover parks it instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
 }
 
 impl Internal {
@@ -77,6 +87,12 @@ impl Internal {
             manual: rec.decision.manual,
             client_port: rec.key.client_port,
             requested: rec.requested.as_ref().map(|r| r.kind),
+            hops: rec
+                .hops
+                .iter()
+                .map(|h| (h.dpid, h.in_port, h.out_port, h.meter_fwd, h.meter_rev))
+                .collect(),
+            carried: rec.carry.is_some(),
         }
     }
 }
