@@ -7,7 +7,9 @@ loop-free flooding, shortest-path flows on every switch, re-routing around
 a failed core link) and customer-value QoS: two customers of different
 value measured at the same time through the same network, an operator
 changing a tier through the REST API while its session runs, and a call
-held and resumed. Run by
+held and resumed; with `--failover PID --api2 ADDR` (two instances on one
+Redis, `--controller A,B`), the leader killed in the middle of a measured
+gold session and the other one taking the switches over. Run by
 scripts/demo.sh; needs root and a controller listening on --controller, its
 API on --api."""
 
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -105,6 +108,49 @@ def live_tier_change(api, client, server):
     print('  bronze put back to %d kbit/s (HTTP %s)' % (bronze['rate_kbps'], status))
 
 
+def failover(net, api, api2, pid):
+    """kill -9 of the leader (`pid`) 3 s into a 10 s gold iperf3 session:
+    the session's rate second by second, and when the other instance said
+    it leads."""
+    _, cluster = api_call(api2, 'GET', '/cluster')
+    banner('Two instances on one Redis: %s leads (term %s), %s follows; kill -9 the leader '
+           '3 s into a gold session (cust1 -> web, iperf3 10 s)'
+           % ((cluster or {}).get('leader'), (cluster or {}).get('term'),
+              (cluster or {}).get('instance')))
+    cust1, web = net.get('cust1', 'web')
+    gold = cust1.popen(['iperf3', '-c', web.IP(), '-p', '5201', '-t', '10', '-J'],
+                       stdout=subprocess.PIPE, text=True)
+    time.sleep(3)
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    print('  killed the leader (pid %d)' % pid)
+    leads = None
+    while time.monotonic() - killed < 10:
+        _, health = api_call(api2, 'GET', '/health')
+        if (health or {}).get('role') == 'leader':
+            leads = time.monotonic() - killed
+            break
+        time.sleep(0.05)
+    print('  the other instance leads %s' % ('%.2f s after the kill' % leads if leads
+                                              else 'not within 10 s'))
+    out, _ = gold.communicate(timeout=40)
+    try:
+        for t in json.loads(out)['intervals']:
+            t = t['sum']
+            print('  %4.1f-%4.1f s  %6.1f Mbit/s' % (t['start'], t['end'],
+                                                    t['bits_per_second'] / 1e6))
+    except (ValueError, KeyError):
+        print('  iperf3 gave no result')
+    _, cluster = api_call(api2, 'GET', '/cluster')
+    for i in (cluster or {}).get('instances', []):
+        print('  /cluster: %s %s, master of %d switches' % (i['id'], i['role'],
+                                                             len(i['master_of'])))
+    _, page = api_call(api2, 'GET', '/sessions?customer=c-1001')
+    for s in (page or {}).get('items', [])[:3]:
+        print('  the survivor has %s: %s -> %s tier %s' % (s['id'], s['client_ip'],
+                                                           s['server_ip'], s['tier']))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--controller', default='127.0.0.1:6653')
@@ -113,6 +159,10 @@ def main():
                         help='leave the network up at the end, until Enter')
     parser.add_argument('--flat', action='store_true',
                         help='the flat contact center: one bridged LAN, no VLANs')
+    parser.add_argument('--failover', type=int, metavar='PID',
+                        help='last: kill -9 this controller (the leader) mid-session')
+    parser.add_argument('--api2', default='127.0.0.1:8081',
+                        help="the other instance's API (with --failover)")
     args = parser.parse_args()
     setLogLevel('warning')
     routed = not args.flat
@@ -224,6 +274,10 @@ def main():
                'put on hold by the contact center (re-INVITE a=sendonly, music on hold) and '
                'resumed; bandwidth, meters on its path, and the music at the caller')
         held_call(net, api=args.api)
+
+        if args.failover:
+            failover(net, args.api, args.api2, args.failover)
+            args.api = args.api2
 
         if args.keep:
             banner('Network and controller stay up. cust2 (bronze) sends to sip for an hour; '

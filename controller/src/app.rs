@@ -143,7 +143,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .ok()
         .and_then(Result::ok);
-    let leads = match cluster::verdict(&cluster::Role::Starting, first.as_ref()) {
+    let leads = match cluster::verdict(
+        &cluster::Role::Starting,
+        first.as_ref(),
+        &cluster::Memory::default(),
+    ) {
         cluster::Step::Follow { leader, term } => {
             let api = first.as_ref().and_then(|b| leader_api(&b.leader_info));
             tracing::info!(
@@ -307,11 +311,12 @@ impl Me {
         store: &Store,
     ) -> crate::crm::store::Result<crate::crm::cluster::Beat> {
         let c = ctl.cluster();
+        let role = c.role();
         let info = cluster::Info {
             id: c.id.clone(),
             api: self.api.clone(),
             openflow: self.openflow.clone(),
-            role: c.role().name().to_owned(),
+            role: role.name().to_owned(),
             switches: ctl
                 .switch_ids()
                 .iter()
@@ -321,26 +326,37 @@ impl Me {
         };
         let json = serde_json::to_string(&info).unwrap_or_default();
         store
-            .heartbeat(&c.id, cluster::LEASE.as_millis() as u64, &json)
+            .heartbeat(&c.id, cluster::LEASE.as_millis() as u64, &json, role.term())
             .await
     }
 
     /// Beats until `shutdown`, acting on what each answer means; then
     /// resigns, so that another instance takes over at once.
     async fn run(&self, ctl: &ControlPlane, store: &Store, shutdown: CancellationToken) {
+        let mut answered = std::time::Instant::now();
+        let mut peers = 0;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(cluster::BEAT) => {}
             }
             let beat = match self.beat(ctl, store).await {
-                Ok(b) => Some(b),
+                Ok(b) => {
+                    answered = std::time::Instant::now();
+                    peers = b.members.saturating_sub(1);
+                    Some(b)
+                }
                 Err(e) => {
                     tracing::debug!("cluster heartbeat failed: {e}");
                     None
                 }
             };
-            match cluster::verdict(&ctl.cluster().role(), beat.as_ref()) {
+            let mem = cluster::Memory {
+                peers,
+                unanswered_for: answered.elapsed(),
+            };
+            match cluster::verdict(&ctl.cluster().role(), beat.as_ref(), &mem) {
+                cluster::Step::Fence { term } => ctl.fence(term),
                 cluster::Step::Stay | cluster::Step::ActAlone => {
                     if let Some(b) = &beat
                         && !b.leads

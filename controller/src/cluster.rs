@@ -35,6 +35,9 @@ pub enum Role {
     Leader { term: u64 },
     /// SLAVE of every switch; `leader` masters them.
     Follower { leader: String, term: u64 },
+    /// A leader that could not renew its lease while other instances
+    /// were alive: it writes nothing until a heartbeat says who leads.
+    Fenced { term: u64 },
 }
 
 impl Role {
@@ -43,12 +46,21 @@ impl Role {
         matches!(self, Role::Alone | Role::Leader { .. })
     }
 
+    /// The term this role knows (0 before any).
+    pub fn term(&self) -> u64 {
+        match self {
+            Role::Leader { term } | Role::Follower { term, .. } | Role::Fenced { term } => *term,
+            Role::Starting | Role::Alone => 0,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Role::Starting => "starting",
             Role::Alone => "alone",
             Role::Leader { .. } => "leader",
             Role::Follower { .. } => "follower",
+            Role::Fenced { .. } => "fenced",
         }
     }
 }
@@ -69,15 +81,32 @@ pub enum Step {
     /// Another instance leads while this one acted: it must stop acting
     /// at once (its switches already refuse its writes).
     StepDown { leader: String },
+    /// Stop writing until Redis answers (see [`Role::Fenced`]).
+    Fence { term: u64 },
+}
+
+/// What an instance remembers between heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Memory {
+    /// Other instances alive at the last answered heartbeat.
+    pub peers: usize,
+    /// Since the last answered heartbeat.
+    pub unanswered_for: Duration,
 }
 
 /// What `beat` (None: Redis did not answer) means for an instance that is
-/// `now`. A leader that cannot reach Redis keeps leading: the switches'
-/// generation id fences it if another instance has taken over.
-pub fn verdict(now: &Role, beat: Option<&Beat>) -> Step {
+/// `now`. A leader that cannot reach Redis keeps leading while it is
+/// alone (a lone controller keeps the network going through a Redis
+/// outage), or for a lease; with other instances alive, once its lease is
+/// over one of them may lead, so it stops writing (and the switches'
+/// generation id refuses it anyway once another has taken over).
+pub fn verdict(now: &Role, beat: Option<&Beat>, mem: &Memory) -> Step {
     let Some(b) = beat else {
         return match now {
             Role::Starting => Step::ActAlone,
+            Role::Leader { term } if mem.peers > 0 && mem.unanswered_for > LEASE => {
+                Step::Fence { term: *term }
+            }
             _ => Step::Stay,
         };
     };
@@ -100,7 +129,7 @@ pub fn verdict(now: &Role, beat: Option<&Beat>) -> Step {
             leader: b.leader.clone(),
             term: b.term,
         },
-        Role::Alone | Role::Leader { .. } => Step::StepDown {
+        Role::Alone | Role::Leader { .. } | Role::Fenced { .. } => Step::StepDown {
             leader: b.leader.clone(),
         },
     }
@@ -129,10 +158,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// A lone controller until the first heartbeat says otherwise.
     pub fn new(id: String) -> Self {
         Cluster {
             id,
-            role: RwLock::new(Role::Starting),
+            role: RwLock::new(Role::Alone),
             leader_api: RwLock::new(None),
         }
     }
@@ -175,32 +205,38 @@ pub fn default_id(openflow_port: u16) -> String {
 mod tests {
     use super::*;
 
+    const M: Memory = Memory {
+        peers: 0,
+        unanswered_for: Duration::ZERO,
+    };
+
     fn beat(leader: &str, term: u64, leads: bool) -> Beat {
         Beat {
             leader: leader.into(),
             term,
             leads,
             leader_info: String::new(),
+            members: 1,
         }
     }
 
     #[test]
     fn the_first_answer_decides_how_an_instance_starts() {
         assert_eq!(
-            verdict(&Role::Starting, Some(&beat("a", 1, true))),
+            verdict(&Role::Starting, Some(&beat("a", 1, true)), &M),
             Step::Lead {
                 term: 1,
                 takeover: false
             }
         );
         assert_eq!(
-            verdict(&Role::Starting, Some(&beat("a", 1, false))),
+            verdict(&Role::Starting, Some(&beat("a", 1, false)), &M),
             Step::Follow {
                 leader: "a".into(),
                 term: 1
             }
         );
-        assert_eq!(verdict(&Role::Starting, None), Step::ActAlone);
+        assert_eq!(verdict(&Role::Starting, None, &M), Step::ActAlone);
     }
 
     #[test]
@@ -209,10 +245,10 @@ mod tests {
             leader: "a".into(),
             term: 1,
         };
-        assert_eq!(verdict(&f, Some(&beat("a", 1, false))), Step::Stay);
-        assert_eq!(verdict(&f, None), Step::Stay);
+        assert_eq!(verdict(&f, Some(&beat("a", 1, false)), &M), Step::Stay);
+        assert_eq!(verdict(&f, None, &M), Step::Stay);
         assert_eq!(
-            verdict(&f, Some(&beat("b", 2, true))),
+            verdict(&f, Some(&beat("b", 2, true)), &M),
             Step::Lead {
                 term: 2,
                 takeover: true
@@ -220,7 +256,7 @@ mod tests {
         );
         // Another instance took over first: follow it.
         assert_eq!(
-            verdict(&f, Some(&beat("c", 2, false))),
+            verdict(&f, Some(&beat("c", 2, false)), &M),
             Step::Follow {
                 leader: "c".into(),
                 term: 2
@@ -231,28 +267,57 @@ mod tests {
     #[test]
     fn a_leader_keeps_leading_without_redis_and_steps_down_for_another() {
         let l = Role::Leader { term: 3 };
-        assert_eq!(verdict(&l, Some(&beat("a", 3, true))), Step::Stay);
-        assert_eq!(verdict(&l, None), Step::Stay);
+        assert_eq!(verdict(&l, Some(&beat("a", 3, true)), &M), Step::Stay);
+        assert_eq!(verdict(&l, None, &M), Step::Stay);
         // Its lease lapsed and it took it again: a new term for the switches.
         assert_eq!(
-            verdict(&l, Some(&beat("a", 4, true))),
+            verdict(&l, Some(&beat("a", 4, true)), &M),
             Step::Lead {
                 term: 4,
                 takeover: false
             }
         );
         assert_eq!(
-            verdict(&l, Some(&beat("b", 4, false))),
+            verdict(&l, Some(&beat("b", 4, false)), &M),
             Step::StepDown { leader: "b".into() }
         );
         assert_eq!(
-            verdict(&Role::Alone, Some(&beat("b", 4, false))),
+            verdict(&Role::Alone, Some(&beat("b", 4, false)), &M),
             Step::StepDown { leader: "b".into() }
         );
         assert_eq!(
-            verdict(&Role::Alone, Some(&beat("a", 5, true))),
+            verdict(&Role::Alone, Some(&beat("a", 5, true)), &M),
             Step::Lead {
                 term: 5,
+                takeover: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_leader_cut_from_redis_stops_writing_when_others_may_lead() {
+        let l = Role::Leader { term: 3 };
+        let cut = |peers, ms| Memory {
+            peers,
+            unanswered_for: Duration::from_millis(ms),
+        };
+        // Alone: it keeps the network going through the outage.
+        assert_eq!(verdict(&l, None, &cut(0, 60_000)), Step::Stay);
+        // With others: for a lease, then it stops writing.
+        assert_eq!(verdict(&l, None, &cut(1, 1_000)), Step::Stay);
+        assert_eq!(verdict(&l, None, &cut(1, 2_000)), Step::Fence { term: 3 });
+        let f = Role::Fenced { term: 3 };
+        assert!(!f.acts());
+        assert_eq!(verdict(&f, None, &cut(1, 9_000)), Step::Stay);
+        // Redis back: another leads (stop), or nobody took over (lead again).
+        assert_eq!(
+            verdict(&f, Some(&beat("b", 4, false)), &M),
+            Step::StepDown { leader: "b".into() }
+        );
+        assert_eq!(
+            verdict(&f, Some(&beat("a", 4, true)), &M),
+            Step::Lead {
+                term: 4,
                 takeover: false
             }
         );

@@ -218,6 +218,20 @@ impl ControlPlane {
         self.installer.set_writable(true);
     }
 
+    /// This leader has not renewed its lease for longer than the lease
+    /// while other instances were alive: one of them may lead by now. It
+    /// stops writing (to switches and to Redis) until a heartbeat says
+    /// who leads.
+    pub fn fence(&self, term: u64) {
+        self.installer.set_writable(false);
+        self.cluster.set_role(crate::cluster::Role::Fenced { term });
+        warn!(
+            "instance {}: Redis unreachable for more than the lease, other instances alive: \
+             no longer acting as leader until Redis answers",
+            self.cluster.id
+        );
+    }
+
     /// Another instance leads: this one never writes to a switch, takes
     /// the SLAVE role on every switch and forwards API calls to `api`.
     pub fn follow(&self, leader: String, term: u64, api: Option<String>) {
@@ -240,7 +254,6 @@ impl ControlPlane {
     /// are, the switches get their base flows, guards and service flows
     /// again (nothing of ours is deleted), and discovery starts at once.
     pub async fn lead(&self, term: u64, takeover: bool, records: Vec<Stored>) {
-        self.cluster.set_role(crate::cluster::Role::Leader { term });
         self.cluster.set_leader_api(None);
         let switches = self.installer.switches();
         let asks = switches.iter().map(|sw| async move {
@@ -257,10 +270,14 @@ impl ControlPlane {
         futures_util::future::join_all(asks).await;
         self.installer.set_writable(true);
         if !takeover {
+            self.cluster.set_role(crate::cluster::Role::Leader { term });
             return;
         }
         self.stats.cluster_takeovers.inc();
+        // Adopted before this instance acts on a packet-in: a packet of an
+        // adopted session must find it live, not admit it again.
         let (adopted, parked) = self.sessions.adopt(records);
+        self.cluster.set_role(crate::cluster::Role::Leader { term });
         tracing::info!(
             "took over {} switches (term {term}): {adopted} sessions adopted where they are, \
              {parked} parked",
@@ -943,7 +960,9 @@ impl ControlPlane {
 
     /// Writes sessions to Redis until shutdown.
     pub async fn run_writer(&self, shutdown: CancellationToken) {
-        self.sessions.run_writer(shutdown).await;
+        self.sessions
+            .run_writer(shutdown, &|| self.cluster.acts())
+            .await;
     }
 
     /// LLDP probes, link expiry and the setup sweep, every `lldp_interval`.
@@ -1183,7 +1202,7 @@ impl Events for ControlPlane {
         // The role goes first: the switch takes this connection's writes
         // (or refuses them) by it.
         match self.cluster.role() {
-            crate::cluster::Role::Follower { term, .. } => {
+            crate::cluster::Role::Follower { term, .. } | crate::cluster::Role::Fenced { term } => {
                 sw.send(&messages::role_request(false, term));
                 return Ok(());
             }

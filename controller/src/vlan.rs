@@ -32,7 +32,7 @@ pub type PortRef = (u64, u32);
 const VID_PRESENT: u16 = 0x1000;
 
 /// How a VLAN's frames are carried on a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Tag {
     /// Without an 802.1Q header (the port's native VLAN, or VLAN 1 on a
     /// link).
@@ -235,12 +235,38 @@ pub struct End {
 
 /// The Ethernet addresses a routed frame gets at its routing hop (its
 /// TTL is decremented there too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(from = "RewriteRepr", into = "RewriteRepr")]
 pub struct Rewrite {
     /// The router's address.
     pub eth_src: MacAddr,
     /// The next hop's (the destination host's) address.
     pub eth_dst: MacAddr,
+}
+
+/// A `Rewrite` as a session's Redis record keeps it (with its `Carry`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RewriteRepr {
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+}
+
+impl From<RewriteRepr> for Rewrite {
+    fn from(r: RewriteRepr) -> Self {
+        Rewrite {
+            eth_src: MacAddr(r.eth_src),
+            eth_dst: MacAddr(r.eth_dst),
+        }
+    }
+}
+
+impl From<Rewrite> for RewriteRepr {
+    fn from(r: Rewrite) -> Self {
+        RewriteRepr {
+            eth_src: r.eth_src.0,
+            eth_dst: r.eth_dst.0,
+        }
+    }
 }
 
 /// How one direction of a path goes through one switch: where it enters,
@@ -255,7 +281,7 @@ pub struct HopCarry {
 }
 
 /// The tags of both directions at one switch of a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct HopTags {
     pub fwd_in: Tag,
     pub fwd_out: Tag,
@@ -266,8 +292,9 @@ pub struct HopTags {
 /// How a path's frames are carried, both directions, where VLANs or
 /// routing are in force. The forward direction (client or source to
 /// server or destination) is routed at the first switch, the reverse
-/// direction at the last.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// direction at the last. Kept in the session's Redis record, so another
+/// instance can adopt a carried session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Carry {
     /// One per switch, in path order.
     pub hops: SmallVec<[HopTags; 4]>,

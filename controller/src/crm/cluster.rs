@@ -31,6 +31,8 @@ pub struct Beat {
     pub leads: bool,
     /// The JSON the leader describes itself with (empty if it has not).
     pub leader_info: String,
+    /// Instances alive (the caller included).
+    pub members: usize,
 }
 
 /// A member as Redis lists it.
@@ -45,8 +47,9 @@ pub struct Member {
 
 impl Store {
     /// Renews this instance's membership (and leadership, or takes it if
-    /// nobody holds it) for `lease_ms`.
-    pub async fn heartbeat(&self, id: &str, lease_ms: u64, info: &str) -> Result<Beat> {
+    /// nobody holds it) for `lease_ms`. A new term is above `seen`, the
+    /// highest this instance knows.
+    pub async fn heartbeat(&self, id: &str, lease_ms: u64, info: &str, seen: u64) -> Result<Beat> {
         let mut con = self.con();
         let mut inv = LEAD.prepare_invoke();
         inv.key(keys::CLUSTER_LEADER)
@@ -55,14 +58,16 @@ impl Store {
             .key(keys::CLUSTER_INFO)
             .arg(id)
             .arg(lease_ms)
-            .arg(info);
-        let (leader, term, leads, leader_info): (String, u64, u8, String) =
+            .arg(info)
+            .arg(seen);
+        let (leader, term, leads, leader_info, members): (String, u64, u8, String, usize) =
             self.run(inv.invoke_async(&mut con)).await?;
         Ok(Beat {
             leader,
             term,
             leads: leads == 1,
             leader_info,
+            members,
         })
     }
 

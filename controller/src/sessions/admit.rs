@@ -970,9 +970,9 @@ impl Sessions {
     /// one has just taken over: live again from their records, on the
     /// switches and with the meter ids the records name, without a
     /// message to any switch (their flows and meters are there and keep
-    /// forwarding). A record without hops, with a carriage (VLAN retag or
-    /// routing) or whose meter ids are taken is parked, as after a
-    /// restart. Returns (adopted, parked).
+    /// forwarding), VLAN carriage and routing included. A record without
+    /// hops, or whose meter ids are taken, is parked, as after a restart.
+    /// Returns (adopted, parked).
     pub fn adopt(&self, stored: Vec<Stored>) -> (usize, usize) {
         let snap = self.snapshot();
         let mut t = self.table.lock();
@@ -980,7 +980,7 @@ impl Sessions {
         let (mut adopted, mut parked) = (0, 0);
         for mut s in stored {
             let hops = std::mem::take(&mut s.internal.hops);
-            let carried = s.internal.carried;
+            let carry = s.internal.carry.take();
             let Some(mut rec) = s.into_record(&snap, &self.names) else {
                 continue;
             };
@@ -988,7 +988,9 @@ impl Sessions {
                 continue;
             }
             let mut taken: Vec<(u64, u32)> = Vec::with_capacity(hops.len() * 2);
-            let mut ok = !hops.is_empty() && !carried && hops.len() <= MAX_ADOPTED_HOPS;
+            let mut ok = !hops.is_empty()
+                && hops.len() <= MAX_ADOPTED_HOPS
+                && carry.as_ref().is_none_or(|c| c.hops.len() == hops.len());
             for &(dpid, _, _, f, r) in &hops {
                 if !ok {
                     break;
@@ -1025,6 +1027,7 @@ impl Sessions {
                     },
                 )
                 .collect();
+            rec.carry = carry.map(Box::new);
             t.insert(Box::new(rec));
             adopted += 1;
         }

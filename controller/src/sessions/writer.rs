@@ -69,10 +69,10 @@ pub struct Internal {
     /// from them without touching its flows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hops: Vec<(u64, u32, u32, u32, u32)>,
-    /// Its flows retag or route its frames (a VLAN carriage the hops do
-    /// not describe): a takeover parks it instead.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub carried: bool,
+    /// How its flows retag or route its frames, where VLANs or routing
+    /// are in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry: Option<crate::vlan::Carry>,
 }
 
 impl Internal {
@@ -92,7 +92,7 @@ impl Internal {
                 .iter()
                 .map(|h| (h.dpid, h.in_port, h.out_port, h.meter_fwd, h.meter_rev))
                 .collect(),
-            carried: rec.carry.is_some(),
+            carry: rec.carry.as_deref().cloned(),
         }
     }
 }
@@ -416,13 +416,26 @@ impl Sessions {
     /// Writes changed sessions to Redis until `shutdown`; failed writes
     /// are retried every second (a newer change of the same session
     /// supersedes them).
-    pub async fn run_writer(&self, shutdown: CancellationToken) {
+    /// While `may_write` says no (another instance of the cluster may
+    /// lead), changes are kept, not written: this instance's records must
+    /// not overwrite the leader's.
+    pub async fn run_writer(
+        &self,
+        shutdown: CancellationToken,
+        may_write: &(dyn Fn() -> bool + Sync),
+    ) {
         loop {
             let stop = tokio::select! {
                 _ = shutdown.cancelled() => true,
                 _ = self.writer.wake.notified() => false,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => false,
             };
+            if !may_write() {
+                if stop {
+                    break;
+                }
+                continue;
+            }
             // Taken, not drained: a drained set keeps the capacity of its
             // largest backlog.
             let dirty: Vec<SessionId> = std::mem::take(&mut *self.writer.dirty.lock())
@@ -690,8 +703,30 @@ mod tests {
     fn direct_json_is_the_views_json() {
         let names = Names::default();
         let gold = tier();
-        let cases: [(&str, Record, Option<&Tier>); 6] = [
+        let routed = {
+            use crate::vlan::{Carry, HopTags, Rewrite, Tag};
+            let mut r = plain(&names);
+            let tags = HopTags {
+                fwd_in: Tag::Untagged,
+                fwd_out: Tag::Tagged(300),
+                rev_in: Tag::Tagged(300),
+                rev_out: Tag::Untagged,
+            };
+            r.carry = Some(Box::new(Carry {
+                hops: smallvec![tags, tags],
+                fwd_l3: Some(Rewrite {
+                    eth_src: "02:00:00:00:00:fe".parse().expect("a MAC"),
+                    eth_dst: "00:00:00:00:00:64".parse().expect("a MAC"),
+                }),
+                rev_l3: None,
+                vlans: (100, 300),
+                routed: true,
+            }));
+            r
+        };
+        let cases: [(&str, Record, Option<&Tier>); 7] = [
             ("plain", plain(&names), Some(&gold)),
+            ("routed", routed, Some(&gold)),
             ("voice", voice(&names), Some(&gold)),
             ("held", held(&names), Some(&gold)),
             ("overridden", overridden(&names), None),
@@ -716,6 +751,15 @@ mod tests {
             assert_eq!(back, old, "{what}");
             let view: Session = serde_json::from_str(&new_json).expect("a Session");
             assert_eq!(view, old.view, "{what}");
+            // What another instance adopts the session from: its hops,
+            // meters and carriage, as they are.
+            let hops: Vec<_> = rec
+                .hops
+                .iter()
+                .map(|h| (h.dpid, h.in_port, h.out_port, h.meter_fwd, h.meter_rev))
+                .collect();
+            assert_eq!(back.internal.hops, hops, "{what}");
+            assert_eq!(back.internal.carry.as_ref(), rec.carry.as_deref(), "{what}");
         }
     }
 }
