@@ -83,6 +83,17 @@ def api_call(api, method, path, body=None):
         return e.code, json.loads(e.read() or b'null')
 
 
+def print_intervals(out):
+    """iperf3 -J's rate second by second."""
+    try:
+        for i in json.loads(out)['intervals']:
+            t = i['sum']
+            print('  %4.1f-%4.1f s  %6.1f Mbit/s' % (t['start'], t['end'],
+                                                    t['bits_per_second'] / 1e6))
+    except (ValueError, KeyError):
+        print('  iperf3 gave no result')
+
+
 def live_tier_change(api, client, server):
     """Runs iperf3 from client, and 4 s in raises the client's tier
     (bronze) through the API; prints each second's rate."""
@@ -97,13 +108,7 @@ def live_tier_change(api, client, server):
     status, _ = api_call(api, 'PUT', '/tiers/bronze', raised)
     print('  -> HTTP %s; the live session is re-metered on every switch of its path' % status)
     out, _ = proc.communicate(timeout=30)
-    try:
-        for i in json.loads(out)['intervals']:
-            t = i['sum']
-            print('  %4.1f-%4.1f s  %6.1f Mbit/s' % (t['start'], t['end'],
-                                                    t['bits_per_second'] / 1e6))
-    except (ValueError, KeyError):
-        print('  iperf3 gave no result')
+    print_intervals(out)
     status, _ = api_call(api, 'PUT', '/tiers/bronze', bronze)
     print('  bronze put back to %d kbit/s (HTTP %s)' % (bronze['rate_kbps'], status))
 
@@ -134,13 +139,7 @@ def failover(net, api, api2, pid):
     print('  the other instance leads %s' % ('%.2f s after the kill' % leads if leads
                                               else 'not within 10 s'))
     out, _ = gold.communicate(timeout=40)
-    try:
-        for t in json.loads(out)['intervals']:
-            t = t['sum']
-            print('  %4.1f-%4.1f s  %6.1f Mbit/s' % (t['start'], t['end'],
-                                                    t['bits_per_second'] / 1e6))
-    except (ValueError, KeyError):
-        print('  iperf3 gave no result')
+    print_intervals(out)
     _, cluster = api_call(api2, 'GET', '/cluster')
     for i in (cluster or {}).get('instances', []):
         print('  /cluster: %s %s, master of %d switches' % (i['id'], i['role'],

@@ -149,12 +149,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         &cluster::Memory::default(),
     ) {
         cluster::Step::Follow { leader, term } => {
-            let api = first.as_ref().and_then(|b| leader_api(&b.leader_info));
-            tracing::info!(
-                "instance {} follows {leader} (term {term})",
-                ctl.cluster().id
-            );
-            ctl.follow(leader, term, api);
+            follow(&ctl, leader, term, first.as_ref());
             false
         }
         cluster::Step::Lead { term, .. } => {
@@ -392,14 +387,7 @@ impl Me {
                     );
                     ctl.lead(term, takeover, records).await;
                 }
-                cluster::Step::Follow { leader, term } => {
-                    let api = beat.as_ref().and_then(|b| leader_api(&b.leader_info));
-                    tracing::info!(
-                        "instance {} follows {leader} (term {term})",
-                        ctl.cluster().id
-                    );
-                    ctl.follow(leader, term, api);
-                }
+                cluster::Step::Follow { leader, term } => follow(ctl, leader, term, beat.as_ref()),
                 cluster::Step::StepDown { leader } => {
                     // The switches already refuse this instance's writes
                     // (the new leader's generation id is higher); its
@@ -416,6 +404,16 @@ impl Me {
         let _ =
             tokio::time::timeout(Duration::from_millis(500), store.resign(&ctl.cluster().id)).await;
     }
+}
+
+/// Follows `leader`, whose API address the heartbeat's answer gave.
+fn follow(ctl: &ControlPlane, leader: String, term: u64, beat: Option<&crate::crm::cluster::Beat>) {
+    let api = beat.and_then(|b| leader_api(&b.leader_info));
+    tracing::info!(
+        "instance {} follows {leader} (term {term})",
+        ctl.cluster().id
+    );
+    ctl.follow(leader, term, api);
 }
 
 /// The API address in a leader's description.
